@@ -1,0 +1,64 @@
+"""REST endpoints for voters: open a battle, vote on it."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from votes.services import vote_record
+
+from .services import battle_create, voter_for_session, voter_for_user
+
+
+def current_voter(request):
+    if request.user and request.user.is_authenticated:
+        return voter_for_user(request.user)
+    return voter_for_session(request.session)
+
+
+class BattleCreateIn(serializers.Serializer):
+    prompt = serializers.CharField(required=False, allow_blank=True, max_length=20000)
+
+
+class BattleOut(serializers.Serializer):
+    id = serializers.UUIDField()
+    prompt = serializers.CharField()
+    responses = inline_serializer("BattleResponses", {"a": serializers.CharField(), "b": serializers.CharField()})
+
+
+class VoteIn(serializers.Serializer):
+    winner = serializers.ChoiceField(choices=["a", "b", "tie", "both_bad"])
+
+
+class VoteOut(serializers.Serializer):
+    winner = serializers.CharField()
+    model_a = serializers.CharField()
+    model_b = serializers.CharField()
+
+
+def battle_payload(battle) -> dict:
+    """What a voter may see before voting: no model identity in any field."""
+    return {"id": str(battle.id), "prompt": battle.prompt, "responses": {"a": battle.response_a, "b": battle.response_b}}
+
+
+class BattleCreateApi(APIView):
+    @extend_schema(request=BattleCreateIn, responses={201: BattleOut}, summary="Open an anonymous battle")
+    def post(self, request):
+        body = BattleCreateIn(data=request.data or {})
+        body.is_valid(raise_exception=True)
+        battle = battle_create(voter=current_voter(request))
+        return Response(battle_payload(battle), status=status.HTTP_201_CREATED)
+
+
+class BattleVoteApi(APIView):
+    @extend_schema(request=VoteIn, responses={201: VoteOut}, summary="Vote on your battle; reveals the models")
+    def post(self, request, battle_id):
+        body = VoteIn(data=request.data)
+        body.is_valid(raise_exception=True)
+        vote = vote_record(battle_id=battle_id, voter=current_voter(request), winner=body.validated_data["winner"])
+        return Response(
+            {"winner": vote.winner, "model_a": vote.model_a.name, "model_b": vote.model_b.name},
+            status=status.HTTP_201_CREATED,
+        )

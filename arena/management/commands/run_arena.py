@@ -1,0 +1,93 @@
+"""Start web + Celery worker + beat together; Ctrl-C stops all three.
+
+Used by `make run`. On the embedded default (no REDIS_URL) Celery uses the
+filesystem broker in var/broker: a real worker process, no server needed.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand
+
+ROOT = Path(settings.BASE_DIR)
+
+
+class Command(BaseCommand):
+    help = "Run the arena: web server, Celery worker and beat, until Ctrl-C."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+        parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
+
+    def ensure_admin(self) -> tuple[str, str]:
+        """An admin login for the operator; the password lives in var/admin-password."""
+        user_model = get_user_model()
+        pw_file = settings.VAR_DIR / "admin-password"
+        if user_model.objects.filter(username="admin").exists() and pw_file.exists():
+            return "admin", pw_file.read_text().strip()
+        password = secrets.token_urlsafe(12)
+        user, _ = user_model.objects.get_or_create(username="admin", defaults={"is_staff": True, "is_superuser": True})
+        user.is_staff = user.is_superuser = True
+        user.set_password(password)
+        user.save()
+        pw_file.write_text(password + "\n")
+        pw_file.chmod(0o600)
+        return "admin", password
+
+    def handle(self, port: int, host: str, **opts):
+        username, password = self.ensure_admin()
+        py = sys.executable
+        env = dict(os.environ)
+        procs = {
+            "web": [py, "manage.py", "runserver", "--noreload", f"{host}:{port}"],
+            "worker": [py, "-m", "celery", "-A", "arena", "worker", "--loglevel", "INFO", "--concurrency", "2",
+                       "--without-gossip", "--without-mingle"],
+            "beat": [py, "-m", "celery", "-A", "arena", "beat", "--loglevel", "INFO",
+                     "--schedule", str(settings.VAR_DIR / "celerybeat-schedule")],
+        }
+        running: dict[str, subprocess.Popen] = {}
+        for name, cmd in procs.items():
+            running[name] = subprocess.Popen(cmd, cwd=ROOT, env=env, start_new_session=True)
+        url = f"http://{host}:{port}/"
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"\nArena is starting at {url}arena/  (leaderboard {url}leaderboard/, API {url}api/docs/)\n"
+                f"Admin: {url}admin/  login {username} / {password}\n"
+                "Ctrl-C stops web, worker and beat.\n"
+            )
+        )
+        stop = {"now": False}
+
+        def on_signal(signum, frame):
+            stop["now"] = True
+
+        signal.signal(signal.SIGINT, on_signal)
+        signal.signal(signal.SIGTERM, on_signal)
+        try:
+            while not stop["now"]:
+                for name, p in running.items():
+                    if p.poll() is not None:
+                        self.stderr.write(f"{name} exited with status {p.returncode}; stopping the rest")
+                        stop["now"] = True
+                        break
+                time.sleep(0.5)
+        finally:
+            for p in running.values():
+                if p.poll() is None:
+                    os.killpg(p.pid, signal.SIGTERM)
+            deadline = time.time() + 15
+            for p in running.values():
+                try:
+                    p.wait(timeout=max(0.1, deadline - time.time()))
+                except subprocess.TimeoutExpired:
+                    os.killpg(p.pid, signal.SIGKILL)
+            self.stdout.write("stopped")

@@ -1,0 +1,132 @@
+"""The battle domain: who competes (the model registry), what they answered
+(answer sets), and the battles voters are shown."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db import models
+from django.db.models import Q
+
+
+class ArenaModel(models.Model):
+    """A competitor. ``name`` is its public identity, revealed only after a vote."""
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", "active"
+        PAUSED = "paused", "paused"
+        DEPRECATED = "deprecated", "deprecated"
+
+    class Provider(models.TextChoices):
+        ANSWER_SET = "answer_set", "pre-generated answer set"
+        OPENAI = "openai", "OpenAI-compatible endpoint"
+
+    name = models.SlugField(max_length=120, unique=True, help_text="public identity, e.g. gpt-4")
+    display_name = models.CharField(max_length=200, blank=True)
+    organization = models.CharField(max_length=200, blank=True)
+    license = models.CharField(max_length=100, blank=True)
+    provider_kind = models.CharField(max_length=20, choices=Provider.choices, default=Provider.ANSWER_SET)
+    provider_settings = models.JSONField(default=dict, blank=True)
+    weight = models.FloatField(default=1.0, help_text="sampling weight; 0 never samples it")
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.ACTIVE, db_index=True)
+    identity_words = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = "model"
+        constraints = [models.CheckConstraint(condition=Q(weight__gte=0), name="arena_model_weight_non_negative")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def label(self) -> str:
+        return self.display_name or self.name
+
+
+class AnswerSet(models.Model):
+    """A batch of pre-generated answers (FastChat llm_judge layout)."""
+
+    name = models.CharField(max_length=120, unique=True)
+    source = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Question(models.Model):
+    answer_set = models.ForeignKey(AnswerSet, on_delete=models.CASCADE, related_name="questions")
+    external_id = models.CharField(max_length=64)
+    category = models.CharField(max_length=64, blank=True)
+    turns = models.JSONField(default=list)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["answer_set", "external_id"], name="arena_question_unique_per_set")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.answer_set.name}:{self.external_id}"
+
+    @property
+    def prompt(self) -> str:
+        return self.turns[0] if self.turns else ""
+
+
+class Answer(models.Model):
+    question = models.ForeignKey(Question, on_delete=models.CASCADE, related_name="answers")
+    model = models.ForeignKey(ArenaModel, on_delete=models.CASCADE, related_name="answers")
+    turns = models.JSONField(default=list)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["question", "model"], name="arena_answer_unique_per_model")]
+
+    @property
+    def text(self) -> str:
+        return self.turns[0] if self.turns else ""
+
+
+class Voter(models.Model):
+    """A pseudonymous voter: one per browser session or API token."""
+
+    key = models.CharField(max_length=64, unique=True)
+    user = models.ForeignKey("auth.User", null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+    banned = models.BooleanField(default=False)
+
+    def __str__(self) -> str:
+        return self.key[:12]
+
+
+class Battle(models.Model):
+    """Two anonymous answers to one prompt, bound to the voter who opened it.
+
+    Side "a" is ``model_a``; sides are shuffled when the battle is created.
+    """
+
+    class Status(models.TextChoices):
+        READY = "ready", "ready to vote"
+        VOTED = "voted", "voted"
+        FAILED = "failed", "failed"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    voter = models.ForeignKey(Voter, on_delete=models.PROTECT, related_name="battles")
+    model_a = models.ForeignKey(ArenaModel, on_delete=models.PROTECT, related_name="battles_as_a")
+    model_b = models.ForeignKey(ArenaModel, on_delete=models.PROTECT, related_name="battles_as_b")
+    question = models.ForeignKey(Question, null=True, blank=True, on_delete=models.SET_NULL)
+    prompt = models.TextField()
+    response_a = models.TextField(blank=True)
+    response_b = models.TextField(blank=True)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.READY, db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(condition=~Q(model_a=models.F("model_b")), name="arena_battle_distinct_models")
+        ]
+
+    def __str__(self) -> str:
+        return str(self.id)

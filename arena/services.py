@@ -1,0 +1,101 @@
+"""Writes of the battle domain: voters and battles."""
+
+from __future__ import annotations
+
+import random
+import secrets
+from collections import defaultdict
+
+from django.db import transaction
+
+from .models import Answer, ArenaModel, Battle, Voter
+
+
+class ArenaError(Exception):
+    """A business-rule failure with an HTTP status and a message for the client."""
+
+    status = 400
+    code = "bad_request"
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+class NoBattleAvailable(ArenaError):
+    status = 503
+    code = "no_battle_available"
+
+
+def voter_for_session(session) -> Voter:
+    """The voter bound to a browser session (created on first use)."""
+    key = session.get("voter_key")
+    if key:
+        voter = Voter.objects.filter(key=key).first()
+        if voter:
+            return voter
+    if session.session_key is None:
+        session.save()
+    voter = Voter.objects.create(key=secrets.token_hex(16))
+    session["voter_key"] = voter.key
+    return voter
+
+
+def voter_for_user(user) -> Voter:
+    voter, _ = Voter.objects.get_or_create(key=f"user:{user.pk}", defaults={"user": user})
+    return voter
+
+
+def _answer_set_candidates() -> tuple[list[ArenaModel], dict[int, set[int]]]:
+    models = list(
+        ArenaModel.objects.filter(
+            status=ArenaModel.Status.ACTIVE, weight__gt=0, provider_kind=ArenaModel.Provider.ANSWER_SET
+        )
+    )
+    questions: dict[int, set[int]] = defaultdict(set)
+    for model_id, question_id in Answer.objects.filter(model__in=models).values_list("model_id", "question_id"):
+        questions[model_id].add(question_id)
+    return [m for m in models if questions[m.id]], questions
+
+
+def sample_pair(models: list[ArenaModel], rng: random.Random) -> tuple[ArenaModel, ArenaModel]:
+    """FastChat's weighted rule: first model by weight, opponent by weight among
+    the rest; then the sides are shuffled."""
+    first = rng.choices(models, weights=[m.weight for m in models])[0]
+    rest = [m for m in models if m.id != first.id]
+    second = rng.choices(rest, weights=[m.weight for m in rest])[0]
+    pair = [first, second]
+    rng.shuffle(pair)
+    return pair[0], pair[1]
+
+
+def battle_create(*, voter: Voter, rng: random.Random | None = None) -> Battle:
+    """Open a battle on the pre-generated answer sets for this voter."""
+    rng = rng or random.SystemRandom()
+    models, questions = _answer_set_candidates()
+    for _ in range(20):
+        if len(models) < 2:
+            break
+        model_a, model_b = sample_pair(models, rng)
+        shared = questions[model_a.id] & questions[model_b.id]
+        if not shared:
+            continue
+        question_id = rng.choice(sorted(shared))
+        answers = {
+            a.model_id: a
+            for a in Answer.objects.filter(question_id=question_id, model__in=[model_a, model_b]).select_related(
+                "question"
+            )
+        }
+        question = answers[model_a.id].question
+        with transaction.atomic():
+            return Battle.objects.create(
+                voter=voter,
+                model_a=model_a,
+                model_b=model_b,
+                question=question,
+                prompt=question.prompt,
+                response_a=answers[model_a.id].text,
+                response_b=answers[model_b.id].text,
+            )
+    raise NoBattleAvailable("no two active models share an answered question; load an answer set first")

@@ -1,0 +1,81 @@
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+from tests.services import ROOT, WorkerProcess, purge_broker, require_chromium, worker_env
+
+DEMO_DIR = ROOT / "arena" / "demo"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(settings, tmp_path):
+    """Each test gets its own cache (debounce flags, locks, rate limits)."""
+    if not settings.CACHES["default"]["BACKEND"].endswith("RedisCache"):
+        settings.CACHES = {
+            "default": {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache", "LOCATION": str(tmp_path / "cache")}
+        }
+    from django.core.cache import cache
+
+    try:
+        cache.clear()
+    except Exception:  # noqa: BLE001 - Redis down is some tests' subject
+        pass
+
+
+@pytest.fixture
+def demo_models(db):
+    """The committed demo arena loaded into the test database."""
+    from django.core.management import call_command
+
+    call_command("load_demo", verbosity=0)
+    from arena.models import ArenaModel
+
+    return list(ArenaModel.objects.order_by("name"))
+
+
+@pytest.fixture
+def demo_names() -> list[str]:
+    return [m["name"] for m in json.loads((DEMO_DIR / "models.json").read_text())]
+
+
+@pytest.fixture
+def celery_worker_process(transactional_db, tmp_path):
+    """A real Celery worker process on the configured broker (Redis in CI,
+    the filesystem broker on a laptop), against the test database."""
+    purge_broker()
+    worker = WorkerProcess(worker_env(), tmp_path / "worker.log").start()
+    yield worker
+    worker.stop()
+
+
+@pytest.fixture(scope="session")
+def chromium_path() -> str:
+    return require_chromium()
+
+
+@pytest.fixture
+def browser(chromium_path):
+    from playwright.sync_api import sync_playwright
+
+    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(
+            executable_path=chromium_path,
+            headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+        )
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def artifacts_dir() -> Path:
+    path = ROOT / "test-artifacts"
+    path.mkdir(exist_ok=True)
+    return path
