@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import style
+from votes import features as style
 
 LABELS = {"model_a": 1.0, "model_b": 0.0, "tie": 0.5, "tie (bothbad)": 0.5, "both_bad": 0.5, "bothbad": 0.5}
 

@@ -13,6 +13,7 @@ from django.db import IntegrityError, transaction
 from arena.models import Battle, Voter
 from arena.services import ArenaError
 
+from . import features
 from .models import Vote
 
 log = logging.getLogger(__name__)
@@ -56,13 +57,29 @@ def vote_record(*, battle_id: uuid.UUID | str, voter: Voter, winner: str) -> Vot
             if voter.banned:
                 raise VoteRejected("this voter may not vote")
             vote = Vote.objects.create(
-                battle=battle, voter=voter, model_a_id=battle.model_a_id, model_b_id=battle.model_b_id, winner=winner
+                battle=battle,
+                voter=voter,
+                model_a_id=battle.model_a_id,
+                model_b_id=battle.model_b_id,
+                winner=winner,
+                **text_features(battle.prompt, [battle.response_a], [battle.response_b]),
             )
             Battle.objects.filter(id=battle.id).update(status=Battle.Status.VOTED)
             transaction.on_commit(request_recompute)
     except IntegrityError as exc:  # a concurrent submit won the unique index
         raise AlreadyVoted("this battle already has a vote") from exc
     return vote
+
+
+def text_features(prompt: str, turns_a: list[str], turns_b: list[str], n_turns: int = 1) -> dict:
+    """The per-vote columns the leaderboard views need, computed once at write time."""
+    return {
+        "language": features.language(prompt),
+        "is_code": features.has_code(prompt, *turns_a, *turns_b),
+        "prompt_tokens": features.token_count(prompt),
+        "turns": max(1, n_turns),
+        "style": [*features.conversation_counts(turns_a), *features.conversation_counts(turns_b)],
+    }
 
 
 def request_recompute() -> bool:
