@@ -1,5 +1,8 @@
-"""Published rating snapshots. A snapshot is written in one INSERT, so a reader
-sees a complete leaderboard or the previous one, never a partial one."""
+"""Published rating snapshots.
+
+A recompute writes one Snapshot and one SnapshotView per leaderboard view in
+a single transaction: a reader sees all of a snapshot or none of it.
+"""
 
 from __future__ import annotations
 
@@ -13,9 +16,12 @@ class Snapshot(models.Model):
     params = models.JSONField(default=dict, blank=True)
     vote_count = models.PositiveIntegerField(default=0)
     last_vote_id = models.BigIntegerField(default=0)
-    fingerprint = models.CharField(max_length=64, help_text="sha256 of the aggregated vote counts used")
+    vote_id_sum = models.BigIntegerField(default=0)
+    fingerprint = models.CharField(
+        max_length=64, help_text="sha256 of the sorted ids of the counted votes (8-byte little-endian each)"
+    )
     duration = models.FloatField(default=0.0, help_text="seconds the recompute took")
-    rows = models.JSONField(default=list, help_text="rows: model, rating, lower, upper, rank, battles, …")
+    rows = models.JSONField(default=list, help_text="overall view: model, rating, lower, upper, rank, battles, …")
     warnings = models.JSONField(default=list, blank=True)
 
     class Meta:
@@ -24,3 +30,26 @@ class Snapshot(models.Model):
 
     def __str__(self) -> str:
         return f"snapshot {self.id} ({self.vote_count} votes)"
+
+
+class SnapshotView(models.Model):
+    """One leaderboard view of a snapshot: overall, style control, a category."""
+
+    snapshot = models.ForeignKey(Snapshot, on_delete=models.CASCADE, related_name="views")
+    key = models.CharField(max_length=40)
+    label = models.CharField(max_length=80)
+    style_control = models.BooleanField(default=False)
+    vote_count = models.PositiveIntegerField(default=0)
+    counts_fingerprint = models.CharField(max_length=64, help_text="sha256 of this view's (a, b, outcome) count table")
+    rows = models.JSONField(default=list)
+    pairs = models.JSONField(default=list, help_text="[i, j, battles, points of i] per met pair, i < j, row indices")
+    style_coefficients = models.JSONField(null=True, blank=True)
+    warnings = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["snapshot", "key", "style_control"], name="ratings_view_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.snapshot_id}:{self.key}{' (style)' if self.style_control else ''}"

@@ -6,88 +6,95 @@ import logging
 import time
 
 from django.conf import settings
-from django.core.cache import cache
-
-from arena.models import ArenaModel
+from django.db import transaction
 
 from . import engine
-from .models import Snapshot
-from .selectors import counted_votes, latest_snapshot, vote_counts
+from .locks import recompute_lock
+from .models import Snapshot, SnapshotView
+from .recompute import compute_views, vote_set, vote_set_summary
+from .selectors import latest_snapshot
 
 log = logging.getLogger(__name__)
 
-LOCK_KEY = "ratings:recompute-lock"
-LOCK_SECONDS = 600  # a crashed worker's lock expires; the next run proceeds
-
 
 def snapshot_is_stale() -> bool:
-    snap = latest_snapshot()
-    qs = counted_votes()
-    if snap is None:
-        return qs.exists()
-    # Count and newest id catch new votes; exclusion changes alter the count.
-    return qs.count() != snap.vote_count or (qs.order_by("-id").values_list("id", flat=True).first() or 0) != (
-        snap.last_vote_id
-    )
+    """Has the set of counted votes changed since the newest snapshot?
 
-
-def recompute_publish(*, ci: str | None = None) -> Snapshot | None:
-    """Aggregate the counted votes, fit, and publish one snapshot.
-
-    Single flight: a second concurrent call returns None without work.
+    (count, max id, sum of ids) changes with any new, excluded or reinstated vote.
     """
-    try:
-        got_lock = cache.add(LOCK_KEY, 1, timeout=LOCK_SECONDS)
-    except Exception:  # noqa: BLE001 - no cache: run unlocked rather than never
-        got_lock = True
-    if not got_lock:
-        log.info("recompute already running; skipped")
-        return None
-    try:
-        return _recompute(ci or settings.ARENA_LEADERBOARD_CI)
-    finally:
-        try:
-            cache.delete(LOCK_KEY)
-        except Exception:  # noqa: BLE001
-            pass
+    snap = latest_snapshot()
+    count, last, total = vote_set_summary()
+    if snap is None:
+        return count > 0
+    return (count, last, total) != (snap.vote_count, snap.last_vote_id, snap.vote_id_sum)
 
 
-def _recompute(ci: str) -> Snapshot:
-    started = time.perf_counter()
-    vc = vote_counts()
-    rows = []
-    warnings: list[str] = []
-    if vc.counts.n_models:
-        lb = engine.leaderboard(vc.counts, names=vc.names, ci=ci, seed=0)
-        warnings = lb.warnings
-        orgs = dict(ArenaModel.objects.filter(id__in=vc.model_ids).values_list("id", "organization"))
-        for i, name in enumerate(vc.names):
-            if not lb.active[i]:
-                continue
-            rows.append(
-                {
-                    "model": name,
-                    "organization": orgs.get(vc.model_ids[i], ""),
-                    "rating": round(float(lb.rating[i]), 4),
-                    "lower": round(float(lb.lower[i]), 4),
-                    "upper": round(float(lb.upper[i]), 4),
-                    "rank": int(lb.rank[i]),
-                    "battles": int(lb.battles[i]),
-                    "wins": int(lb.wins[i]),
-                    "losses": int(lb.losses[i]),
-                    "ties": int(lb.ties[i]),
-                    "flags": lb.flags.get(i, []),
-                }
+def recompute_publish(*, ci: str | None = None, rounds: int = 100, force: bool = False) -> Snapshot | None:
+    """Compute every leaderboard view and publish them as one snapshot.
+
+    Single flight: returns None at once when another run holds the lock.
+    Idempotent: when nothing changed since the newest snapshot (same vote set,
+    same interval method) it returns that snapshot instead of a duplicate,
+    so a redelivered task is harmless. ``force`` publishes anyway.
+    """
+    ci = ci or settings.ARENA_LEADERBOARD_CI
+    with recompute_lock() as got:
+        if not got:
+            log.info("recompute already running elsewhere; skipped")
+            return None
+        started = time.perf_counter()
+        votes = vote_set()
+        newest = latest_snapshot()
+        if (
+            not force
+            and newest is not None
+            and newest.fingerprint == votes.fingerprint
+            and newest.ci == ci
+            and (ci != "bootstrap" or newest.params.get("rounds") == rounds)
+        ):
+            return newest
+        views = compute_views(ci=ci, rounds=rounds, seed=0)
+        overall = next((v for v in views if v.key == "overall" and not v.style_control), None)
+        with transaction.atomic():
+            snap = Snapshot.objects.create(
+                method="bt",
+                ci=ci,
+                params={
+                    "scale": engine.SCALE,
+                    "base": engine.BASE,
+                    "init": engine.INIT_RATING,
+                    "l2": 0.0,
+                    "rounds": rounds if ci == "bootstrap" else None,
+                    "seed": 0,
+                    "style_beta_l2": getattr(settings, "RATINGS_STYLE_L2", 0.5),
+                    "views": [(v.key, v.style_control) for v in views],
+                },
+                vote_count=votes.count,
+                last_vote_id=votes.last_id,
+                vote_id_sum=votes.id_sum,
+                fingerprint=votes.fingerprint,
+                rows=overall.rows if overall else [],
+                warnings=overall.warnings if overall else [],
+                duration=0.0,
             )
-        rows.sort(key=lambda r: (r["rank"], -r["rating"], r["model"]))
-    return Snapshot.objects.create(
-        method="bt",
-        ci=ci,
-        params={"scale": engine.SCALE, "base": engine.BASE, "init": engine.INIT_RATING, "l2": 0.0},
-        vote_count=vc.vote_count,
-        last_vote_id=vc.last_vote_id,
-        fingerprint=vc.fingerprint,
-        duration=time.perf_counter() - started,
-        rows=rows,
-        warnings=warnings,
-    )
+            SnapshotView.objects.bulk_create(
+                [
+                    SnapshotView(
+                        snapshot=snap,
+                        key=v.key,
+                        label=v.label,
+                        style_control=v.style_control,
+                        vote_count=v.vote_count,
+                        counts_fingerprint=v.counts_fingerprint,
+                        rows=v.rows,
+                        pairs=v.pairs,
+                        style_coefficients=v.style_coefficients,
+                        warnings=v.warnings,
+                    )
+                    for v in views
+                ]
+            )
+            snap.duration = time.perf_counter() - started
+            Snapshot.objects.filter(id=snap.id).update(duration=snap.duration)
+        log.info("published snapshot %s: %s votes, %s views, %.2f s", snap.id, votes.count, len(views), snap.duration)
+        return snap
