@@ -11,13 +11,13 @@ RECOMPUTE_QUEUED_KEY = "ratings:recompute-queued"  # set by votes.services.reque
 
 
 @shared_task(name="ratings.recompute", acks_late=True, autoretry_for=(OSError,), max_retries=3, retry_backoff=True)
-def recompute() -> int | None:
+def recompute(ci: str | None = None, rounds: int = 100, force: bool = False) -> int | None:
     # Clear the debounce flag first: votes that arrive during this run queue the next one.
     try:
         cache.delete(RECOMPUTE_QUEUED_KEY)
     except Exception:  # noqa: BLE001
         pass
-    snap = services.recompute_publish()
+    snap = services.recompute_publish(ci=ci, rounds=rounds, force=force)
     return snap.id if snap else None
 
 

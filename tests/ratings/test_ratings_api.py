@@ -1,0 +1,187 @@
+"""The ratings API over published snapshots: views, history, models, matrices,
+snapshots, categories, cache validators and errors."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+from django.contrib.auth import get_user_model
+from rest_framework.test import APIClient
+
+from arena.models import ArenaModel, Voter
+from ratings.models import Snapshot
+from ratings.services import recompute_publish
+from votes.models import Vote
+from votes.services import text_features
+
+ORDER = ["atlas-7b", "ember-20b", "cobalt-13b", "breeze-3b", "dune-1b"]
+
+
+def add_votes(n: int, seed: int = 0, *, code_every: int = 4, tie_every: int = 7) -> None:
+    """Votes where the earlier model in ORDER usually wins; some coding prompts and ties."""
+    rng = random.Random(seed)
+    models = {m.name: m for m in ArenaModel.objects.filter(name__in=ORDER)}
+    voter, _ = Voter.objects.get_or_create(key="api-test")
+    batch = []
+    for k in range(n):
+        a, b = rng.sample(ORDER, 2)
+        better = a if ORDER.index(a) < ORDER.index(b) else b
+        if k % tie_every == 0:
+            winner = "tie"
+        else:
+            winning = better if rng.random() < 0.8 else (b if better == a else a)
+            winner = "a" if winning == a else "b"
+        prompt = "def f(x): return x" if k % code_every == 0 else "Tell me about the sea and the sky"
+        batch.append(Vote(voter=voter, model_a=models[a], model_b=models[b], winner=winner,
+                          **text_features(prompt, ["# Title\n- item **bold** " * (1 + k % 3)], ["plain words"])))
+    Vote.objects.bulk_create(batch)
+
+
+@pytest.fixture
+def client():
+    return APIClient()
+
+
+@pytest.fixture
+def published(demo_models):
+    add_votes(400)
+    return recompute_publish()
+
+
+def test_leaderboard_orders_models_and_reports_the_snapshot(client, published):
+    body = client.get("/api/v1/leaderboard/").json()
+    assert [m["model"] for m in body["models"]] == ORDER
+    assert body["votes"] == 400 and body["snapshot"] == published.id and body["category"] == "overall"
+    row = body["models"][0]
+    assert row["lower"] < row["rating"] < row["upper"] and row["organization"] and row["license"]
+
+
+def test_categories_style_control_and_unknown_category(client, published):
+    cats = client.get("/api/v1/categories/").json()["categories"]
+    keys = {(c["key"], c["style_control"]) for c in cats}
+    assert {("overall", False), ("coding", False), ("no_ties", False), ("overall", True)} <= keys
+    coding = next(c for c in cats if c["key"] == "coding")
+    assert coding["votes"] == 100
+    styled = client.get("/api/v1/leaderboard/?style_control=true").json()
+    assert set(styled["style_coefficients"]) == {"tokens", "headers", "list_items", "bold"}
+    no_ties = client.get("/api/v1/leaderboard/?category=no_ties").json()
+    assert no_ties["votes"] < 400 and sum(m["battles"] for m in no_ties["models"]) == 2 * no_ties["votes"]
+    missing = client.get("/api/v1/leaderboard/?category=poetry")
+    assert missing.status_code == 404 and missing.json()["error"] == "not_found"
+    bad = client.get("/api/v1/leaderboard/?style_control=maybe")
+    assert bad.status_code == 400 and "style_control" in json.dumps(bad.json())
+
+
+def test_deprecated_models_are_hidden_unless_asked_for(client, published):
+    ArenaModel.objects.filter(name="dune-1b").update(status=ArenaModel.Status.DEPRECATED)
+    recompute_publish(force=True)
+    shown = [m["model"] for m in client.get("/api/v1/leaderboard/").json()["models"]]
+    assert "dune-1b" not in shown
+    everything = client.get("/api/v1/leaderboard/?include_deprecated=true").json()["models"]
+    assert "dune-1b" in [m["model"] for m in everything]
+
+
+def test_preliminary_flag_follows_the_vote_minimum(client, published, settings):
+    settings.RATINGS_MIN_VOTES = 10_000
+    rows = client.get("/api/v1/leaderboard/").json()["models"]
+    assert all(r["preliminary"] for r in rows)
+    settings.RATINGS_MIN_VOTES = 1
+    rows = client.get("/api/v1/leaderboard/").json()["models"]
+    assert not any(r["preliminary"] for r in rows)
+
+
+def test_etag_and_last_modified_allow_revalidation(client, published):
+    first = client.get("/api/v1/leaderboard/")
+    etag = first["ETag"]
+    assert etag and first["Last-Modified"]
+    again = client.get("/api/v1/leaderboard/", HTTP_IF_NONE_MATCH=etag)
+    assert again.status_code == 304
+    other_view = client.get("/api/v1/leaderboard/?category=coding", HTTP_IF_NONE_MATCH=etag)
+    assert other_view.status_code == 200
+    add_votes(20, seed=9)
+    recompute_publish()
+    assert client.get("/api/v1/leaderboard/", HTTP_IF_NONE_MATCH=etag).status_code == 200
+
+
+def test_history_lists_each_snapshot(client, published):
+    add_votes(50, seed=3)
+    recompute_publish()
+    body = client.get("/api/v1/leaderboard/history/?model=atlas-7b").json()
+    assert body["count"] == 2
+    assert [p["snapshot"] for p in body["results"]] == sorted((p["snapshot"] for p in body["results"]), reverse=True)
+    assert client.get("/api/v1/leaderboard/history/").status_code == 400
+    assert client.get("/api/v1/leaderboard/history/?model=nobody").status_code == 404
+
+
+def test_model_card_has_ratings_per_category_and_opponents(client, published):
+    card = client.get("/api/v1/models/atlas-7b/").json()
+    assert card["organization"] and {r["category"] for r in card["ratings"]} >= {"overall", "coding"}
+    opponents = {o["opponent"]: o for o in card["opponents"]}
+    assert set(opponents) == set(ORDER) - {"atlas-7b"}
+    assert all(0.5 < o["win_rate"] <= 1 for o in opponents.values())
+    assert client.get("/api/v1/models/nobody/").status_code == 404
+    listing = client.get("/api/v1/models/?limit=2").json()
+    assert listing["count"] == 5 and len(listing["results"]) == 2 and listing["next"]
+
+
+def test_matrices_are_consistent(client, published):
+    wr = client.get("/api/v1/matrix/?kind=winrate").json()
+    cnt = client.get("/api/v1/matrix/?kind=count").json()
+    pred = client.get("/api/v1/matrix/?kind=predicted").json()
+    names = wr["models"]
+    assert names == cnt["models"] == pred["models"] == ORDER
+    n = len(names)
+    for i in range(n):
+        for j in range(n):
+            if i != j:
+                assert wr["matrix"][i][j] + wr["matrix"][j][i] == pytest.approx(1.0)
+                assert cnt["matrix"][i][j] == cnt["matrix"][j][i]
+                assert pred["matrix"][i][j] + pred["matrix"][j][i] == pytest.approx(1.0, abs=1e-5)
+    assert sum(cnt["matrix"][0]) == client.get("/api/v1/leaderboard/").json()["models"][0]["battles"]
+    assert client.get("/api/v1/matrix/?kind=heat").status_code == 400
+
+
+def test_snapshots_record_parameters_and_fingerprint(client, published):
+    listing = client.get("/api/v1/snapshots/").json()
+    assert listing["count"] == 1
+    detail = client.get(f"/api/v1/snapshots/{published.id}/").json()
+    assert detail["method"] == "bt" and detail["ci"] == "sandwich" and detail["vote_count"] == 400
+    assert len(detail["fingerprint"]) == 64 and detail["params"]["scale"] == 400
+    assert {v["key"] for v in detail["views"]} >= {"overall", "coding"}
+    assert client.get("/api/v1/snapshots/999999/").status_code == 404
+
+
+def test_requesting_a_recompute_is_staff_only(client, published):
+    assert client.post("/api/v1/snapshots/", {"ci": "bootstrap"}, format="json").status_code in (401, 403)
+    staff = get_user_model().objects.create_user("op", password="pw", is_staff=True)
+    client.force_authenticate(staff)
+    assert client.post("/api/v1/snapshots/", {"ci": "sideways"}, format="json").status_code == 400
+
+
+def test_fingerprint_is_sha256_of_the_counted_vote_ids(published):
+    import hashlib
+
+    import numpy as np
+
+    ids = np.array(sorted(Vote.objects.filter(excluded=False).values_list("id", flat=True)), dtype="<i8")
+    assert published.fingerprint == hashlib.sha256(ids.tobytes()).hexdigest()
+
+
+def test_unchanged_votes_do_not_publish_a_duplicate_snapshot(published):
+    assert recompute_publish().id == published.id
+    assert Snapshot.objects.count() == 1
+    vote = Vote.objects.order_by("id").first()
+    Vote.objects.filter(id=vote.id).update(excluded=True, exclusion_reason="test")
+    newer = recompute_publish()
+    assert newer.id != published.id and newer.vote_count == 399
+
+
+def test_bootstrap_snapshot_is_served_on_request(client, published):
+    assert client.get("/api/v1/leaderboard/?ci=bootstrap").status_code == 404
+    recompute_publish(ci="bootstrap", rounds=30)
+    body = client.get("/api/v1/leaderboard/?ci=bootstrap").json()
+    assert body["ci"] == "bootstrap" and len(body["models"]) == 5
+    # the default view keeps serving the newest snapshot, whatever its method
+    assert client.get("/api/v1/leaderboard/?ci=sandwich").json()["ci"] == "sandwich"
