@@ -38,19 +38,33 @@ def _bool(request, name: str, default: bool = False) -> bool:
     raise ValidationError({name: f"must be true or false, got {raw!r}"})
 
 
-def cached_response(request, snap: Snapshot | None, data, extra: str = "") -> Response:
-    """A Response with validators from the snapshot; 304 when the client has it."""
+def _etag(snap: Snapshot, extra: str) -> str:
+    return quote_etag(f"s{snap.id}-{extra}")
+
+
+def not_modified(request, snap: Snapshot | None, extra: str = "") -> Response | None:
+    """A 304 when the client already has this snapshot's answer; checked
+    before any view data is loaded, so revalidation costs one small query."""
     if snap is None:
-        return Response(data)
-    etag = quote_etag(f"s{snap.id}-{extra}")
+        return None
+    etag = _etag(snap, extra)
     if etag in [t.strip() for t in request.headers.get("If-None-Match", "").split(",")]:
-        resp = Response(status=status.HTTP_304_NOT_MODIFIED)
-    else:
-        resp = Response(data)
+        return _validators(Response(status=status.HTTP_304_NOT_MODIFIED), snap, etag)
+    return None
+
+
+def _validators(resp: Response, snap: Snapshot, etag: str) -> Response:
     resp["ETag"] = etag
     resp["Last-Modified"] = http_date(snap.created_at.timestamp())
     resp["Cache-Control"] = "public, max-age=0, must-revalidate"
     return resp
+
+
+def cached_response(request, snap: Snapshot | None, data, extra: str = "") -> Response:
+    """A Response with validators from the snapshot; 304 when the client has it."""
+    if snap is None:
+        return Response(data)
+    return not_modified(request, snap, extra) or _validators(Response(data), snap, _etag(snap, extra))
 
 
 def _query_key(request) -> str:
@@ -111,6 +125,9 @@ class LeaderboardApi(APIView):
                 {"updated_at": None, "votes": 0, "snapshot": None, "category": category, "style_control": style,
                  "ci": ci or settings.ARENA_LEADERBOARD_CI, "style_coefficients": None, "models": []}
             )
+        early = not_modified(request, snap, _query_key(request))
+        if early is not None:
+            return early
         view = selectors.snapshot_view(snap, category, style)
         if view is None:
             raise NotFound(f"no view {category!r}{' with style control' if style else ''} in snapshot {snap.id}; "
@@ -221,7 +238,10 @@ class MatrixApi(APIView):
         snap = selectors.latest_snapshot()
         if snap is None:
             raise NotFound("no snapshot published yet")
-        view = selectors.snapshot_view(snap, category, style)
+        early = not_modified(request, snap, _query_key(request))
+        if early is not None:
+            return early
+        view = selectors.snapshot_view(snap, category, style, with_pairs=True)
         if view is None:
             raise NotFound(f"no view {category!r} in snapshot {snap.id}")
         models, matrix = selectors.matrix(view, kind)

@@ -653,6 +653,7 @@ def fit_style_bt(
     intervals: bool = True,
     max_iter: int = 100,
     gtol: float = 1e-10,
+    theta0: np.ndarray | None = None,
 ) -> StyleFit:
     """Contextual BT: logit = theta_a - theta_b + beta . f, per battle (no aggregation).
 
@@ -668,14 +669,16 @@ def fit_style_bt(
     lam = _theta_penalty(l2)
     battles = np.bincount(a, minlength=n) + np.bincount(b, minlength=n)
     active = battles > 0
-    theta = np.zeros(n)
+    # Starting from the plain BT ratings saves most of the Newton steps.
+    theta = np.zeros(n) if theta0 is None else np.array(theta0, dtype=float)
     beta = np.zeros(k)
     total = max(float(w.sum()), 1.0)
+    wy = w * y
 
-    def objective(th: np.ndarray, be: np.ndarray) -> float:
+    def objective(th: np.ndarray, be: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
         d = th[a] - th[b] + f @ be
-        loss = w * (y * np.logaddexp(0.0, -d) + (1.0 - y) * np.logaddexp(0.0, d))
-        return float(loss.sum() + 0.5 * lam * th @ th + 0.5 * beta_l2 * be @ be)
+        e, sp = _softplus_parts(d)
+        return float(w @ sp - wy @ d + 0.5 * lam * th @ th + 0.5 * beta_l2 * be @ be), d, e
 
     def hessian(p: np.ndarray, weights: np.ndarray) -> np.ndarray:
         h = np.zeros((n + k, n + k))
@@ -690,11 +693,11 @@ def fit_style_bt(
     centre = np.zeros((n + k, n + k))
     if lam == 0.0:
         centre[np.ix_(active, active)] = 1.0
-    obj = objective(theta, beta)
+    obj, d, e = objective(theta, beta)
     grad_norm = math.inf
     it = 0
     for it in range(1, max_iter + 1):
-        p = sigmoid(theta[a] - theta[b] + f @ beta)
+        p = _sigmoid_from(d, e)
         r = w * (y - p)
         g = np.concatenate(
             [np.bincount(b, r, n) - np.bincount(a, r, n) + lam * theta, -(f.T @ r) + beta_l2 * beta]
@@ -709,11 +712,11 @@ def fit_style_bt(
         t = 1.0
         while True:
             th, be = theta + t * step[:n], beta + t * step[n:]
-            cand = objective(th, be)
+            cand, cd, ce = objective(th, be)
             if cand <= obj + 1e-4 * t * float(g @ step) + 1e-12 * abs(obj) or t < 1e-8:
                 break
             t *= 0.5
-        theta, beta, obj = th, be, cand
+        theta, beta, obj, d, e = th, be, cand, cd, ce
     theta[active] -= theta[active].mean()
     se = None
     if intervals:

@@ -42,7 +42,9 @@ class SnapshotView(models.Model):
     vote_count = models.PositiveIntegerField(default=0)
     counts_fingerprint = models.CharField(max_length=64, help_text="sha256 of this view's (a, b, outcome) count table")
     rows = models.JSONField(default=list)
-    pairs = models.JSONField(default=list, help_text="[i, j, battles, points of i] per met pair, i < j, row indices")
+    pairs = models.BinaryField(
+        default=bytes, help_text="float64 rows (i, j, battles, points of i) per met pair; i, j index rows"
+    )
     style_coefficients = models.JSONField(null=True, blank=True)
     warnings = models.JSONField(default=list, blank=True)
 
@@ -50,6 +52,11 @@ class SnapshotView(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["snapshot", "key", "style_control"], name="ratings_view_unique")
         ]
+
+    def pair_table(self):
+        import numpy as np
+
+        return np.frombuffer(bytes(self.pairs), dtype="<f8").reshape(-1, 4)
 
     def __str__(self) -> str:
         return f"{self.snapshot_id}:{self.key}{' (style)' if self.style_control else ''}"

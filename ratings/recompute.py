@@ -21,9 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from django.conf import settings
-from django.db.models import BooleanField, Case, Count, IntegerField, Max, Sum, Value, When
-from django.db.models.fields.json import KT
-from django.db.models.functions import Cast
+from django.db.models import Count, Max, Q, Sum
 
 from arena.models import ArenaModel
 
@@ -47,17 +45,14 @@ BASE_LABELS = {
 
 @dataclass
 class VoteTable:
-    """The GROUP BY result as arrays over one shared model index."""
+    """The GROUP BY (model_a, model_b, winner) result over one shared model
+    index, with a count column per category."""
 
     model_ids: list[int]
     a: np.ndarray
     b: np.ndarray
     y: np.ndarray
-    n: np.ndarray
-    language: np.ndarray
-    code: np.ndarray
-    long: np.ndarray
-    multi: np.ndarray
+    counts: dict[str, tuple[str, np.ndarray]]
 
 
 @dataclass
@@ -68,7 +63,7 @@ class ViewResult:
     vote_count: int
     counts_fingerprint: str
     rows: list[dict]
-    pairs: list[list]
+    pairs: np.ndarray
     style_coefficients: dict | None = None
     warnings: list[str] = field(default_factory=list)
 
@@ -89,63 +84,117 @@ def vote_set_summary() -> tuple[int, int, int]:
     return int(agg["c"] or 0), int(agg["m"] or 0), int(agg["s"] or 0)
 
 
-def vote_set() -> VoteSet:
-    ids = np.fromiter(
-        counted_votes().order_by("id").values_list("id", flat=True).iterator(chunk_size=100_000), dtype="<i8"
+def battle_rows() -> np.ndarray:
+    """Every counted vote, ordered by id, as int64 rows:
+    (id, model_a_id, model_b_id, 2y, 8 style counts or -1 when unknown).
+
+    This is the one per-vote read of a recompute: the ids give the
+    fingerprint, the style counts feed style control. PostgreSQL sends it as
+    binary COPY, parsed by numpy without a Python object per value.
+    """
+    from django.db import connection
+
+    score = "CASE winner WHEN 'a' THEN 2 WHEN 'b' THEN 0 ELSE 1 END"
+    if connection.vendor == "postgresql":
+        style = ", ".join(
+            f"COALESCE(CASE WHEN jsonb_typeof(style) = 'array' THEN (style->>{k})::int8 END, -1)" for k in range(8)
+        )
+        sql = (
+            f"SELECT id::int8, model_a_id::int8, model_b_id::int8, ({score})::int8, {style} "
+            "FROM votes_vote WHERE excluded = false ORDER BY id"
+        )
+        buf = bytearray()
+        with connection.cursor() as cur:
+            with cur.connection.cursor() as raw, raw.copy(f"COPY ({sql}) TO STDOUT (FORMAT binary)") as copy:
+                for chunk in copy:
+                    buf += chunk
+        return _parse_binary_copy(bytes(buf), 12)
+    style = ", ".join(
+        f"COALESCE(CASE WHEN json_type(style) = 'array' THEN CAST(json_extract(style, '$[{k}]') AS INTEGER) END, -1)"
+        for k in range(8)
     )
+    sql = f"SELECT id, model_a_id, model_b_id, {score}, {style} FROM votes_vote WHERE excluded = %s ORDER BY id"
+    with connection.cursor() as cur:
+        cur.execute(sql, [False])
+        rows = cur.fetchall()
+    return np.array(rows, dtype=np.int64).reshape(-1, 12)
+
+
+def _parse_binary_copy(data: bytes, ncols: int) -> np.ndarray:
+    """PostgreSQL binary COPY of ``ncols`` non-null int8 columns -> (rows, ncols) int64."""
+    header = 11 + 4 + 4 + int.from_bytes(data[15:19], "big")
+    body = data[header:-2]  # the trailer is int16 -1
+    record = np.dtype([("n", ">i2")] + [(f"c{k}", [("len", ">i4"), ("v", ">i8")]) for k in range(ncols)])
+    arr = np.frombuffer(body, dtype=record)
+    if len(arr) and not ((arr["n"] == ncols).all() and all((arr[f"c{k}"]["len"] == 8).all() for k in range(ncols))):
+        raise ValueError("unexpected binary COPY layout")
+    return np.column_stack([arr[f"c{k}"]["v"].astype(np.int64) for k in range(ncols)]) if len(arr) else np.zeros(
+        (0, ncols), dtype=np.int64
+    )
+
+
+def vote_set_from(rows: np.ndarray) -> VoteSet:
+    ids = np.ascontiguousarray(rows[:, 0]).astype("<i8")
     digest = hashlib.sha256(ids.tobytes()).hexdigest()
     return VoteSet(len(ids), int(ids[-1]) if len(ids) else 0, int(ids.sum()) if len(ids) else 0, digest)
 
 
-def vote_table() -> VoteTable:
-    qs = (
-        counted_votes()
-        .annotate(
-            long=Case(When(prompt_tokens__gte=LONG_PROMPT_TOKENS, then=Value(True)), default=Value(False),
-                      output_field=BooleanField()),
-            multi=Case(When(turns__gt=1, then=Value(True)), default=Value(False), output_field=BooleanField()),
-        )
-        .values_list("model_a_id", "model_b_id", "winner", "language", "is_code", "long", "multi")
-        .annotate(n=Count("id"))
-        .order_by()
+def vote_set() -> VoteSet:
+    return vote_set_from(battle_rows())
+
+
+def vote_table(min_language_votes: int) -> VoteTable:
+    """One GROUP BY (model_a, model_b, winner) with a filtered count per category."""
+    languages = [
+        code
+        for code, n in counted_votes().exclude(language="").values_list("language").annotate(n=Count("id")).order_by()
+        if n >= min_language_votes
+    ]
+    columns = {
+        "overall": Count("id"),
+        "coding": Count("id", filter=Q(is_code=True)),
+        "long_prompt": Count("id", filter=Q(prompt_tokens__gte=LONG_PROMPT_TOKENS)),
+        "multi_turn": Count("id", filter=Q(turns__gt=1)),
+    }
+    for k, code in enumerate(sorted(languages)):
+        columns[f"lang_{k}"] = Count("id", filter=Q(language=code))
+    rows = list(
+        counted_votes().values_list("model_a_id", "model_b_id", "winner").annotate(**columns).order_by()
     )
-    rows = list(qs)
     ids = sorted({r[0] for r in rows} | {r[1] for r in rows})
     index = {mid: i for i, mid in enumerate(ids)}
+    table = np.array([r[3:] for r in rows], dtype=float).reshape(len(rows), len(columns))
+    y = np.array([WINNER_SCORE[r[2]] for r in rows], dtype=float)
+    counts: dict[str, tuple[str, np.ndarray]] = {}
+    for k, key in enumerate(["overall", "coding", "long_prompt", "multi_turn"]):
+        counts[key] = (BASE_LABELS[key], table[:, k])
+    counts["no_ties"] = (BASE_LABELS["no_ties"], np.where(y != 0.5, table[:, 0], 0.0))
+    for k, code in enumerate(sorted(languages)):
+        counts[f"lang:{code}"] = (LANGUAGE_NAMES.get(code, code), table[:, 4 + k])
     return VoteTable(
         model_ids=ids,
         a=np.array([index[r[0]] for r in rows], dtype=np.int64),
         b=np.array([index[r[1]] for r in rows], dtype=np.int64),
-        y=np.array([WINNER_SCORE[r[2]] for r in rows], dtype=float),
-        n=np.array([r[7] for r in rows], dtype=float),
-        language=np.array([r[3] or "" for r in rows], dtype=object),
-        code=np.array([bool(r[4]) for r in rows], dtype=bool),
-        long=np.array([bool(r[5]) for r in rows], dtype=bool),
-        multi=np.array([bool(r[6]) for r in rows], dtype=bool),
+        y=y,
+        counts=counts,
     )
-
-
-def category_masks(t: VoteTable, min_language_votes: int) -> dict[str, tuple[str, np.ndarray]]:
-    all_rows = np.ones(len(t.n), dtype=bool)
-    masks = {
-        "overall": (BASE_LABELS["overall"], all_rows),
-        "coding": (BASE_LABELS["coding"], t.code),
-        "long_prompt": (BASE_LABELS["long_prompt"], t.long),
-        "multi_turn": (BASE_LABELS["multi_turn"], t.multi),
-        "no_ties": (BASE_LABELS["no_ties"], t.y != 0.5),
-    }
-    for code in sorted({c for c in t.language if c}):
-        m = t.language == code
-        if t.n[m].sum() >= min_language_votes:
-            masks[f"lang:{code}"] = (LANGUAGE_NAMES.get(code, code), m)
-    return masks
 
 
 def counts_fingerprint(pc: engine.PairCounts, names: list[str]) -> str:
-    table = sorted(
-        f"{names[int(i)]}\t{names[int(j)]}\t{yy}\t{int(c)}" for i, j, yy, c in zip(pc.a, pc.b, pc.y, pc.count, strict=True)
-    )
-    return hashlib.sha256("\n".join(table).encode()).hexdigest()
+    """sha256 of the view's count table, reproducible from an export:
+    the model names sorted and joined by newlines, then for each (a, b, y)
+    row in sorted order four little-endian int64s: the positions of a and b
+    in the sorted names, 2y, and the count."""
+    order = np.argsort(np.array(names, dtype=object), kind="stable")
+    position = np.empty(len(names), dtype=np.int64)
+    position[order] = np.arange(len(names))
+    table = np.column_stack(
+        [position[pc.a], position[pc.b], np.rint(pc.y * 2).astype(np.int64), np.rint(pc.count).astype(np.int64)]
+    ).astype("<i8")
+    table = table[np.lexsort((table[:, 2], table[:, 1], table[:, 0]))]
+    digest = hashlib.sha256("\n".join(sorted(names)).encode())
+    digest.update(table.tobytes())
+    return digest.hexdigest()
 
 
 def _rows(lb, names, meta, active) -> tuple[list[dict], dict[int, int]]:
@@ -174,15 +223,16 @@ def _rows(lb, names, meta, active) -> tuple[list[dict], dict[int, int]]:
     return rows, position
 
 
-def _pairs(pc: engine.PairCounts, position: dict[int, int]) -> list[list]:
+def _pairs(pc: engine.PairCounts, position: dict[int, int]) -> np.ndarray:
+    """(i, j, battles, points of i) per met pair, i and j as row positions."""
     lo, hi, inv, score_lo = pc.pair_map
     c = np.bincount(inv, pc.count, len(lo))
     s = np.bincount(inv, pc.count * score_lo, len(lo))
-    out = []
-    for i, j, cc, ss in zip(lo.tolist(), hi.tolist(), c.tolist(), s.tolist(), strict=True):
-        if cc > 0 and i in position and j in position:
-            out.append([position[i], position[j], int(cc), ss])
-    return out
+    pos = np.full(pc.n_models, -1, dtype=np.int64)
+    for model, row in position.items():
+        pos[model] = row
+    keep = (c > 0) & (pos[lo] >= 0) & (pos[hi] >= 0)
+    return np.column_stack([pos[lo][keep], pos[hi][keep], c[keep], s[keep]]).astype(np.float64)
 
 
 def _view(key, label, pc, names, meta, *, ci, rounds, seed) -> ViewResult:
@@ -200,23 +250,17 @@ def _view(key, label, pc, names, meta, *, ci, rounds, seed) -> ViewResult:
     )
 
 
-def _style_view(t: VoteTable, names, meta, overall_pc, *, beta_l2: float) -> ViewResult | None:
-    index = {mid: i for i, mid in enumerate(t.model_ids)}
-    fields = [f"s{k}" for k in range(8)]
-    qs = (
-        counted_votes()
-        .filter(style__isnull=False)
-        .annotate(**{f: Cast(KT(f"style__{k}"), IntegerField()) for k, f in enumerate(fields)})
-        .values_list("model_a_id", "model_b_id", "winner", *fields)
-        .order_by()
-    )
-    data = list(qs.iterator(chunk_size=50_000))
-    if not data:
+def _style_view(
+    t: VoteTable, rows: np.ndarray, names, meta, *, beta_l2: float, theta0: np.ndarray
+) -> ViewResult | None:
+    data = rows[rows[:, 4] >= 0]
+    if not len(data):
         return None
-    a = np.array([index[r[0]] for r in data], dtype=np.int64)
-    b = np.array([index[r[1]] for r in data], dtype=np.int64)
-    y = np.array([WINNER_SCORE[r[2]] for r in data], dtype=float)
-    x = np.array([r[3:] for r in data], dtype=float)
+    index = np.full(max(t.model_ids) + 1, -1, dtype=np.int64)
+    index[t.model_ids] = np.arange(len(t.model_ids))
+    a, b = index[data[:, 1]], index[data[:, 2]]
+    y = data[:, 3] / 2.0
+    x = data[:, 4:].astype(float)
     keep = a != b
     a, b, y, x = a[keep], b[keep], y[keep], x[keep]
     n = len(t.model_ids)
@@ -224,7 +268,7 @@ def _style_view(t: VoteTable, names, meta, overall_pc, *, beta_l2: float) -> Vie
     pc = engine.aggregate(a, b, y, n)
     diag = engine.diagnose(pc, names)
     l2 = 0.0 if diag.mle_exists else engine.FALLBACK_L2
-    fit = engine.fit_style_bt(a, b, y, feats, n, l2=l2, beta_l2=beta_l2)
+    fit = engine.fit_style_bt(a, b, y, feats, n, l2=l2, beta_l2=beta_l2, theta0=theta0)
     rating = engine.theta_to_points(fit.theta)
     half = engine.Z95 * fit.se_theta * engine.POINTS_PER_THETA
     active = diag.battles > 0
@@ -250,11 +294,16 @@ def _style_view(t: VoteTable, names, meta, overall_pc, *, beta_l2: float) -> Vie
     )
 
 
-def compute_views(*, ci: str = "sandwich", rounds: int = 100, seed: int = 0, style: bool = True) -> list[ViewResult]:
-    """All views over the counted votes. Reads the database; writes nothing."""
-    t = vote_table()
+def compute_views(
+    *, rows: np.ndarray | None = None, ci: str = "sandwich", rounds: int = 100, seed: int = 0, style: bool = True
+) -> tuple[VoteSet, list[ViewResult]]:
+    """The counted votes' identity and all views over them. Reads only.
+    ``rows``: battle_rows() when the caller already has them."""
+    rows = battle_rows() if rows is None else rows
+    votes = vote_set_from(rows)
+    t = vote_table(getattr(settings, "RATINGS_MIN_CATEGORY_VOTES", 50))
     if not t.model_ids:
-        return []
+        return votes, []
     models = {m.id: m for m in ArenaModel.objects.filter(id__in=t.model_ids)}
     names = [models[i].name for i in t.model_ids]
     meta = [
@@ -263,20 +312,20 @@ def compute_views(*, ci: str = "sandwich", rounds: int = 100, seed: int = 0, sty
     ]
     n = len(t.model_ids)
     views = []
-    min_lang = getattr(settings, "RATINGS_MIN_CATEGORY_VOTES", 50)
-    overall_pc = None
-    for key, (label, mask) in category_masks(t, min_lang).items():
-        if not mask.any():
+    for key, (label, counts) in t.counts.items():
+        if counts.sum() == 0:
             continue
-        pc = engine.aggregate(t.a[mask], t.b[mask], t.y[mask], n, count=t.n[mask])
+        pc = engine.aggregate(t.a, t.b, t.y, n, count=counts)
         if pc.total == 0:
             continue
-        if key == "overall":
-            overall_pc = pc
         views.append(_view(key, label, pc, names, meta, ci=ci, rounds=rounds, seed=seed))
-    if style and overall_pc is not None:
-        sv = _style_view(t, names, meta, overall_pc, beta_l2=getattr(settings, "RATINGS_STYLE_L2", 0.5))
+    if style:
+        overall = next((v for v in views if v.key == "overall"), None)
+        theta0 = np.zeros(n)
+        if overall is not None:
+            by_name = {r["model"]: r["theta"] for r in overall.rows}
+            theta0 = np.array([by_name.get(name, 0.0) for name in names])
+        sv = _style_view(t, rows, names, meta, beta_l2=getattr(settings, "RATINGS_STYLE_L2", 0.5), theta0=theta0)
         if sv is not None:
             views.append(sv)
-    return views
-
+    return votes, views

@@ -18,14 +18,20 @@ def counted_votes():
 
 
 def latest_snapshot(ci: str | None = None) -> Snapshot | None:
-    qs = Snapshot.objects.order_by("-created_at", "-id")
+    """The newest snapshot's header (its big row list is deferred)."""
+    qs = Snapshot.objects.order_by("-created_at", "-id").defer("rows", "warnings")
     if ci:
         qs = qs.filter(ci=ci)
     return qs.first()
 
 
-def snapshot_view(snap: Snapshot, key: str, style_control: bool) -> SnapshotView | None:
-    return SnapshotView.objects.filter(snapshot=snap, key=key, style_control=style_control).first()
+def snapshot_view(
+    snap: Snapshot, key: str, style_control: bool, *, with_pairs: bool = False
+) -> SnapshotView | None:
+    qs = SnapshotView.objects.filter(snapshot=snap, key=key, style_control=style_control)
+    if not with_pairs:
+        qs = qs.defer("pairs")
+    return qs.first()
 
 
 def min_votes() -> int:
@@ -77,7 +83,7 @@ def model_ratings(snap: Snapshot, name: str) -> list[dict]:
 
 
 def model_opponents(snap: Snapshot, name: str) -> list[dict]:
-    view = snapshot_view(snap, "overall", False)
+    view = snapshot_view(snap, "overall", False, with_pairs=True)
     if view is None:
         return []
     names = [r["model"] for r in view.rows]
@@ -85,12 +91,13 @@ def model_opponents(snap: Snapshot, name: str) -> list[dict]:
         return []
     me = names.index(name)
     out = []
-    for i, j, battles, points_i in view.pairs:
+    for i, j, battles, points_i in view.pair_table().tolist():
+        i, j = int(i), int(j)
         if me not in (i, j):
             continue
         other = j if i == me else i
         points = points_i if i == me else battles - points_i
-        out.append({"opponent": names[other], "battles": battles, "win_rate": round(points / battles, 6)})
+        out.append({"opponent": names[other], "battles": int(battles), "win_rate": round(points / battles, 6)})
     out.sort(key=lambda o: (-o["battles"], o["opponent"]))
     return out
 
@@ -104,9 +111,10 @@ def matrix(view: SnapshotView, kind: str) -> tuple[list[str], list[list]]:
         theta = np.array([r.get("theta", 0.0) for r in view.rows])
         return names, np.round(engine.predicted_winrate(theta), 6).tolist()
     m: list[list] = [[None] * n for _ in range(n)]
-    for i, j, battles, points_i in view.pairs:
+    for i, j, battles, points_i in view.pair_table().tolist():
+        i, j = int(i), int(j)
         if kind == "count":
-            m[i][j] = m[j][i] = battles
+            m[i][j] = m[j][i] = int(battles)
         else:
             m[i][j] = round(points_i / battles, 6)
             m[j][i] = round((battles - points_i) / battles, 6)

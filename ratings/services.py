@@ -11,7 +11,7 @@ from django.db import transaction
 from . import engine
 from .locks import recompute_lock
 from .models import Snapshot, SnapshotView
-from .recompute import compute_views, vote_set, vote_set_summary
+from .recompute import battle_rows, compute_views, vote_set_from, vote_set_summary
 from .selectors import latest_snapshot
 
 log = logging.getLogger(__name__)
@@ -43,17 +43,17 @@ def recompute_publish(*, ci: str | None = None, rounds: int = 100, force: bool =
             log.info("recompute already running elsewhere; skipped")
             return None
         started = time.perf_counter()
-        votes = vote_set()
+        rows = battle_rows()
         newest = latest_snapshot()
         if (
             not force
             and newest is not None
-            and newest.fingerprint == votes.fingerprint
             and newest.ci == ci
             and (ci != "bootstrap" or newest.params.get("rounds") == rounds)
+            and newest.fingerprint == vote_set_from(rows).fingerprint
         ):
             return newest
-        views = compute_views(ci=ci, rounds=rounds, seed=0)
+        votes, views = compute_views(rows=rows, ci=ci, rounds=rounds, seed=0)
         overall = next((v for v in views if v.key == "overall" and not v.style_control), None)
         with transaction.atomic():
             snap = Snapshot.objects.create(
@@ -87,7 +87,7 @@ def recompute_publish(*, ci: str | None = None, rounds: int = 100, force: bool =
                         vote_count=v.vote_count,
                         counts_fingerprint=v.counts_fingerprint,
                         rows=v.rows,
-                        pairs=v.pairs,
+                        pairs=v.pairs.astype("<f8").tobytes(),
                         style_coefficients=v.style_coefficients,
                         warnings=v.warnings,
                     )
