@@ -26,25 +26,33 @@ class Vote(models.Model):
     battle = models.OneToOneField(Battle, null=True, blank=True, on_delete=models.PROTECT, related_name="vote")
     voter = models.ForeignKey(Voter, on_delete=models.PROTECT, related_name="votes")
     # Denormalised from the battle so the recompute can GROUP BY without a join.
-    model_a = models.ForeignKey(ArenaModel, on_delete=models.PROTECT, related_name="+")
-    model_b = models.ForeignKey(ArenaModel, on_delete=models.PROTECT, related_name="+")
+    # No single-column indexes: nothing looks votes up by one model (the
+    # recompute reads them all), and each index costs a bulk import ~7% of
+    # its speed (docs/VOTES.md). votes_vote_aggregate still leads to them.
+    model_a = models.ForeignKey(ArenaModel, on_delete=models.PROTECT, related_name="+", db_index=False)
+    model_b = models.ForeignKey(ArenaModel, on_delete=models.PROTECT, related_name="+", db_index=False)
     winner = models.CharField(max_length=8, choices=Winner.choices)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     source = models.CharField(max_length=8, choices=Source.choices, default=Source.ARENA)
-    # Re-importing the same row finds this key and adds nothing.
-    external_key = models.CharField(max_length=64, null=True, blank=True, unique=True)
+    # Re-importing the same row finds this key and adds nothing. Unique through
+    # Meta.constraints: one plain unique index, without the second
+    # varchar_pattern_ops index PostgreSQL gets for unique=True (imports pay per index).
+    external_key = models.CharField(max_length=64, null=True, blank=True)
     # Computed once when the vote is stored (votes.features), read by every recompute.
-    language = models.CharField(max_length=8, blank=True, db_index=True)
+    language = models.CharField(max_length=8, blank=True)  # indexed in Meta.indexes (equality only)
     is_code = models.BooleanField(default=False)
     prompt_tokens = models.PositiveIntegerField(default=0)
     turns = models.PositiveSmallIntegerField(default=1)
     style = models.JSONField(
         null=True, blank=True, help_text="[tokens, headers, list_items, bold] of side a, then of side b"
     )
-    excluded = models.BooleanField(default=False, db_index=True)
+    # Filters on ``excluded`` use votes_vote_aggregate, whose first column it is.
+    excluded = models.BooleanField(default=False)
     exclusion_reason = models.CharField(max_length=64, blank=True)
     excluded_at = models.DateTimeField(null=True, blank=True)
-    excluded_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    excluded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, db_index=False
+    )
 
     class Meta:
         ordering = ["-created_at"]
@@ -55,8 +63,86 @@ class Vote(models.Model):
             models.CheckConstraint(
                 condition=Q(excluded=False) | ~Q(exclusion_reason=""), name="votes_vote_exclusion_has_reason"
             ),
+            # Re-importing the same row finds this key and adds nothing.
+            models.UniqueConstraint(fields=["external_key"], name="votes_vote_external_key_unique"),
         ]
-        indexes = [models.Index(fields=["excluded", "model_a", "model_b", "winner"], name="votes_vote_aggregate")]
+        indexes = [
+            models.Index(fields=["excluded", "model_a", "model_b", "winner"], name="votes_vote_aggregate"),
+            models.Index(fields=["language"], name="votes_vote_language"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.battle_id}: {self.winner}"
+
+
+class ExclusionReason:
+    """Reasons this codebase writes into ``Vote.exclusion_reason``.
+
+    Only ``ANOMALOUS_VOTER`` is ever undone automatically (by unflagging the
+    voter); the others are facts about the battle itself.
+    """
+
+    NAMED = "named"  # model identities were visible when the vote was cast
+    SELF_BATTLE = "self_battle"  # a model against itself carries no information
+    ANOMALOUS_VOTER = "anomalous_voter"  # the voter is flagged (votes.anomaly)
+    IMPORTED_PREFIX = "imported:"  # excluded in the system the file came from
+
+
+class VoterFlag(models.Model):
+    """The anomaly detector's latest verdict on one voter, and the flag that
+    excludes their votes (reason ``anomalous_voter``) while it is set.
+
+    p-values are probabilities; ``score`` is −log10 of the adjusted p-value,
+    capped at 300, so larger is more anomalous.
+    """
+
+    voter = models.OneToOneField(Voter, on_delete=models.PROTECT, related_name="anomaly")
+    votes_tested = models.PositiveIntegerField(default=0)
+    fisher_statistic = models.FloatField(default=0.0, help_text="M = Σ −2 log p over the voter's votes")
+    outcome_p = models.FloatField(default=1.0, help_text="Fisher combination of the per-vote outcome p-values")
+    side_p = models.FloatField(default=1.0, help_text="side-bias test (A vs B choices), two-sided")
+    favour_p = models.FloatField(default=1.0, help_text="favouritism test (one model's points), Bonferroni over models")
+    p_value = models.FloatField(default=1.0, help_text="the three tests combined (Bonferroni over 3)")
+    adjusted_p = models.FloatField(default=1.0, help_text="after Holm's correction over the voters tested in the run")
+    score = models.FloatField(default=0.0, db_index=True, help_text="−log10(adjusted_p), capped at 300")
+    scored_at = models.DateTimeField(null=True, blank=True)
+    flagged = models.BooleanField(default=False, db_index=True)
+    # A person's decision (flag or clear) stands: the detector keeps scoring
+    # this voter but no longer changes ``flagged``.
+    manual = models.BooleanField(default=False)
+    changed_at = models.DateTimeField(null=True, blank=True, help_text="when ``flagged`` last changed")
+    changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        help_text="who last changed ``flagged``; empty = the detector",
+    )
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(adjusted_p__gte=0) & Q(adjusted_p__lte=1), name="votes_voterflag_adjusted_p_range"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.voter_id}: {'flagged' if self.flagged else 'clear'} (score {self.score:.1f})"
+
+
+class VoteExclusionEvent(models.Model):
+    """Audit trail: one row per vote each time it is excluded or reinstated
+    after it was stored. ``by`` empty = the system."""
+
+    class Action(models.TextChoices):
+        EXCLUDE = "exclude", "excluded"
+        REINSTATE = "reinstate", "reinstated"
+
+    vote = models.ForeignKey(Vote, on_delete=models.PROTECT, related_name="exclusion_events")
+    action = models.CharField(max_length=10, choices=Action.choices)
+    reason = models.CharField(max_length=64)
+    at = models.DateTimeField(default=timezone.now, db_index=True)
+    by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        ordering = ["at", "id"]
+
+    def __str__(self) -> str:
+        return f"vote {self.vote_id} {self.action} ({self.reason})"
