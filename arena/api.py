@@ -28,8 +28,16 @@ class BattleOut(serializers.Serializer):
     responses = inline_serializer("BattleResponses", {"a": serializers.CharField(), "b": serializers.CharField()})
 
 
+WINNERS = ["a", "b", "tie", "both_bad"]
+
+
 class VoteIn(serializers.Serializer):
-    winner = serializers.ChoiceField(choices=["a", "b", "tie", "both_bad"])
+    winner = serializers.ChoiceField(
+        choices=WINNERS,
+        error_messages={
+            "invalid_choice": "must be one of " + ", ".join(f'"{w}"' for w in WINNERS) + ', not "{input}".'
+        },
+    )
 
 
 class VoteOut(serializers.Serializer):

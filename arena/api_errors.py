@@ -17,7 +17,22 @@ def exception_handler(exc, context):
         return None
     code = getattr(exc, "default_code", "error")
     if isinstance(exc, exceptions.ValidationError):
-        return Response({"error": "invalid", "detail": response.data}, status=status.HTTP_400_BAD_REQUEST)
+        # "detail" stays a sentence a client can show as is (arena.js does);
+        # the per-field lists go under "fields".
+        return Response(
+            {"error": "invalid", "detail": _sentence(response.data), "fields": response.data},
+            status=status.HTTP_400_BAD_REQUEST,
+        )
     detail = response.data.get("detail", response.data) if isinstance(response.data, dict) else response.data
     response.data = {"error": code, "detail": detail}
     return response
+
+
+def _sentence(errors, field: str = "") -> str:
+    """Flatten DRF's nested validation errors into one readable line."""
+    if isinstance(errors, dict):
+        parts = [_sentence(v, k if k != "non_field_errors" else "") for k, v in errors.items()]
+        return " ".join(p for p in parts if p)
+    if isinstance(errors, list):
+        return " ".join(_sentence(e, field) for e in errors)
+    return f"{field}: {errors}" if field else str(errors)

@@ -181,6 +181,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "ratings.recompute_if_stale",
         "schedule": RATINGS_PERIODIC_SECONDS,
     },
+    "detect-anomalous-voters": {
+        "task": "votes.detect_anomalies",
+        "schedule": env_float("VOTES_ANOMALY_PERIODIC_SECONDS", 3600.0),
+    },
 }
 
 # --- REST framework -------------------------------------------------------

@@ -7,6 +7,7 @@ from arena import api as arena_api
 from arena import views as arena_views
 from ratings import api as ratings_api
 from ratings import views as ratings_views
+from votes import api as votes_api
 
 urlpatterns = [
     path("", RedirectView.as_view(url="/arena/", permanent=False)),
@@ -15,6 +16,7 @@ urlpatterns = [
     path("api/v1/battles/", arena_api.BattleCreateApi.as_view(), name="api-battles"),
     path("api/v1/battles/<uuid:battle_id>/vote/", arena_api.BattleVoteApi.as_view(), name="api-battle-vote"),
     path("api/v1/leaderboard/", ratings_api.LeaderboardApi.as_view(), name="api-leaderboard"),
+    path("api/v1/votes/export/", votes_api.VoteExportApi.as_view(), name="api-votes-export"),
     path("api/v1/leaderboard/history/", ratings_api.HistoryApi.as_view(), name="api-leaderboard-history"),
     path("api/v1/models/", ratings_api.ModelListApi.as_view(), name="api-models"),
     path("api/v1/models/<str:name>/", ratings_api.ModelDetailApi.as_view(), name="api-model"),

@@ -44,13 +44,46 @@ def demo_names() -> list[str]:
 
 
 @pytest.fixture
-def celery_worker_process(transactional_db, tmp_path):
+def shared_cache(settings):
+    """The cache the worker processes use too, as web and worker share it in
+    production: the debounce flag a vote sets must be the one the worker's
+    recompute clears (Redis in CI; on a laptop the file cache in ARENA_VAR_DIR
+    that every process started from this environment reads)."""
+    if not settings.CACHES["default"]["BACKEND"].endswith("RedisCache"):
+        settings.CACHES = {
+            "default": {
+                "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+                "LOCATION": str(settings.VAR_DIR / "cache"),
+            }
+        }
+    from django.core.cache import cache
+
+    cache.clear()
+    return cache
+
+
+@pytest.fixture
+def start_worker(transactional_db, shared_cache, tmp_path):
+    """Start real Celery worker processes against the test database; all are
+    stopped at the end of the test. ``start_worker(env={...}, args=[...])``."""
+    purge_broker()
+    workers: list[WorkerProcess] = []
+
+    def start(env: dict[str, str] | None = None, args: list[str] | tuple[str, ...] = ()) -> WorkerProcess:
+        worker = WorkerProcess(worker_env(env), tmp_path / f"worker-{len(workers)}.log", args)
+        workers.append(worker)
+        return worker.start()
+
+    yield start
+    for worker in workers:
+        worker.stop()
+
+
+@pytest.fixture
+def celery_worker_process(start_worker):
     """A real Celery worker process on the configured broker (Redis in CI,
     the filesystem broker on a laptop), against the test database."""
-    purge_broker()
-    worker = WorkerProcess(worker_env(), tmp_path / "worker.log").start()
-    yield worker
-    worker.stop()
+    return start_worker()
 
 
 @pytest.fixture(scope="session")
@@ -72,6 +105,12 @@ def browser(chromium_path):
         )
         yield b
         b.close()
+        # Playwright's sync API runs the test in its own greenlet context, where
+        # Django opens separate connections; close them here or PostgreSQL
+        # refuses to drop the test database ("accessed by other users").
+        from django.db import connections
+
+        connections.close_all()
 
 
 @pytest.fixture

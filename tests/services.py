@@ -91,16 +91,17 @@ def worker_env(extra: dict[str, str] | None = None) -> dict[str, str]:
 class WorkerProcess:
     """A real `celery worker` child process, stopped (or killed) by the test."""
 
-    def __init__(self, env: dict[str, str], log_path: Path):
+    def __init__(self, env: dict[str, str], log_path: Path, args: list[str] | tuple[str, ...] = ()):
         self.env = env
         self.log_path = log_path
+        self.args = list(args)
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> WorkerProcess:
         self.log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "arena", "worker", "--pool", "solo", "--loglevel", "INFO",
-             "--without-gossip", "--without-mingle", "--without-heartbeat"],
+             "--without-gossip", "--without-mingle", "--without-heartbeat", *self.args],
             cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
         )
         deadline = time.time() + 30
@@ -150,3 +151,49 @@ def purge_broker() -> None:
 
     with app.connection_for_write() as conn:
         conn.default_channel.queue_purge(app.conf.task_default_queue)
+
+
+class ChildProcess:
+    """Any other server a test starts (runserver, celery beat, redis-server),
+    logged to a file and stopped by the test that started it."""
+
+    def __init__(self, cmd: list[str], log_path: Path, env: dict[str, str] | None = None):
+        self.cmd = cmd
+        self.env = env
+        self.log_path = log_path
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, *, port: int | None = None, ready_text: bytes | None = None, timeout: float = 30.0):
+        """Start and wait until ``port`` accepts connections or ``ready_text`` is logged."""
+        self.log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(self.cmd, cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.cmd[0]} exited early:\n{self.output()[-3000:]}")
+            if port is not None and port_open("127.0.0.1", port):
+                return self
+            if ready_text is not None and ready_text in self.log_path.read_bytes():
+                return self
+            if port is None and ready_text is None:
+                return self
+            time.sleep(0.1)
+        self.stop(kill=True)
+        raise RuntimeError(f"{' '.join(self.cmd)} not ready in {timeout:.0f} s:\n{self.output()[-3000:]}")
+
+    def stop(self, kill: bool = False) -> None:
+        if self.proc and self.proc.poll() is None:
+            if kill:
+                self.proc.kill()
+            else:
+                self.proc.terminate()
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if getattr(self, "log", None) and not self.log.closed:
+            self.log.close()
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""

@@ -3,15 +3,43 @@
   var battle = document.getElementById("battle");
   if (!battle) return;
   var id = battle.dataset.battle;
+  var buttons = document.querySelectorAll("#vote-buttons button");
+  var status = document.getElementById("status");
+  var next = document.getElementById("next");
+
   function csrf() {
     var m = document.cookie.match(/(?:^|; )csrftoken=([^;]+)/);
     return m ? decodeURIComponent(m[1]) : "";
   }
-  var buttons = document.querySelectorAll("#vote-buttons button");
-  var status = document.getElementById("status");
+  function enable(on) {
+    buttons.forEach(function (b) { b.disabled = !on; });
+  }
+  function fail(message) {
+    status.textContent = message;
+    status.className = "status error";
+    enable(true);
+  }
+  function reveal(side, name, outcome) {
+    var el = document.getElementById("reveal-" + side);
+    el.textContent = "Model " + side.toUpperCase() + ": " + name;
+    el.hidden = false;
+    document.getElementById("side-" + side).classList.add(outcome);
+  }
+  function named(side, name) {
+    var span = document.createElement("span");
+    span.className = "named";
+    span.textContent = "Model " + side + ": " + name;
+    return span;
+  }
+  var outcomes = {
+    a: { a: "winner", b: "loser" }, b: { a: "loser", b: "winner" },
+    tie: { a: "tied", b: "tied" }, both_bad: { a: "loser", b: "loser" }
+  };
+
   buttons.forEach(function (btn) {
     btn.addEventListener("click", function () {
-      buttons.forEach(function (b) { b.disabled = true; });
+      enable(false);
+      status.className = "status";
       status.textContent = "Saving your vote…";
       fetch("/api/v1/battles/" + id + "/vote/", {
         method: "POST",
@@ -19,22 +47,30 @@
         headers: { "Content-Type": "application/json", "X-CSRFToken": csrf() },
         body: JSON.stringify({ winner: btn.dataset.winner })
       }).then(function (r) {
-        return r.json().then(function (body) { return { ok: r.ok, body: body }; });
+        return r.json().catch(function () { return {}; }).then(function (body) {
+          return { ok: r.ok, status: r.status, body: body };
+        });
       }).then(function (res) {
         if (!res.ok) {
-          status.textContent = "Vote not saved: " + (res.body.detail || "error");
-          buttons.forEach(function (b) { b.disabled = false; });
+          fail("Vote not saved: " + (res.body.detail || "the server answered " + res.status));
+          if (res.status === 409 || res.status === 404) { enable(false); next.hidden = false; }
           return;
         }
-        var a = document.getElementById("reveal-a"), b = document.getElementById("reveal-b");
-        a.textContent = "Model A: " + res.body.model_a; a.hidden = false;
-        b.textContent = "Model B: " + res.body.model_b; b.hidden = false;
-        status.textContent = "Thanks! Your vote is stored.";
-        document.getElementById("next").hidden = false;
+        var o = outcomes[res.body.winner] || {};
+        reveal("a", res.body.model_a, o.a);
+        reveal("b", res.body.model_b, o.b);
+        btn.classList.add("chosen");
+        // The bar stays in view on a phone, so it carries the result too.
+        status.textContent = "";
+        status.append("Thanks! Your vote (" + btn.textContent.replace(/[←→]/g, "").trim() + ") is stored. ",
+          named("A", res.body.model_a), " · ", named("B", res.body.model_b));
+        document.getElementById("votebar").classList.add("done");
+        next.hidden = false;
+        next.focus({ preventScroll: true });
       }).catch(function () {
-        status.textContent = "Network error; your vote was not saved. Try again.";
-        buttons.forEach(function (b) { b.disabled = false; });
+        fail("Network error: your vote was not saved. Try again.");
       });
     });
   });
+  next.addEventListener("click", function () { location.reload(); });
 })();
