@@ -83,7 +83,9 @@ class Command(BaseCommand):
         finally:
             for p in running.values():
                 if p.poll() is None:
-                    os.killpg(p.pid, signal.SIGTERM)
+                    # The leader only: Celery's main process stops its own pool
+                    # (a warm shutdown); the whole group is killed only on timeout.
+                    p.terminate()
             deadline = time.time() + 15
             for p in running.values():
                 try:
