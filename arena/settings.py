@@ -133,11 +133,14 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- cache (rate limits, debounce flags): shared by every process ----------
 REDIS_URL = env_str("REDIS_URL")
-if REDIS_URL:
+# The cache may live in another Redis database than the broker's queue, so
+# that clearing the cache never drops queued tasks.
+REDIS_CACHE_URL = env_str("REDIS_CACHE_URL", REDIS_URL)
+if REDIS_CACHE_URL:
     CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": REDIS_URL,
+            "LOCATION": REDIS_CACHE_URL,
             "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 2},
         }
     }

@@ -98,6 +98,7 @@ def test_votes_are_stored_while_redis_is_down_and_ratings_catch_up_when_it_retur
     redis_port, web_port = free_port(), free_port()
     env = {
         "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
+        "REDIS_CACHE_URL": f"redis://127.0.0.1:{redis_port}/1",
         "ARENA_VAR_DIR": str(tmp_path / "var"),
         "RATINGS_PERIODIC_SECONDS": "1",
     }

@@ -43,6 +43,10 @@ def vote_record(*, battle_id: uuid.UUID | str, voter: Voter, winner: str) -> Vot
     Raises BattleNotFound (also for someone else's battle, so battle ids of
     other voters can't be probed), AlreadyVoted, VoteRejected.
     """
+    try:
+        battle_id = uuid.UUID(str(battle_id))
+    except ValueError:
+        raise BattleNotFound("no such battle for this voter") from None
     if winner not in Vote.Winner.values:
         raise VoteRejected(f"winner must be one of {', '.join(Vote.Winner.values)}")
     try:

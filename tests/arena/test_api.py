@@ -263,3 +263,13 @@ def test_no_battle_possible_is_a_clear_503(client, db):
 def test_no_battle_when_only_one_model_is_active(client, demo_models):
     ArenaModel.objects.exclude(name=demo_models[0].name).update(status=ArenaModel.Status.PAUSED)
     assert_error(client.post("/api/v1/battles/", data={}, content_type="application/json"), 503)
+
+
+@pytest.mark.django_db
+def test_vote_on_a_malformed_battle_id_is_a_json_404():
+    client = Client()
+    before = Vote.objects.count()
+    resp = client.post("/api/v1/battles/not-a-uuid/vote/", {"winner": "a"}, content_type="application/json")
+    assert resp.status_code == 404
+    assert resp.json()["error"] == "battle_not_found"
+    assert Vote.objects.count() == before
