@@ -88,49 +88,6 @@ def worker_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-class WorkerProcess:
-    """A real `celery worker` child process, stopped (or killed) by the test."""
-
-    def __init__(self, env: dict[str, str], log_path: Path, args: list[str] | tuple[str, ...] = ()):
-        self.env = env
-        self.log_path = log_path
-        self.args = list(args)
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> WorkerProcess:
-        self.log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "arena", "worker", "--pool", "solo", "--loglevel", "INFO",
-             "--without-gossip", "--without-mingle", "--without-heartbeat", *self.args],
-            cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
-        )
-        deadline = time.time() + 30
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"celery worker exited early:\n{self.log_path.read_text()[-3000:]}")
-            if b"ready." in self.log_path.read_bytes():
-                return self
-            time.sleep(0.2)
-        raise RuntimeError(f"celery worker not ready in 30 s:\n{self.log_path.read_text()[-3000:]}")
-
-    def stop(self, kill: bool = False) -> None:
-        if self.proc and self.proc.poll() is None:
-            if kill:
-                self.proc.kill()
-            else:
-                self.proc.terminate()
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        if getattr(self, "log", None):
-            self.log.close()
-
-    def output(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-
 def wait_for(predicate, timeout: float = 30.0, interval: float = 0.25):
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -197,3 +154,19 @@ class ChildProcess:
 
     def output(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+class WorkerProcess(ChildProcess):
+    """A real `celery worker` child process, stopped (or killed) by the test."""
+
+    def __init__(self, env: dict[str, str], log_path: Path, args: list[str] | tuple[str, ...] = ()):
+        super().__init__(
+            [sys.executable, "-m", "celery", "-A", "arena", "worker", "--pool", "solo", "--loglevel", "INFO",
+             "--without-gossip", "--without-mingle", "--without-heartbeat", *args],
+            log_path,
+            env,
+        )
+
+    def start(self) -> WorkerProcess:  # type: ignore[override]
+        super().start(ready_text=b"ready.")
+        return self
