@@ -8,6 +8,7 @@ from collections import defaultdict
 
 from django.db import transaction
 
+from . import sampling
 from .models import Answer, ArenaModel, Battle, Voter
 
 
@@ -59,12 +60,9 @@ def _answer_set_candidates() -> tuple[list[ArenaModel], dict[int, set[int]]]:
 
 
 def sample_pair(models: list[ArenaModel], rng: random.Random) -> tuple[ArenaModel, ArenaModel]:
-    """FastChat's weighted rule: first model by weight, opponent by weight among
-    the rest; then the sides are shuffled."""
-    first = rng.choices(models, weights=[m.weight for m in models])[0]
-    rest = [m for m in models if m.id != first.id]
-    second = rng.choices(rest, weights=[m.weight for m in rest])[0]
-    pair = [first, second]
+    """FastChat's weighted rule (arena.sampling), then the sides are shuffled."""
+    i, j = sampling.pick_pair("weighted", len(models), rng, weights=[m.weight for m in models])
+    pair = [models[i], models[j]]
     rng.shuffle(pair)
     return pair[0], pair[1]
 

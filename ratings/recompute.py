@@ -139,10 +139,6 @@ def vote_set_from(rows: np.ndarray) -> VoteSet:
     return VoteSet(len(ids), int(ids[-1]) if len(ids) else 0, int(ids.sum()) if len(ids) else 0, digest)
 
 
-def vote_set() -> VoteSet:
-    return vote_set_from(battle_rows())
-
-
 def vote_table(min_language_votes: int) -> VoteTable:
     """One GROUP BY (model_a, model_b, winner) with a filtered count per category."""
     languages = [

@@ -5,9 +5,9 @@ from __future__ import annotations
 from celery import shared_task
 from django.core.cache import cache
 
-from . import services
+from votes.services import RECOMPUTE_QUEUED_KEY
 
-RECOMPUTE_QUEUED_KEY = "ratings:recompute-queued"  # set by votes.services.request_recompute
+from . import services
 
 
 @shared_task(name="ratings.recompute", acks_late=True, autoretry_for=(OSError,), max_retries=3, retry_backoff=True)
