@@ -30,6 +30,14 @@ class ArenaModel(models.Model):
     weight = models.FloatField(default=1.0, help_text="sampling weight; 0 never samples it")
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.ACTIVE, db_index=True)
     identity_words = models.JSONField(default=list, blank=True)
+    max_concurrency = models.PositiveSmallIntegerField(
+        default=4, help_text="live models: answers in flight at once; 0 = no limit"
+    )
+    # Live models: consecutive failed answers; ARENA_AUTO_PAUSE_FAILURES in a
+    # row pause the model (status paused, with the reason and time below).
+    consecutive_failures = models.PositiveIntegerField(default=0)
+    paused_reason = models.CharField(max_length=300, blank=True)
+    paused_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -107,6 +115,7 @@ class Battle(models.Model):
     """
 
     class Status(models.TextChoices):
+        PENDING = "pending", "answers streaming"
         READY = "ready", "ready to vote"
         VOTED = "voted", "voted"
         FAILED = "failed", "failed"
@@ -119,8 +128,17 @@ class Battle(models.Model):
     prompt = models.TextField()
     response_a = models.TextField(blank=True)
     response_b = models.TextField(blank=True)
+    # The whole conversation, one {"prompt", "a", "b"} per turn; the fields
+    # above repeat its first turn (search, list pages, single-turn votes).
+    turns = models.JSONField(default=list, blank=True)
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.READY, db_index=True)
+    # An answer named its own model or maker: the vote is kept but excluded
+    # (reason identity_leak), as LMArena drops such battles.
+    identity_leak = models.BooleanField(default=False)
+    failure = models.CharField(max_length=500, blank=True, help_text="operator detail of a failed side")
+    client_hash = models.CharField(max_length=64, blank=True, help_text="salted hash of the client address")
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    ready_at = models.DateTimeField(null=True, blank=True, help_text="when the last answer completed")
 
     class Meta:
         ordering = ["-created_at"]
@@ -130,3 +148,21 @@ class Battle(models.Model):
 
     def __str__(self) -> str:
         return str(self.id)
+
+
+class IdempotencyRecord(models.Model):
+    """The stored answer to an API request sent with an ``Idempotency-Key``
+    header: a retry with the same key gets the same answer and changes nothing."""
+
+    voter = models.ForeignKey(Voter, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=200)
+    request_hash = models.CharField(max_length=64, help_text="sha256 of method, path and body")
+    status_code = models.PositiveSmallIntegerField()
+    body = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["voter", "key"], name="arena_idempotency_unique_per_voter")]
+
+    def __str__(self) -> str:
+        return f"{self.voter_id}:{self.key}"
