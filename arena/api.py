@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from votes.services import vote_record
 
+from . import integrity
 from .services import battle_create, voter_for_session, voter_for_user
 
 
@@ -51,22 +52,61 @@ def battle_payload(battle) -> dict:
     return {"id": str(battle.id), "prompt": battle.prompt, "responses": {"a": battle.response_a, "b": battle.response_b}}
 
 
-class BattleCreateApi(APIView):
+class VoterApi(APIView):
+    """A voter's write: CSRF-checked for cookie sessions (signed in or not),
+    rate-limited per voter and per client address."""
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        if request.method not in ("GET", "HEAD", "OPTIONS"):
+            integrity.enforce_csrf(request)
+
+
+IDEMPOTENCY_PARAMETERS = [
+    OpenApiParameter(
+        "Idempotency-Key",
+        str,
+        OpenApiParameter.HEADER,
+        required=False,
+        description="A retry with the same key records one vote and returns the same answer (keys are per voter).",
+    )
+]
+
+
+class BattleCreateApi(VoterApi):
     @extend_schema(request=BattleCreateIn, responses={201: BattleOut}, summary="Open an anonymous battle")
     def post(self, request):
         body = BattleCreateIn(data=request.data or {})
         body.is_valid(raise_exception=True)
-        battle = battle_create(voter=current_voter(request))
+        voter = current_voter(request)
+        integrity.check_rate("battle", request, voter)
+        battle = battle_create(voter=voter, client_hash=integrity.request_address_hash(request))
         return Response(battle_payload(battle), status=status.HTTP_201_CREATED)
 
 
-class BattleVoteApi(APIView):
-    @extend_schema(request=VoteIn, responses={201: VoteOut}, summary="Vote on your battle; reveals the models")
+class BattleVoteApi(VoterApi):
+    @extend_schema(
+        request=VoteIn,
+        responses={201: VoteOut},
+        parameters=IDEMPOTENCY_PARAMETERS,
+        summary="Vote on your battle; reveals the models",
+    )
     def post(self, request, battle_id):
         body = VoteIn(data=request.data)
         body.is_valid(raise_exception=True)
-        vote = vote_record(battle_id=battle_id, voter=current_voter(request), winner=body.validated_data["winner"])
-        return Response(
-            {"winner": vote.winner, "model_a": vote.model_a.name, "model_b": vote.model_b.name},
-            status=status.HTTP_201_CREATED,
+        voter = current_voter(request)
+        integrity.check_rate("vote", request, voter)
+
+        def handle() -> tuple[int, dict]:
+            vote = vote_record(battle_id=battle_id, voter=voter, winner=body.validated_data["winner"])
+            return status.HTTP_201_CREATED, {
+                "winner": vote.winner,
+                "model_a": vote.model_a.name,
+                "model_b": vote.model_b.name,
+            }
+
+        code, payload, replayed = integrity.idempotent(
+            request, voter, {"battle": str(battle_id), **body.validated_data}, handle
         )
+        headers = {"Idempotent-Replayed": "true"} if replayed else None
+        return Response(payload, status=code, headers=headers)

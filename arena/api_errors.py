@@ -11,7 +11,9 @@ from .services import ArenaError
 
 def exception_handler(exc, context):
     if isinstance(exc, ArenaError):
-        return Response({"error": exc.code, "detail": exc.message}, status=exc.status)
+        return Response(
+            {"error": exc.code, "detail": exc.message}, status=exc.status, headers=getattr(exc, "headers", None)
+        )
     response = drf_handler(exc, context)
     if response is None:
         return None

@@ -7,6 +7,7 @@ import secrets
 from collections import defaultdict
 
 from django.db import transaction
+from django.utils import timezone
 
 from . import sampling
 from .models import Answer, ArenaModel, Battle, Voter
@@ -67,8 +68,15 @@ def sample_pair(models: list[ArenaModel], rng: random.Random) -> tuple[ArenaMode
     return pair[0], pair[1]
 
 
-def battle_create(*, voter: Voter, rng: random.Random | None = None) -> Battle:
+class VoterBanned(ArenaError):
+    status = 403
+    code = "voter_banned"
+
+
+def battle_create(*, voter: Voter, client_hash: str = "", rng: random.Random | None = None) -> Battle:
     """Open a battle on the pre-generated answer sets for this voter."""
+    if voter.banned:
+        raise VoterBanned("this voter may not open battles")
     rng = rng or random.SystemRandom()
     models, questions = _answer_set_candidates()
     for _ in range(20):
@@ -86,6 +94,7 @@ def battle_create(*, voter: Voter, rng: random.Random | None = None) -> Battle:
             )
         }
         question = answers[model_a.id].question
+        response_a, response_b = answers[model_a.id].text, answers[model_b.id].text
         with transaction.atomic():
             return Battle.objects.create(
                 voter=voter,
@@ -93,7 +102,10 @@ def battle_create(*, voter: Voter, rng: random.Random | None = None) -> Battle:
                 model_b=model_b,
                 question=question,
                 prompt=question.prompt,
-                response_a=answers[model_a.id].text,
-                response_b=answers[model_b.id].text,
+                response_a=response_a,
+                response_b=response_b,
+                turns=[{"prompt": question.prompt, "a": response_a, "b": response_b}],
+                client_hash=client_hash,
+                ready_at=timezone.now(),
             )
     raise NoBattleAvailable("no two active models share an answered question; load an answer set first")

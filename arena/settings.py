@@ -8,6 +8,7 @@ server: SQLite in ``var/`` and Celery's filesystem broker in ``var/broker``.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import dj_database_url
@@ -219,6 +220,28 @@ SPECTACULAR_SETTINGS = {
 
 # --- arena ----------------------------------------------------------------
 ARENA_SAMPLING_POLICY = env_str("ARENA_SAMPLING_POLICY", "weighted")
+# Abuse resistance (arena/integrity.py, docs/VOTES.md). Rates are "N/<s|m|h|d>";
+# empty or 0 turns one off. A person reads two answers before voting, so 30
+# votes a minute from one session is already far above human speed.
+ARENA_RATE_LIMITS = {
+    "vote": {
+        "voter": env_str("ARENA_VOTE_RATE", "30/m"),
+        "address": env_str("ARENA_VOTE_RATE_PER_ADDRESS", "300/m"),
+    },
+    "battle": {
+        "voter": env_str("ARENA_BATTLE_RATE", "60/m"),
+        "address": env_str("ARENA_BATTLE_RATE_PER_ADDRESS", "600/m"),
+    },
+}
+for _action, _scopes in ARENA_RATE_LIMITS.items():
+    for _scope, _rate in _scopes.items():
+        if _rate and _rate != "0" and not re.fullmatch(r"\d+/\d*[smhd]", _rate):
+            raise ImproperlyConfigured(f"rate limit {_action}/{_scope} is {_rate!r}; write N/<s|m|h|d>, e.g. 30/m")
+ARENA_DAILY_VOTE_CAP = env_int("ARENA_DAILY_VOTE_CAP", 1000)  # per voter, rolling 24 h; 0 = no cap
+ARENA_VOTE_WINDOW_SECONDS = env_int("ARENA_VOTE_WINDOW_SECONDS", 6 * 3600)  # after the answers completed
+ARENA_TRUSTED_PROXY_COUNT = env_int("ARENA_TRUSTED_PROXY_COUNT", 0)  # reverse proxies setting X-Forwarded-For
+# Client addresses are stored only as HMAC-SHA256 under this salt.
+ARENA_ADDRESS_SALT = env_str("ARENA_ADDRESS_SALT", "") or f"address-salt:{SECRET_KEY}"
 ARENA_LEADERBOARD_CI = env_str("ARENA_LEADERBOARD_CI", "sandwich")
 
 # --- i18n, static ---------------------------------------------------------

@@ -7,7 +7,8 @@ from django.views.decorators.csrf import ensure_csrf_cookie
 
 from .models import Battle
 from .rendering import render_markdown
-from .services import NoBattleAvailable, battle_create, voter_for_session
+from . import integrity
+from .services import ArenaError, battle_create, voter_for_session
 
 
 @ensure_csrf_cookie
@@ -17,9 +18,15 @@ def arena_page(request):
     battle = Battle.objects.filter(voter=voter, status=Battle.Status.READY).order_by("-created_at").first()
     if battle is None:
         try:
-            battle = battle_create(voter=voter)
-        except NoBattleAvailable as exc:
-            return render(request, "arena/empty.html", {"message": exc.message}, status=503)
+            integrity.check_rate("battle", request, voter)
+            battle = battle_create(voter=voter, client_hash=integrity.request_address_hash(request))
+        except ArenaError as exc:
+            response = render(
+                request, "arena/empty.html", {"message": exc.message, "unavailable": exc.status == 503}, status=exc.status
+            )
+            for name, value in (getattr(exc, "headers", None) or {}).items():
+                response[name] = value
+            return response
     context = {
         "battle_id": str(battle.id),
         "prompt_html": render_markdown(battle.prompt),

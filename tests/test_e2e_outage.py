@@ -119,6 +119,8 @@ def test_votes_are_stored_while_redis_is_down_and_ratings_catch_up_when_it_retur
             port=web_port,
         )
         http = httpx.Client(base_url=f"http://127.0.0.1:{web_port}", timeout=30)
+        http.get("/arena/").raise_for_status()  # a browser's session: cookie and CSRF token
+        http.headers["X-CSRFToken"] = http.cookies["csrftoken"]
         battles = []
         for _ in range(4):
             response = http.post("/api/v1/battles/", json={})

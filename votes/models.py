@@ -85,6 +85,7 @@ class ExclusionReason:
     NAMED = "named"  # model identities were visible when the vote was cast
     SELF_BATTLE = "self_battle"  # a model against itself carries no information
     ANOMALOUS_VOTER = "anomalous_voter"  # the voter is flagged (votes.anomaly)
+    IDENTITY_LEAK = "identity_leak"  # an answer named its model or maker (arena.leaks)
     IMPORTED_PREFIX = "imported:"  # excluded in the system the file came from
 
 

@@ -5,16 +5,18 @@ from __future__ import annotations
 
 import logging
 import uuid
+from datetime import timedelta
 
 from django.conf import settings
 from django.core.cache import cache
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from arena.models import Battle, Voter
 from arena.services import ArenaError
 
 from . import features
-from .models import Vote
+from .models import ExclusionReason, Vote
 
 log = logging.getLogger(__name__)
 
@@ -37,11 +39,24 @@ class AlreadyVoted(ArenaError):
     code = "already_voted"
 
 
+class BattleExpired(ArenaError):
+    status = 410
+    code = "battle_expired"
+
+
+class DailyCapReached(ArenaError):
+    status = 429
+    code = "daily_cap_reached"
+
+
 def vote_record(*, battle_id: uuid.UUID | str, voter: Voter, winner: str) -> Vote:
     """Store the voter's verdict on their own battle, once.
 
-    Raises BattleNotFound (also for someone else's battle, so battle ids of
-    other voters can't be probed), AlreadyVoted, VoteRejected.
+    Accepted only for a battle this voter opened, whose answers are complete,
+    within ARENA_VOTE_WINDOW_SECONDS of their completion, under the voter's
+    daily cap. Raises BattleNotFound (also for someone else's battle, so
+    battle ids of other voters can't be probed), AlreadyVoted, BattleExpired,
+    DailyCapReached, VoteRejected.
     """
     try:
         battle_id = uuid.UUID(str(battle_id))
@@ -56,23 +71,47 @@ def vote_record(*, battle_id: uuid.UUID | str, voter: Voter, winner: str) -> Vot
                 raise BattleNotFound("no such battle for this voter")
             if battle.status == Battle.Status.VOTED or Vote.objects.filter(battle=battle).exists():
                 raise AlreadyVoted("this battle already has a vote")
+            if battle.status == Battle.Status.PENDING:
+                raise VoteRejected("the answers are not complete yet; vote when both have finished")
             if battle.status != Battle.Status.READY:
-                raise VoteRejected("this battle cannot be voted on")
+                raise VoteRejected("this battle cannot be voted on: one of the answers failed")
             if voter.banned:
                 raise VoteRejected("this voter may not vote")
+            now = timezone.now()
+            window = settings.ARENA_VOTE_WINDOW_SECONDS
+            if window and now - (battle.ready_at or battle.created_at) > timedelta(seconds=window):
+                raise BattleExpired("this battle is too old to vote on; open a new one")
+            cap = settings.ARENA_DAILY_VOTE_CAP
+            if cap and Vote.objects.filter(voter=voter, created_at__gte=now - timedelta(days=1)).count() >= cap:
+                raise DailyCapReached(f"this voter has cast {cap} votes in the last 24 hours, the daily cap")
+            conversation = battle.turns or [{"prompt": battle.prompt, "a": battle.response_a, "b": battle.response_b}]
             vote = Vote.objects.create(
                 battle=battle,
                 voter=voter,
                 model_a_id=battle.model_a_id,
                 model_b_id=battle.model_b_id,
                 winner=winner,
-                **text_features(battle.prompt, [battle.response_a], [battle.response_b]),
+                created_at=now,
+                **text_features(
+                    battle.prompt,
+                    [t["a"] for t in conversation],
+                    [t["b"] for t in conversation],
+                    n_turns=len(conversation),
+                ),
+                **leak_exclusion(battle, now),
             )
             Battle.objects.filter(id=battle.id).update(status=Battle.Status.VOTED)
             transaction.on_commit(request_recompute)
     except IntegrityError as exc:  # a concurrent submit won the unique index
         raise AlreadyVoted("this battle already has a vote") from exc
     return vote
+
+
+def leak_exclusion(battle: Battle, now) -> dict:
+    """A battle whose answers named a model or maker is stored but excluded."""
+    if not battle.identity_leak:
+        return {}
+    return {"excluded": True, "exclusion_reason": ExclusionReason.IDENTITY_LEAK, "excluded_at": now}
 
 
 def text_features(prompt: str, turns_a: list[str], turns_b: list[str], n_turns: int = 1) -> dict:

@@ -107,12 +107,13 @@ def test_simultaneous_http_votes_get_one_201_and_409s(live_server, demo_models):
 
     owner = Client()
     battle_id = open_battle(owner)["id"]
-    session = owner.cookies["sessionid"].value
+    owner.get("/arena/")  # the page resumes the open battle and sets the CSRF cookie
+    session, token = owner.cookies["sessionid"].value, owner.cookies["csrftoken"].value
     url = f"{live_server.url}/api/v1/battles/{battle_id}/vote/"
 
     def post():
-        with httpx.Client(cookies={"sessionid": session}, timeout=30) as http:
-            return http.post(url, json={"winner": "a"})
+        with httpx.Client(cookies={"sessionid": session, "csrftoken": token}, timeout=30) as http:
+            return http.post(url, json={"winner": "a"}, headers={"X-CSRFToken": token})
 
     responses = race(3, post)
 

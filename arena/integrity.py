@@ -1,0 +1,248 @@
+"""Abuse resistance at the arena's front door: client addresses kept only as
+salted hashes, rate limits per voter and per address, CSRF for cookie-based
+voters, and ``Idempotency-Key`` for API clients that retry.
+
+The limits are fixed windows counted in the cache (Redis in production, where
+``incr`` is atomic across web replicas). A dead cache never blocks a voter:
+the limit is skipped with a warning, the vote itself still goes through every
+database rule (one vote per battle, owner only, daily cap, time window).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import IntegrityError, transaction
+from django.middleware.csrf import CsrfViewMiddleware
+from rest_framework import exceptions
+from rest_framework.authentication import TokenAuthentication
+
+from .models import IdempotencyRecord, Voter
+from .services import ArenaError
+
+log = logging.getLogger(__name__)
+
+PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+class RateLimited(ArenaError):
+    status = 429
+    code = "rate_limited"
+
+    def __init__(self, message: str, retry_after: int):
+        super().__init__(message)
+        self.headers = {"Retry-After": str(retry_after)}
+
+
+class IdempotencyConflict(ArenaError):
+    status = 422
+    code = "idempotency_key_reused"
+
+
+class IdempotencyInProgress(ArenaError):
+    status = 409
+    code = "idempotency_key_in_progress"
+
+
+# --- client addresses ---------------------------------------------------------
+
+
+def client_address(request) -> str:
+    """The client's address: REMOTE_ADDR, or the hop ARENA_TRUSTED_PROXY_COUNT
+    proxies in front of us saw, read from the right of X-Forwarded-For (the
+    left end is whatever the client claims)."""
+    proxies = settings.ARENA_TRUSTED_PROXY_COUNT
+    if proxies > 0:
+        hops = [h.strip() for h in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if h.strip()]
+        if len(hops) >= proxies:
+            return hops[-proxies]
+    return request.META.get("REMOTE_ADDR", "") or "unknown"
+
+
+def address_hash(address: str) -> str:
+    """HMAC-SHA256 of the address under a secret salt: equal addresses match,
+    but the stored value can't be turned back into an address without the salt."""
+    salt = settings.ARENA_ADDRESS_SALT.encode()
+    return hmac.new(salt, address.encode(), hashlib.sha256).hexdigest()
+
+
+def request_address_hash(request) -> str:
+    cached = getattr(request, "_arena_address_hash", None)
+    if cached is None:
+        cached = address_hash(client_address(request))
+        request._arena_address_hash = cached
+    return cached
+
+
+# --- rate limits --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Rate:
+    count: int
+    seconds: int
+
+    @classmethod
+    def parse(cls, text: str | None) -> Rate | None:
+        """"30/m" → 30 per minute; "100/10m", "5/s", "1000/d"; empty or "0" → no limit."""
+        text = (text or "").strip()
+        if not text or text == "0":
+            return None
+        try:
+            count, period = text.split("/")
+            unit = period[-1]
+            span = int(period[:-1] or 1) * PERIODS[unit]
+            return cls(int(count), span)
+        except (ValueError, KeyError):
+            raise ValueError(f"rate {text!r} is not N/<s|m|h|d>, e.g. 30/m") from None
+
+
+def _hit(key: str, rate: Rate) -> int | None:
+    """Count one request in the current window; seconds to wait when over."""
+    now = time.time()
+    window = int(now // rate.seconds)
+    cache_key = f"arena:rl:{key}:{window}"
+    if cache.add(cache_key, 1, timeout=rate.seconds + 5):
+        count = 1
+    else:
+        try:
+            count = cache.incr(cache_key)
+        except ValueError:  # expired between add and incr
+            cache.add(cache_key, 1, timeout=rate.seconds + 5)
+            count = 1
+    if count > rate.count:
+        return max(1, math.ceil((window + 1) * rate.seconds - now))
+    return None
+
+
+def check_rate(action: str, request, voter: Voter) -> None:
+    """Enforce ARENA_RATE_LIMITS[action] for this voter and this address.
+
+    Raises RateLimited (429 with Retry-After). Staff are not limited.
+    """
+    user = getattr(request, "user", None)
+    if user is not None and user.is_authenticated and user.is_staff:
+        return
+    limits = settings.ARENA_RATE_LIMITS.get(action, {})
+    subjects = {"voter": voter.key, "address": request_address_hash(request)}
+    for scope, subject in subjects.items():
+        rate = Rate.parse(limits.get(scope))
+        if rate is None:
+            continue
+        try:
+            wait = _hit(f"{action}:{scope}:{subject}", rate)
+        except Exception as exc:  # noqa: BLE001 - a dead cache must not stop voting
+            log.warning("rate limit %s/%s skipped: cache unavailable (%s)", action, scope, exc)
+            return
+        if wait is not None:
+            who = "this browser session" if scope == "voter" else "your network address"
+            raise RateLimited(
+                f"too many {action} requests from {who}: at most {rate.count} per "
+                f"{_span(rate.seconds)}; try again in {wait} s",
+                retry_after=wait,
+            )
+
+
+def _span(seconds: int) -> str:
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds % size == 0:
+            n = seconds // size
+            return unit if n == 1 else f"{n} {unit}s"
+    return f"{seconds} s"
+
+
+# --- CSRF ---------------------------------------------------------------------
+
+
+class _CsrfCheck(CsrfViewMiddleware):
+    def _reject(self, request, reason):
+        return reason
+
+
+def enforce_csrf(request) -> None:
+    """Voters identified by their session cookie must prove the request came
+    from our page (Django's CSRF token), signed in or not. DRF only checks
+    this for signed-in users; an anonymous voter's cookie is just as
+    forgeable. Requests with an API token carry no ambient credential and
+    are exempt."""
+    django_request = getattr(request, "_request", request)
+    auth = getattr(request, "successful_authenticator", None)
+    if isinstance(auth, TokenAuthentication):
+        return
+    check = _CsrfCheck(lambda _request: None)
+    check.process_request(django_request)
+    reason = check.process_view(django_request, None, (), {})
+    if reason:
+        raise exceptions.PermissionDenied(f"CSRF check failed: {reason}")
+
+
+# --- Idempotency-Key ----------------------------------------------------------
+
+IDEMPOTENCY_HEADER = "HTTP_IDEMPOTENCY_KEY"
+PENDING = 0  # status_code of a record whose request is still being processed
+
+
+def idempotency_key(request) -> str | None:
+    key = request.META.get(IDEMPOTENCY_HEADER)
+    if key is None:
+        return None
+    key = key.strip()
+    if not key or len(key) > 200 or not key.isascii() or not key.isprintable():
+        raise ArenaError("Idempotency-Key must be 1 to 200 printable ASCII characters")
+    return key
+
+
+def _request_hash(request, body: dict) -> str:
+    blob = json.dumps([request.method, request.path, body], sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def idempotent(
+    request, voter: Voter, body: dict, handle: Callable[[], tuple[int, dict]]
+) -> tuple[int, dict, bool]:
+    """Run ``handle`` once per (voter, Idempotency-Key).
+
+    Returns (status, body, replayed). The first request claims the key with a
+    pending record; a retry gets the stored answer (also a stored 4xx); a
+    retry while the first is still running gets 409; the same key with a
+    different body gets 422. A request that fails unexpectedly releases its
+    key, so the client's retry runs it again.
+    """
+    key = idempotency_key(request)
+    if key is None:
+        status, payload = handle()
+        return status, payload, False
+    digest = _request_hash(request, body)
+    try:
+        with transaction.atomic():
+            record = IdempotencyRecord.objects.create(
+                voter=voter, key=key, request_hash=digest, status_code=PENDING, body={}
+            )
+    except IntegrityError:
+        stored = IdempotencyRecord.objects.get(voter=voter, key=key)
+        if stored.request_hash != digest:
+            raise IdempotencyConflict("this Idempotency-Key was already used for a different request") from None
+        if stored.status_code == PENDING:
+            raise IdempotencyInProgress("a request with this Idempotency-Key is still being processed") from None
+        return stored.status_code, stored.body, True
+    try:
+        status, payload = handle()
+    except ArenaError as exc:
+        if exc.status == 429:
+            record.delete()
+            raise
+        status, payload = exc.status, {"error": exc.code, "detail": exc.message}
+    except BaseException:
+        record.delete()
+        raise
+    IdempotencyRecord.objects.filter(pk=record.pk).update(status_code=status, body=payload)
+    return status, payload, False
