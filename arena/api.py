@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import uuid
+
+from django.http import StreamingHttpResponse
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
+from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from votes.services import vote_record
+from votes.services import BattleNotFound, vote_record
 
-from . import integrity
+from . import integrity, live
 from .services import battle_create, voter_for_session, voter_for_user
 
 
@@ -20,13 +25,28 @@ def current_voter(request):
 
 
 class BattleCreateIn(serializers.Serializer):
-    prompt = serializers.CharField(required=False, allow_blank=True, max_length=20000)
+    prompt = serializers.CharField(required=False, allow_blank=True, max_length=100000)
+
+
+class TurnOut(serializers.Serializer):
+    prompt = serializers.CharField()
+    a = serializers.CharField(allow_blank=True)
+    b = serializers.CharField(allow_blank=True)
 
 
 class BattleOut(serializers.Serializer):
     id = serializers.UUIDField()
     prompt = serializers.CharField()
-    responses = inline_serializer("BattleResponses", {"a": serializers.CharField(), "b": serializers.CharField()})
+    responses = inline_serializer(
+        "BattleResponses",
+        {"a": serializers.CharField(allow_blank=True), "b": serializers.CharField(allow_blank=True)},
+    )
+    status = serializers.ChoiceField(choices=["pending", "ready", "voted", "failed"])
+    turns = TurnOut(many=True)
+
+
+class TurnIn(serializers.Serializer):
+    prompt = serializers.CharField(max_length=100000)
 
 
 WINNERS = ["a", "b", "tie", "both_bad"]
@@ -49,7 +69,14 @@ class VoteOut(serializers.Serializer):
 
 def battle_payload(battle) -> dict:
     """What a voter may see before voting: no model identity in any field."""
-    return {"id": str(battle.id), "prompt": battle.prompt, "responses": {"a": battle.response_a, "b": battle.response_b}}
+    turns = battle.turns or [{"prompt": battle.prompt, "a": battle.response_a, "b": battle.response_b}]
+    return {
+        "id": str(battle.id),
+        "prompt": battle.prompt,
+        "responses": {"a": battle.response_a, "b": battle.response_b},
+        "status": battle.status,
+        "turns": [{"prompt": t["prompt"], "a": t["a"], "b": t["b"]} for t in turns],
+    }
 
 
 class VoterApi(APIView):
@@ -74,14 +101,77 @@ IDEMPOTENCY_PARAMETERS = [
 
 
 class BattleCreateApi(VoterApi):
-    @extend_schema(request=BattleCreateIn, responses={201: BattleOut}, summary="Open an anonymous battle")
+    @extend_schema(
+        request=BattleCreateIn,
+        responses={201: BattleOut},
+        summary="Open an anonymous battle",
+        description="Without a prompt: two pre-generated answers to a prompt from the answer sets (status ready). "
+        "With a prompt: a live battle between two endpoints (status pending); "
+        "POST its stream/ to receive both answers.",
+    )
     def post(self, request):
         body = BattleCreateIn(data=request.data or {})
         body.is_valid(raise_exception=True)
         voter = current_voter(request)
         integrity.check_rate("battle", request, voter)
-        battle = battle_create(voter=voter, client_hash=integrity.request_address_hash(request))
+        client_hash = integrity.request_address_hash(request)
+        prompt = body.validated_data.get("prompt", "")
+        if prompt.strip():
+            battle = live.live_battle_create(voter=voter, prompt=prompt, client_hash=client_hash)
+        else:
+            battle = battle_create(voter=voter, client_hash=client_hash)
         return Response(battle_payload(battle), status=status.HTTP_201_CREATED)
+
+
+class EventStreamRenderer(BaseRenderer):
+    """Lets a client that accepts only text/event-stream be answered; an
+    error before the stream starts arrives as one ``error`` event."""
+
+    media_type = "text/event-stream"
+    format = "sse"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        return live.sse("error", data if isinstance(data, dict) else {"detail": str(data)})
+
+
+class BattleStreamApi(VoterApi):
+    renderer_classes = [JSONRenderer, EventStreamRenderer]
+
+    @extend_schema(
+        request=None,
+        responses={(200, "text/event-stream"): OpenApiTypes.STR},
+        summary="Stream both answers of the battle's current turn (server-sent events)",
+        description="Events: start {turn}; delta {side, text}; side_done {side}; side_error {side, message}; "
+        "end {status, turn, turns_left}. Also retries a failed turn.",
+    )
+    def post(self, request, battle_id):
+        voter = current_voter(request)
+        integrity.check_rate("battle", request, voter)
+        battle = live.claim_stream(_battle_uuid(battle_id), voter)
+        response = StreamingHttpResponse(live.stream_turn(battle), content_type="text/event-stream")
+        response["Cache-Control"] = "no-store"
+        response["X-Accel-Buffering"] = "no"  # nginx: pass events through as they come
+        return response
+
+
+class BattleTurnApi(VoterApi):
+    @extend_schema(request=TurnIn, responses={201: BattleOut}, summary="Ask both models a follow-up prompt")
+    def post(self, request, battle_id):
+        body = TurnIn(data=request.data)
+        body.is_valid(raise_exception=True)
+        voter = current_voter(request)
+        integrity.check_rate("battle", request, voter)
+        battle = live.battle_continue(
+            battle_id=_battle_uuid(battle_id), voter=voter, prompt=body.validated_data["prompt"]
+        )
+        return Response(battle_payload(battle), status=status.HTTP_201_CREATED)
+
+
+def _battle_uuid(battle_id: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(str(battle_id))
+    except ValueError:
+        raise BattleNotFound("no such battle for this voter") from None
 
 
 class BattleVoteApi(VoterApi):

@@ -6,8 +6,11 @@ import random
 import secrets
 from collections import defaultdict
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+
+from ratings.engine import POINTS_PER_THETA
 
 from . import sampling
 from .models import Answer, ArenaModel, Battle, Voter
@@ -60,9 +63,44 @@ def _answer_set_candidates() -> tuple[list[ArenaModel], dict[int, set[int]]]:
     return [m for m in models if questions[m.id]], questions
 
 
-def sample_pair(models: list[ArenaModel], rng: random.Random) -> tuple[ArenaModel, ArenaModel]:
-    """FastChat's weighted rule (arena.sampling), then the sides are shuffled."""
-    i, j = sampling.pick_pair("weighted", len(models), rng, weights=[m.weight for m in models])
+def sampling_inputs(models: list[ArenaModel]) -> dict:
+    """What the configured policy needs from the newest published snapshot:
+    FastChat's weights with the boost for models still collecting their
+    first RATINGS_MIN_VOTES battles, or (active) strengths and pair counts."""
+    from ratings.models import Snapshot, SnapshotView
+
+    policy = settings.ARENA_SAMPLING_POLICY
+    snapshot = Snapshot.objects.order_by("-created_at", "-id").values("id", "rows").first()
+    rows = {r["model"]: r for r in (snapshot or {}).get("rows", [])}
+    if policy == "weighted":
+        established = getattr(settings, "RATINGS_MIN_VOTES", 30)
+        return {
+            "weights": [
+                m.weight * (1.0 if rows.get(m.name, {}).get("battles", 0) >= established else sampling.NEW_MODEL_BOOST)
+                for m in models
+            ]
+        }
+    if policy == "uniform" or snapshot is None:
+        return {}
+    index = {m.name: k for k, m in enumerate(models)}
+    theta = [(rows[m.name]["rating"] - 1000.0) / POINTS_PER_THETA if m.name in rows else 0.0 for m in models]
+    counts: dict[tuple[int, int], float] = {}
+    view = SnapshotView.objects.filter(snapshot_id=snapshot["id"], key="overall", style_control=False).first()
+    if view is not None:
+        names = [r["model"] for r in view.rows]
+        for i, j, battles, _points in view.pair_table():
+            a, b = index.get(names[int(i)]), index.get(names[int(j)])
+            if a is not None and b is not None:
+                counts[(min(a, b), max(a, b))] = float(battles)
+    return {"theta": theta, "counts": counts}
+
+
+def choose_pair(models: list[ArenaModel], rng: random.Random) -> tuple[ArenaModel, ArenaModel]:
+    """Two models by ARENA_SAMPLING_POLICY (arena.sampling), sides shuffled."""
+    inputs = sampling_inputs(models)
+    if settings.ARENA_SAMPLING_POLICY == "weighted" and sum(1 for w in inputs["weights"] if w > 0) < 2:
+        raise NoBattleAvailable("fewer than two models have a positive sampling weight")
+    i, j = sampling.pick_pair(settings.ARENA_SAMPLING_POLICY, len(models), rng, **inputs)
     pair = [models[i], models[j]]
     rng.shuffle(pair)
     return pair[0], pair[1]
@@ -82,7 +120,7 @@ def battle_create(*, voter: Voter, client_hash: str = "", rng: random.Random | N
     for _ in range(20):
         if len(models) < 2:
             break
-        model_a, model_b = sample_pair(models, rng)
+        model_a, model_b = choose_pair(models, rng)
         shared = questions[model_a.id] & questions[model_b.id]
         if not shared:
             continue

@@ -118,7 +118,12 @@ TEMPLATES = [
 
 # --- database -------------------------------------------------------------
 _DEFAULT_SQLITE = f"sqlite:///{VAR_DIR / 'db.sqlite3'}"
-DATABASES = {"default": dj_database_url.parse(env_str("DATABASE_URL", _DEFAULT_SQLITE), conn_max_age=60)}
+# Seconds a connection is kept for the next request (0: one per request; unset: 60).
+DATABASES = {
+    "default": dj_database_url.parse(
+        env_str("DATABASE_URL", _DEFAULT_SQLITE), conn_max_age=env_int("DB_CONN_MAX_AGE", 60)
+    )
+}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # web, worker and beat share the file: WAL lets readers run beside a writer,
     # IMMEDIATE transactions avoid "database is locked" on lock upgrades.
@@ -179,6 +184,9 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 RATINGS_DEBOUNCE_SECONDS = env_float("RATINGS_DEBOUNCE_SECONDS", 2.0)
+# Test hook only (tests/test_e2e_recompute_crash.py): seconds a recompute holds its snapshot uncommitted.
+RATINGS_TEST_PAUSE_SECONDS = env_float("RATINGS_TEST_PAUSE_SECONDS", 0.0)
+RATINGS_MIN_VOTES = env_int("RATINGS_MIN_VOTES", 30)  # fewer battles: "preliminary"; weighted sampling boosts them
 RATINGS_PERIODIC_SECONDS = env_float("RATINGS_PERIODIC_SECONDS", 60.0)
 CELERY_BEAT_SCHEDULE = {
     "recompute-if-stale": {
@@ -219,7 +227,9 @@ SPECTACULAR_SETTINGS = {
 }
 
 # --- arena ----------------------------------------------------------------
-ARENA_SAMPLING_POLICY = env_str("ARENA_SAMPLING_POLICY", "weighted")
+ARENA_SAMPLING_POLICY = env_str("ARENA_SAMPLING_POLICY", "weighted")  # weighted | uniform | active
+if ARENA_SAMPLING_POLICY not in ("weighted", "uniform", "active"):
+    raise ImproperlyConfigured(f"ARENA_SAMPLING_POLICY is {ARENA_SAMPLING_POLICY!r}; use weighted, uniform or active")
 # Abuse resistance (arena/integrity.py, docs/VOTES.md). Rates are "N/<s|m|h|d>";
 # empty or 0 turns one off. A person reads two answers before voting, so 30
 # votes a minute from one session is already far above human speed.
@@ -237,6 +247,11 @@ for _action, _scopes in ARENA_RATE_LIMITS.items():
     for _scope, _rate in _scopes.items():
         if _rate and _rate != "0" and not re.fullmatch(r"\d+/\d*[smhd]", _rate):
             raise ImproperlyConfigured(f"rate limit {_action}/{_scope} is {_rate!r}; write N/<s|m|h|d>, e.g. 30/m")
+# Live battles (arena/live.py).
+ARENA_MAX_PROMPT_CHARS = env_int("ARENA_MAX_PROMPT_CHARS", 8000)
+ARENA_MAX_TURNS = env_int("ARENA_MAX_TURNS", 5)  # prompts per battle before the vote
+ARENA_AUTO_PAUSE_FAILURES = env_int("ARENA_AUTO_PAUSE_FAILURES", 3)  # failed answers in a row; 0 = never pause
+ARENA_PENDING_STALE_SECONDS = env_int("ARENA_PENDING_STALE_SECONDS", 300)  # a turn still pending after this was abandoned
 ARENA_DAILY_VOTE_CAP = env_int("ARENA_DAILY_VOTE_CAP", 1000)  # per voter, rolling 24 h; 0 = no cap
 ARENA_VOTE_WINDOW_SECONDS = env_int("ARENA_VOTE_WINDOW_SECONDS", 6 * 3600)  # after the answers completed
 ARENA_TRUSTED_PROXY_COUNT = env_int("ARENA_TRUSTED_PROXY_COUNT", 0)  # reverse proxies setting X-Forwarded-For

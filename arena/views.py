@@ -2,19 +2,30 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+from django.conf import settings
 from django.shortcuts import render
+from django.utils import timezone
 from django.views.decorators.csrf import ensure_csrf_cookie
 
-from .models import Battle
+from . import integrity, live
+from .models import ArenaModel, Battle
 from .rendering import render_markdown
-from . import integrity
 from .services import ArenaError, battle_create, voter_for_session
 
 
 @ensure_csrf_cookie
 def arena_page(request):
-    """Resume this voter's open battle or open a new one; render both answers anonymously."""
+    """Resume this voter's open battle or open a new one; render both answers anonymously.
+
+    With two or more live models the page asks for the voter's own prompt
+    and streams both answers (arena/live.html); otherwise it shows two
+    pre-generated answers.
+    """
     voter = voter_for_session(request.session)
+    if live.live_enabled():
+        return live_page(request, voter)
     battle = Battle.objects.filter(voter=voter, status=Battle.Status.READY).order_by("-created_at").first()
     if battle is None:
         try:
@@ -34,3 +45,26 @@ def arena_page(request):
         "answer_b_html": render_markdown(battle.response_b),
     }
     return render(request, "arena/arena.html", context)
+
+
+def live_page(request, voter):
+    """The voter's unvoted live battle (still streaming or answered), or an empty composer."""
+    horizon = timezone.now() - timedelta(seconds=settings.ARENA_VOTE_WINDOW_SECONDS or 86400)
+    battle = (
+        Battle.objects.filter(
+            voter=voter,
+            status__in=[Battle.Status.PENDING, Battle.Status.READY],
+            model_a__provider_kind=ArenaModel.Provider.OPENAI,
+            created_at__gte=horizon,
+        )
+        .order_by("-created_at")
+        .first()
+    )
+    context = {
+        "battle_id": str(battle.id) if battle else "",
+        "status": battle.status if battle else "",
+        "turns": battle.turns if battle else [],
+        "max_turns": settings.ARENA_MAX_TURNS,
+        "max_chars": settings.ARENA_MAX_PROMPT_CHARS,
+    }
+    return render(request, "arena/live.html", context)

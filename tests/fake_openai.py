@@ -6,6 +6,7 @@ Behaviour is scripted per model id (the ``model`` field of the request):
     server.script("m2", status=500)                              # HTTP error
     server.script("m3", cut_after=3)                             # closes mid-stream, no [DONE]
     server.script("m4", delay=5)                                 # slow: client times out
+    server.script("m5", turns=["first answer", "second answer"])  # one text per user turn
 Unknown models answer "echo: <last user message>".
 """
 
@@ -24,6 +25,7 @@ class Script:
     delay: float = 0.0
     status: int = 200
     cut_after: int | None = None
+    turns: list[str] | None = None
     calls: int = 0
     requests: list = field(default_factory=list)
 
@@ -87,7 +89,11 @@ class FakeOpenAI:
                 return
             messages = body.get("messages") or []
             last = next((m["content"] for m in reversed(messages) if m.get("role") == "user"), "")
-            text = script.text if script.text is not None else f"echo: {last}"
+            asked = sum(1 for m in messages if m.get("role") == "user")
+            if script.turns:
+                text = script.turns[min(asked, len(script.turns)) - 1]
+            else:
+                text = script.text if script.text is not None else f"echo: {last}"
             words = text.split(" ")
             h.send_response(200)
             h.send_header("Content-Type", "text/event-stream")

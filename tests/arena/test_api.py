@@ -25,8 +25,10 @@ pytestmark = pytest.mark.django_db
 def test_open_battle_returns_an_anonymous_prompt_and_two_answers(client, demo_models):
     body = open_battle(client)
 
-    assert set(body) == {"id", "prompt", "responses"}
+    assert set(body) == {"id", "prompt", "responses", "status", "turns"}
     assert set(body["responses"]) == {"a", "b"}
+    assert body["status"] == "ready"
+    assert body["turns"] == [{"prompt": body["prompt"], **body["responses"]}]
     uuid.UUID(body["id"])
     assert body["prompt"] in demo_prompts()
     authors = demo_answer_authors()

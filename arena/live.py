@@ -1,0 +1,328 @@
+"""Live battles: two OpenAI-compatible endpoints answer the voter's own
+prompt, both streamed to the browser at once, over as many turns as the
+arena allows.
+
+A live battle is ``pending`` while a turn is being answered and ``ready``
+once both sides finished it; only then can it be voted on (or continued).
+A side that fails (timeout, refused connection, 4xx/5xx, a stream cut half
+way) makes the battle ``failed``: it can't be voted on, the voter is told in
+words that name no model, and may retry the turn or open a new battle. The
+failed turn's partial text is kept for operators but never counted.
+
+Each model has a cap on answers in flight (``max_concurrency``), enforced
+when a battle is opened under a row lock on the two models. A model whose
+answers fail ARENA_AUTO_PAUSE_FAILURES times in a row is paused, with the
+reason shown in the admin; one success resets the count.
+
+Anonymity: the stream carries only the side letters, answer text and public
+error messages; the battle's models are revealed by the vote response alone.
+An answer that names its own model or maker marks the battle
+``identity_leak``: the voter still sees the reveal, the vote is excluded.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import random
+import re
+import threading
+from collections.abc import Iterator
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from .models import ArenaModel, Battle, Voter
+from .providers import OpenAICompatible, ProviderError
+from .services import ArenaError, NoBattleAvailable, VoterBanned, choose_pair
+
+log = logging.getLogger(__name__)
+
+# Provider failures that count against a model (a full model is not its fault).
+MODEL_FAULTS = {"timeout", "connection", "http", "stream", "config"}
+
+
+class BattleBusy(ArenaError):
+    status = 409
+    code = "battle_busy"
+
+
+class TurnRefused(ArenaError):
+    status = 400
+    code = "turn_refused"
+
+
+# --- registry -------------------------------------------------------------------
+
+
+def live_models() -> list[ArenaModel]:
+    return list(
+        ArenaModel.objects.filter(
+            status=ArenaModel.Status.ACTIVE, weight__gt=0, provider_kind=ArenaModel.Provider.OPENAI
+        ).order_by("name")
+    )
+
+
+def live_enabled() -> bool:
+    return len(live_models()) >= 2
+
+
+def identity_words(model: ArenaModel) -> list[str]:
+    """The words that give a model away: its own list, else its name, display
+    name, organization and the name's leading part (``claude`` of
+    ``claude-v1``). Words under 3 characters are ignored."""
+    words = list(model.identity_words or [])
+    if not words:
+        words = [model.name, model.display_name, model.organization]
+        head = re.split(r"[-_ .:/]", model.name)[0]
+        if not head.isdigit():
+            words.append(head)
+    return sorted({w.strip() for w in words if w and len(w.strip()) >= 3}, key=str.lower)
+
+
+def names_itself(text: str, words: list[str]) -> bool:
+    for word in words:
+        if re.search(rf"(?<![\w-]){re.escape(word)}(?![\w-])", text, flags=re.IGNORECASE):
+            return True
+    return False
+
+
+# --- opening and continuing battles ----------------------------------------------
+
+
+def _in_flight(model_ids: list[int]) -> dict[int, int]:
+    """Answers in flight per model: its pending battles younger than the
+    provider timeout allows (older ones were abandoned mid-stream)."""
+    horizon = timezone.now() - timedelta(seconds=settings.ARENA_PENDING_STALE_SECONDS)
+    pending = Battle.objects.filter(status=Battle.Status.PENDING, created_at__gte=horizon).filter(
+        Q(model_a_id__in=model_ids) | Q(model_b_id__in=model_ids)
+    )
+    counts = dict.fromkeys(model_ids, 0)
+    for a, b in pending.values_list("model_a_id", "model_b_id"):
+        for m in (a, b):
+            if m in counts:
+                counts[m] += 1
+    return counts
+
+
+def check_prompt(prompt: str) -> str:
+    prompt = (prompt or "").strip()
+    if not prompt:
+        raise TurnRefused("write a prompt first")
+    limit = settings.ARENA_MAX_PROMPT_CHARS
+    if len(prompt) > limit:
+        raise TurnRefused(f"the prompt is {len(prompt)} characters; the limit is {limit}")
+    return prompt
+
+
+def live_battle_create(
+    *, voter: Voter, prompt: str, client_hash: str = "", rng: random.Random | None = None
+) -> Battle:
+    """Open a pending live battle on two models with a free answer slot."""
+    if voter.banned:
+        raise VoterBanned("this voter may not open battles")
+    prompt = check_prompt(prompt)
+    rng = rng or random.SystemRandom()
+    with transaction.atomic():
+        # The row locks serialise battle openings, so two of them can't both
+        # take a model's last free slot.
+        models = list(
+            ArenaModel.objects.select_for_update()
+            .filter(status=ArenaModel.Status.ACTIVE, weight__gt=0, provider_kind=ArenaModel.Provider.OPENAI)
+            .order_by("name")
+        )
+        busy = _in_flight([m.id for m in models])
+        free = [m for m in models if not m.max_concurrency or busy[m.id] < m.max_concurrency]
+        if len(models) >= 2 and len(free) < 2:
+            raise NoBattleAvailable("the models are busy; try again in a moment")
+        if len(free) < 2:
+            raise NoBattleAvailable("fewer than two live models are active")
+        model_a, model_b = choose_pair(free, rng)
+        return Battle.objects.create(
+            voter=voter,
+            model_a=model_a,
+            model_b=model_b,
+            prompt=prompt,
+            turns=[{"prompt": prompt, "a": "", "b": ""}],
+            status=Battle.Status.PENDING,
+            client_hash=client_hash,
+        )
+
+
+def battle_continue(*, battle_id, voter: Voter, prompt: str) -> Battle:
+    """Add the voter's next prompt to a ready, unvoted live battle."""
+    prompt = check_prompt(prompt)
+    with transaction.atomic():
+        battle = Battle.objects.select_for_update().filter(id=battle_id, voter=voter).first()
+        if battle is None:
+            from votes.services import BattleNotFound
+
+            raise BattleNotFound("no such battle for this voter")
+        if battle.model_a.provider_kind != ArenaModel.Provider.OPENAI:
+            raise TurnRefused("this battle's answers were written in advance; it has one turn")
+        if battle.status == Battle.Status.VOTED:
+            raise TurnRefused("this battle is already voted on; open a new one")
+        if battle.status != Battle.Status.READY:
+            raise TurnRefused("finish (or retry) the current turn first")
+        if len(battle.turns) >= settings.ARENA_MAX_TURNS:
+            raise TurnRefused(f"a battle has at most {settings.ARENA_MAX_TURNS} turns; vote now")
+        battle.turns = [*battle.turns, {"prompt": prompt, "a": "", "b": ""}]
+        battle.status = Battle.Status.PENDING
+        battle.save(update_fields=["turns", "status"])
+    return battle
+
+
+# --- streaming a turn ---------------------------------------------------------------
+
+
+def _messages(turns: list[dict], side: str) -> list[dict[str, str]]:
+    messages: list[dict[str, str]] = []
+    for turn in turns[:-1]:
+        messages += [{"role": "user", "content": turn["prompt"]}, {"role": "assistant", "content": turn[side]}]
+    messages.append({"role": "user", "content": turns[-1]["prompt"]})
+    return messages
+
+
+def _answer(model: ArenaModel, side: str, messages: list[dict], out: queue.Queue) -> None:
+    """Runs in its own thread: stream one side into ``out``, never raise."""
+    try:
+        provider = OpenAICompatible.from_settings(model.provider_settings or {})
+        for delta in provider.stream(messages):
+            out.put((side, "delta", delta))
+        out.put((side, "done", None))
+    except ProviderError as exc:
+        out.put((side, "error", exc))
+    except Exception as exc:  # noqa: BLE001 - a bug in one side must still end the stream cleanly
+        log.exception("side %s of a live battle crashed", side)
+        out.put((side, "error", ProviderError("stream", f"{type(exc).__name__}: {exc}")))
+
+
+def sse(event: str, data: dict) -> bytes:
+    return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n".encode()
+
+
+def claim_stream(battle_id, voter: Voter) -> Battle:
+    """Take the right to answer the battle's current turn: it must be this
+    voter's, pending (or failed, to retry), and not streaming elsewhere."""
+    battle = (
+        Battle.objects.select_related("model_a", "model_b").filter(id=battle_id, voter=voter).first()
+    )
+    if battle is None:
+        from votes.services import BattleNotFound
+
+        raise BattleNotFound("no such battle for this voter")
+    if battle.status not in (Battle.Status.PENDING, Battle.Status.FAILED):
+        raise TurnRefused("this turn is already answered")
+    if battle.model_a.provider_kind != ArenaModel.Provider.OPENAI:
+        raise TurnRefused("this battle's answers were written in advance")
+    try:
+        claimed = cache.add(f"arena:stream:{battle.id}", 1, timeout=settings.ARENA_PENDING_STALE_SECONDS)
+    except Exception:  # noqa: BLE001 - no cache: the database status still guards the vote
+        claimed = True
+    if not claimed:
+        raise BattleBusy("this battle is already being answered in another tab")
+    if battle.status == Battle.Status.FAILED:
+        Battle.objects.filter(id=battle.id).update(status=Battle.Status.PENDING, failure="")
+        battle.status = Battle.Status.PENDING
+    return battle
+
+
+def stream_turn(battle: Battle) -> Iterator[bytes]:
+    """Server-sent events for the battle's current turn, both sides at once:
+    ``delta`` {side, text}, ``side_done`` {side}, ``side_error`` {side,
+    message}, then one ``end`` {status, turn, turns_left} once the outcome is
+    stored. Run under a claim from claim_stream()."""
+    turns = [dict(t) for t in battle.turns]
+    current = turns[-1]
+    current["a"] = current["b"] = ""
+    sides = {"a": battle.model_a, "b": battle.model_b}
+    out: queue.Queue = queue.Queue()
+    errors: dict[str, ProviderError] = {}
+    try:
+        for side, model in sides.items():
+            threading.Thread(
+                target=_answer, args=(model, side, _messages(turns, side), out), daemon=True, name=f"battle-{side}"
+            ).start()
+        yield sse("start", {"turn": len(turns)})
+        running = 2
+        while running:
+            side, kind, payload = out.get()
+            if kind == "delta":
+                current[side] += payload
+                yield sse("delta", {"side": side, "text": payload})
+            elif kind == "done":
+                running -= 1
+                yield sse("side_done", {"side": side})
+            else:
+                running -= 1
+                errors[side] = payload
+                yield sse("side_error", {"side": side, "message": f"Model {side.upper()} failed: {payload.public}"})
+        status = _store_turn(battle, turns, errors)
+        yield sse(
+            "end",
+            {
+                "status": status,
+                "turn": len(turns),
+                "turns_left": max(0, settings.ARENA_MAX_TURNS - len(turns)) if status == "ready" else 0,
+            },
+        )
+    finally:
+        # Also when the voter closes the tab mid-turn: the battle stays
+        # pending and the page streams the turn afresh when they come back.
+        try:
+            cache.delete(f"arena:stream:{battle.id}")
+        except Exception:  # noqa: BLE001
+            pass
+
+
+def _store_turn(battle: Battle, turns: list[dict], errors: dict[str, ProviderError]) -> str:
+    """Write the turn's outcome and each model's health in one transaction."""
+    now = timezone.now()
+    with transaction.atomic():
+        fields = {"turns": turns, "failure": ""}
+        if len(turns) == 1:
+            fields |= {"response_a": turns[0]["a"], "response_b": turns[0]["b"]}
+        if errors:
+            fields["status"] = Battle.Status.FAILED
+            fields["failure"] = "; ".join(f"{side}: {exc.kind}: {exc.detail}" for side, exc in sorted(errors.items()))[
+                :500
+            ]
+        else:
+            fields["status"] = Battle.Status.READY
+            fields["ready_at"] = now
+            leak = battle.identity_leak or any(
+                names_itself(turns[-1][side], identity_words(model))
+                for side, model in (("a", battle.model_a), ("b", battle.model_b))
+            )
+            fields["identity_leak"] = leak
+        Battle.objects.filter(id=battle.id).update(**fields)
+        for side, model in (("a", battle.model_a), ("b", battle.model_b)):
+            _model_health(model, errors.get(side), now)
+    return fields["status"]
+
+
+def _model_health(model: ArenaModel, error: ProviderError | None, now) -> None:
+    if error is None:
+        ArenaModel.objects.filter(id=model.id, consecutive_failures__gt=0).update(consecutive_failures=0)
+        return
+    if error.kind not in MODEL_FAULTS:
+        return
+    ArenaModel.objects.filter(id=model.id).update(consecutive_failures=F("consecutive_failures") + 1)
+    limit = settings.ARENA_AUTO_PAUSE_FAILURES
+    if limit <= 0:
+        return
+    paused = ArenaModel.objects.filter(
+        id=model.id, status=ArenaModel.Status.ACTIVE, consecutive_failures__gte=limit
+    ).update(
+        status=ArenaModel.Status.PAUSED,
+        paused_at=now,
+        paused_reason=f"paused automatically after {limit} failed answers in a row; last: {error.kind}: "
+        f"{error.detail}"[:300],
+    )
+    if paused:
+        log.warning("model %s paused after %d consecutive failures (%s)", model.name, limit, error.detail)
