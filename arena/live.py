@@ -17,7 +17,8 @@ reason shown in the admin; one success resets the count.
 Anonymity: the stream carries only the side letters, answer text and public
 error messages; the battle's models are revealed by the vote response alone.
 An answer that names its own model or maker marks the battle
-``identity_leak``: the voter still sees the reveal, the vote is excluded.
+``identity_leak`` (arena.leaks): the voter still sees the reveal, the vote
+is excluded.
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ import json
 import logging
 import queue
 import random
-import re
 import threading
 from collections.abc import Iterator
 from datetime import timedelta
@@ -37,6 +37,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from .leaks import battle_leaks
 from .models import ArenaModel, Battle, Voter
 from .providers import OpenAICompatible, ProviderError
 from .services import ArenaError, NoBattleAvailable, VoterBanned, choose_pair
@@ -70,26 +71,6 @@ def live_models() -> list[ArenaModel]:
 
 def live_enabled() -> bool:
     return len(live_models()) >= 2
-
-
-def identity_words(model: ArenaModel) -> list[str]:
-    """The words that give a model away: its own list, else its name, display
-    name, organization and the name's leading part (``claude`` of
-    ``claude-v1``). Words under 3 characters are ignored."""
-    words = list(model.identity_words or [])
-    if not words:
-        words = [model.name, model.display_name, model.organization]
-        head = re.split(r"[-_ .:/]", model.name)[0]
-        if not head.isdigit():
-            words.append(head)
-    return sorted({w.strip() for w in words if w and len(w.strip()) >= 3}, key=str.lower)
-
-
-def names_itself(text: str, words: list[str]) -> bool:
-    for word in words:
-        if re.search(rf"(?<![\w-]){re.escape(word)}(?![\w-])", text, flags=re.IGNORECASE):
-            return True
-    return False
 
 
 # --- opening and continuing battles ----------------------------------------------
@@ -295,11 +276,7 @@ def _store_turn(battle: Battle, turns: list[dict], errors: dict[str, ProviderErr
         else:
             fields["status"] = Battle.Status.READY
             fields["ready_at"] = now
-            leak = battle.identity_leak or any(
-                names_itself(turns[-1][side], identity_words(model))
-                for side, model in (("a", battle.model_a), ("b", battle.model_b))
-            )
-            fields["identity_leak"] = leak
+            fields["identity_leak"] = battle_leaks(turns, battle.model_a, battle.model_b)
         Battle.objects.filter(id=battle.id).update(**fields)
         for side, model in (("a", battle.model_a), ("b", battle.model_b)):
             _model_health(model, errors.get(side), now)

@@ -13,6 +13,7 @@ from django.utils import timezone
 from ratings.engine import POINTS_PER_THETA
 
 from . import sampling
+from .leaks import battle_leaks
 from .models import Answer, ArenaModel, Battle, Voter
 
 
@@ -133,6 +134,7 @@ def battle_create(*, voter: Voter, client_hash: str = "", rng: random.Random | N
         }
         question = answers[model_a.id].question
         response_a, response_b = answers[model_a.id].text, answers[model_b.id].text
+        turns = [{"prompt": question.prompt, "a": response_a, "b": response_b}]
         with transaction.atomic():
             return Battle.objects.create(
                 voter=voter,
@@ -142,7 +144,8 @@ def battle_create(*, voter: Voter, client_hash: str = "", rng: random.Random | N
                 prompt=question.prompt,
                 response_a=response_a,
                 response_b=response_b,
-                turns=[{"prompt": question.prompt, "a": response_a, "b": response_b}],
+                turns=turns,
+                identity_leak=battle_leaks(turns, model_a, model_b),
                 client_hash=client_hash,
                 ready_at=timezone.now(),
             )

@@ -13,7 +13,7 @@ from collections import Counter
 import pytest
 from django.test import Client
 
-from arena import live
+from arena import leaks, live
 from arena.models import ArenaModel, Battle
 from arena.services import choose_pair
 from ratings.services import recompute_publish
@@ -348,13 +348,13 @@ def test_an_answer_naming_its_own_maker_excludes_the_vote_but_still_reveals(serv
 
 def test_identity_words_default_to_name_display_name_organization_and_family():
     model = ArenaModel(name="claude-v1", display_name="Claude v1", organization="Anthropic")
-    words = live.identity_words(model)
+    words = leaks.identity_words(model)
     assert words == ["Anthropic", "claude", "Claude v1", "claude-v1"]
-    assert live.names_itself("I am Claude, made by Anthropic.", words)
-    assert live.names_itself("i'm CLAUDE.", words)
-    assert not live.names_itself("Claudette wrote this", words)
+    assert leaks.names_itself("I am Claude, made by Anthropic.", words)
+    assert leaks.names_itself("i'm CLAUDE.", words)
+    assert not leaks.names_itself("Claudette wrote this", words)
     model.identity_words = ["Acme"]
-    assert live.identity_words(model) == ["Acme"]
+    assert leaks.identity_words(model) == ["Acme"]
 
 
 # --- sampling policies ---------------------------------------------------------------
@@ -451,3 +451,20 @@ def test_no_identity_in_any_streamed_byte_header_or_error_before_the_vote(server
     assert b"failed: the model's service returned an error" in blob  # the error did reach the voter
     revealed = vote(voter, battle_id, "b").json()
     assert {revealed["model_a"], revealed["model_b"]} == {"quartz-9b", "garnet-4b"}
+
+
+def test_a_pre_generated_answer_naming_its_maker_marks_the_battle_too(db):
+    from arena.services import battle_create
+    from tests.arena.factories import VoterFactory, answer_set_with
+
+    q = "Capital of France?"
+    answer_set_with({"honest-1b": {q: "Paris."}, "chatty-2b": {q: "I am Chatty, by Chatterbox Inc. Paris."}})
+    ArenaModel.objects.filter(name="chatty-2b").update(organization="Chatterbox Inc")
+    voter = VoterFactory()
+
+    battle = battle_create(voter=voter)
+
+    assert battle.identity_leak
+    from votes.services import vote_record
+
+    assert vote_record(battle_id=battle.id, voter=voter, winner="a").exclusion_reason == "identity_leak"
