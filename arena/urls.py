@@ -13,6 +13,7 @@ urlpatterns = [
     path("", RedirectView.as_view(url="/arena/", permanent=False)),
     path("arena/", arena_views.arena_page, name="arena"),
     path("leaderboard/", ratings_views.leaderboard_page, name="leaderboard"),
+    path("leaderboard/models/<str:name>/", ratings_views.model_page, name="leaderboard-model"),
     path("api/v1/battles/", arena_api.BattleCreateApi.as_view(), name="api-battles"),
     path("api/v1/battles/<str:battle_id>/vote/", arena_api.BattleVoteApi.as_view(), name="api-battle-vote"),
     path("api/v1/battles/<str:battle_id>/stream/", arena_api.BattleStreamApi.as_view(), name="api-battle-stream"),

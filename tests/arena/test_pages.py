@@ -115,7 +115,7 @@ def test_leaderboard_page_shows_rank_model_rating_interval_votes_organization_an
 
     head = re.search(r"<thead>(.*?)</thead>", html, re.S).group(1)
     headers = [re.sub(r"<[^>]+>", "", h).strip() for h in re.findall(r"<th[^>]*>(.*?)</th>", head, re.S)]
-    assert headers == ["Rank (UB)", "Model", "Rating", "95% CI", "Votes", "Organization"]
+    assert headers == ["Rank (UB)", "Model", "Rating", "95% CI", "Votes", "Organization", "License"]
     body_rows = re.findall(r"<tr[^>]*>(.*?)</tr>", re.search(r"<tbody>(.*?)</tbody>", html, re.S).group(1), re.S)
     cells = [[re.sub(r"<[^>]+>", "", c).strip() for c in re.findall(r"<td[^>]*>(.*?)</td>", r, re.S)]
              for r in body_rows]
