@@ -1,5 +1,5 @@
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
@@ -29,5 +29,6 @@ urlpatterns = [
     path("api/v1/categories/", ratings_api.CategoriesApi.as_view(), name="api-categories"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("admin/dashboard/", include("ratings.admin_urls")),
     path("admin/", admin.site.urls),
 ]

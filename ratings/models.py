@@ -6,7 +6,9 @@ a single transaction: a reader sees all of a snapshot or none of it.
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 
 class Snapshot(models.Model):
@@ -60,3 +62,53 @@ class SnapshotView(models.Model):
 
     def __str__(self) -> str:
         return f"{self.snapshot_id}:{self.key}{' (style)' if self.style_control else ''}"
+
+
+class RecomputeRun(models.Model):
+    """A recompute an operator asked for ("Recompute now" in the admin) and
+    what became of it: the admin page polls this row while the worker runs.
+
+    Vote-triggered and periodic recomputes have no row; their result is the
+    snapshot itself.
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "queued"
+        RUNNING = "running", "running"
+        DONE = "done", "done"
+        FAILED = "failed", "failed"
+
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    task_id = models.CharField(max_length=64, blank=True, help_text="Celery task id")
+    ci = models.CharField("intervals", max_length=16, help_text="sandwich, bootstrap or none")
+    rounds = models.PositiveIntegerField(default=100, help_text="bootstrap rounds (bootstrap only)")
+    force = models.BooleanField(default=False, help_text="publish even when no counted vote changed")
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    requested_at = models.DateTimeField(default=timezone.now, db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0, help_text="times a worker picked the task up")
+    snapshot = models.ForeignKey(Snapshot, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-requested_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(status__in=["queued", "running", "done", "failed"]),
+                name="ratings_recomputerun_status_valid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"recompute {self.id} ({self.status})"
+
+    @property
+    def seconds(self) -> float | None:
+        """Wall time from pick-up to finish (or to now while running)."""
+        if self.started_at is None:
+            return None
+        end = self.finished_at or timezone.now()
+        return (end - self.started_at).total_seconds()

@@ -442,50 +442,24 @@ def _setting(name: str, default):
 
 
 def _exclude_votes(voter_ids, *, by, now) -> int:
-    """Exclude the counted votes of these voters as ``anomalous_voter`` and
-    record one event per vote. Caller holds the transaction."""
-    from .models import ExclusionReason, Vote, VoteExclusionEvent
+    """Exclude the counted votes of these voters as ``anomalous_voter``
+    (votes.moderation records one event per vote). Caller holds the transaction."""
+    from .models import ExclusionReason, Vote
+    from .moderation import exclude_votes
 
-    qs = Vote.objects.filter(voter_id__in=list(voter_ids), excluded=False)
-    ids = list(qs.values_list("id", flat=True))
-    if not ids:
-        return 0
-    reason = ExclusionReason.ANOMALOUS_VOTER
-    by_id = getattr(by, "pk", by)
-    for start in range(0, len(ids), 5000):
-        part = ids[start : start + 5000]
-        Vote.objects.filter(id__in=part, excluded=False).update(
-            excluded=True, exclusion_reason=reason, excluded_at=now, excluded_by_id=by_id
-        )
-        VoteExclusionEvent.objects.bulk_create(
-            [VoteExclusionEvent(vote_id=i, action="exclude", reason=reason, at=now, by_id=by_id) for i in part],
-            batch_size=2000,
-        )
-    return len(ids)
+    votes = Vote.objects.filter(voter_id__in=list(voter_ids), excluded=False)
+    return len(exclude_votes(votes, reason=ExclusionReason.ANOMALOUS_VOTER, by=by, now=now, system=True))
 
 
 def _reinstate_votes(voter_ids, *, by, now) -> int:
     """Reinstate exactly the votes excluded because their voter was flagged;
     votes excluded for any other reason stay excluded."""
-    from .models import ExclusionReason, Vote, VoteExclusionEvent
+    from .models import ExclusionReason, Vote
+    from .moderation import reinstate_votes
 
     reason = ExclusionReason.ANOMALOUS_VOTER
-    ids = list(
-        Vote.objects.filter(voter_id__in=list(voter_ids), excluded=True, exclusion_reason=reason).values_list(
-            "id", flat=True
-        )
-    )
-    by_id = getattr(by, "pk", by)
-    for start in range(0, len(ids), 5000):
-        part = ids[start : start + 5000]
-        Vote.objects.filter(id__in=part, exclusion_reason=reason).update(
-            excluded=False, exclusion_reason="", excluded_at=None, excluded_by_id=None
-        )
-        VoteExclusionEvent.objects.bulk_create(
-            [VoteExclusionEvent(vote_id=i, action="reinstate", reason=reason, at=now, by_id=by_id) for i in part],
-            batch_size=2000,
-        )
-    return len(ids)
+    votes = Vote.objects.filter(voter_id__in=list(voter_ids), excluded=True, exclusion_reason=reason)
+    return len(reinstate_votes(votes, reason=reason, by=by, now=now, only_reason=reason))
 
 
 def flag_voter(voter_id: int, *, by=None, manual: bool = True) -> int:
