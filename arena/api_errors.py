@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from django.http import JsonResponse
+from django.views import defaults
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_handler
@@ -38,3 +40,17 @@ def _sentence(errors, field: str = "") -> str:
     if isinstance(errors, list):
         return " ".join(_sentence(e, field) for e in errors)
     return f"{field}: {errors}" if field else str(errors)
+
+
+def not_found(request, exception=None):
+    """handler404: the API's error shape under /api/, Django's page elsewhere."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"error": "not_found", "detail": f"no endpoint at {request.path}"}, status=404)
+    return defaults.page_not_found(request, exception)
+
+
+def server_error(request):
+    """handler500: the API's error shape under /api/, Django's page elsewhere."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"error": "server_error", "detail": "unexpected error; it has been logged"}, status=500)
+    return defaults.server_error(request)

@@ -32,3 +32,7 @@ urlpatterns = [
     path("admin/dashboard/", include("ratings.admin_urls")),
     path("admin/", admin.site.urls),
 ]
+
+# Errors outside DRF views (no route, an unhandled exception) in the API's shape too.
+handler404 = "arena.api_errors.not_found"
+handler500 = "arena.api_errors.server_error"

@@ -2,13 +2,20 @@
 
 Every response derived from a snapshot carries an ETag and Last-Modified
 taken from that snapshot, so clients and proxies revalidate with a 304.
+The leaderboard, the most requested answer, is rendered once per process
+for each snapshot and query (a snapshot never changes) and then served
+from memory: one small query for the newest snapshot, then bytes.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
+import threading
+from collections import OrderedDict
 
 from django.conf import settings
+from django.http import HttpResponse, HttpResponseNotModified
 from django.shortcuts import get_object_or_404
 from django.utils.http import http_date, quote_etag
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
@@ -16,6 +23,7 @@ from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.permissions import IsAdminUser
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -25,6 +33,39 @@ from . import selectors
 from .models import Snapshot
 
 CI_CHOICES = ("sandwich", "bootstrap", "none")
+
+ErrorOut = inline_serializer(
+    "Error",
+    {
+        "error": serializers.CharField(help_text="a stable code, e.g. invalid, not_found"),
+        "detail": serializers.CharField(help_text="a sentence to show"),
+        "fields": serializers.DictField(required=False, help_text="invalid: the message lists per field"),
+    },
+)
+PAGE_PARAMETERS = [
+    OpenApiParameter("limit", int, description="page size (default 50)"),
+    OpenApiParameter("offset", int, description="rows to skip"),
+]
+
+
+def paginated(name: str, row: serializers.Serializer) -> serializers.Serializer:
+    return inline_serializer(
+        name,
+        {
+            "count": serializers.IntegerField(),
+            "next": serializers.URLField(allow_null=True),
+            "previous": serializers.URLField(allow_null=True),
+            "results": row,
+        },
+    )
+
+
+def _text(request, name: str, default: str = "") -> str:
+    """A query parameter; NUL characters are refused (PostgreSQL text cannot hold them)."""
+    value = request.query_params.get(name) or default
+    if "\x00" in value:
+        raise ValidationError({name: "must not contain NUL characters"})
+    return value
 
 
 def _bool(request, name: str, default: bool = False) -> bool:
@@ -39,17 +80,19 @@ def _bool(request, name: str, default: bool = False) -> bool:
 
 
 def _etag(snap: Snapshot, extra: str) -> str:
-    return quote_etag(f"s{snap.id}-{extra}")
+    """The snapshot and a digest of what else the answer depends on (a
+    header value must stay short and latin-1, whatever the query holds)."""
+    return quote_etag(f"s{snap.id}-{hashlib.sha256(extra.encode('utf-8', 'surrogatepass')).hexdigest()[:16]}")
 
 
-def not_modified(request, snap: Snapshot | None, extra: str = "") -> Response | None:
+def not_modified(request, snap: Snapshot | None, extra: str = "") -> HttpResponseNotModified | None:
     """A 304 when the client already has this snapshot's answer; checked
     before any view data is loaded, so revalidation costs one small query."""
     if snap is None:
         return None
     etag = _etag(snap, extra)
     if etag in [t.strip() for t in request.headers.get("If-None-Match", "").split(",")]:
-        return _validators(Response(status=status.HTTP_304_NOT_MODIFIED), snap, etag)
+        return _validators(HttpResponseNotModified(), snap, etag)
     return None
 
 
@@ -67,8 +110,31 @@ def cached_response(request, snap: Snapshot | None, data, extra: str = "") -> Re
     return not_modified(request, snap, extra) or _validators(Response(data), snap, _etag(snap, extra))
 
 
-def _query_key(request) -> str:
-    return "&".join(f"{k}={v}" for k, v in sorted(request.query_params.items()))
+class RenderedBodies:
+    """A small per-process LRU of rendered JSON bodies. Keys must name the
+    snapshot (id and creation time), so an entry is never stale."""
+
+    def __init__(self, size: int):
+        self.size = size
+        self.items: OrderedDict[tuple, bytes] = OrderedDict()
+        self.lock = threading.Lock()
+
+    def get(self, key: tuple) -> bytes | None:
+        with self.lock:
+            body = self.items.get(key)
+            if body is not None:
+                self.items.move_to_end(key)
+            return body
+
+    def put(self, key: tuple, body: bytes) -> None:
+        with self.lock:
+            self.items[key] = body
+            self.items.move_to_end(key)
+            while len(self.items) > self.size:
+                self.items.popitem(last=False)
+
+
+LEADERBOARD_BODIES = RenderedBodies(256)
 
 
 class LeaderboardRow(serializers.Serializer):
@@ -107,17 +173,17 @@ class LeaderboardApi(APIView):
             OpenApiParameter("ci", str, enum=list(CI_CHOICES), description="interval method of the snapshot"),
             OpenApiParameter("include_deprecated", bool),
         ],
-        responses=LeaderboardOut,
+        responses={200: LeaderboardOut, 400: ErrorOut, 404: ErrorOut},
         summary="The leaderboard: rank (UB), rating points, 95% interval",
     )
     def get(self, request):
-        category = request.query_params.get("category") or "overall"
+        category = _text(request, "category", "overall")
         style = _bool(request, "style_control")
-        ci = request.query_params.get("ci") or None
+        ci = _text(request, "ci") or None
         if ci is not None and ci not in CI_CHOICES:
             raise ValidationError({"ci": f"must be one of {', '.join(CI_CHOICES)}"})
         include_deprecated = _bool(request, "include_deprecated")
-        snap = selectors.latest_snapshot(ci=ci)
+        snap = selectors.snapshot_head(ci=ci)
         if snap is None:
             if ci and selectors.latest_snapshot() is not None:
                 raise NotFound(f"no snapshot with {ci} intervals yet; staff can request one at /api/v1/snapshots/")
@@ -125,9 +191,23 @@ class LeaderboardApi(APIView):
                 {"updated_at": None, "votes": 0, "snapshot": None, "category": category, "style_control": style,
                  "ci": ci or settings.ARENA_LEADERBOARD_CI, "style_coefficients": None, "models": []}
             )
-        early = not_modified(request, snap, _query_key(request))
+        # The answer depends on these and on the snapshot only.
+        floor = selectors.min_votes()
+        query = f"{category}|{int(style)}|{ci or ''}|{int(include_deprecated)}|m{floor}"
+        early = not_modified(request, snap, query)
         if early is not None:
             return early
+        if not isinstance(request.accepted_renderer, JSONRenderer):  # the browsable API renders the data itself
+            return cached_response(request, snap, self.data(snap, category, style, include_deprecated), query)
+        key = (snap.id, snap.created_at, query)
+        body = LEADERBOARD_BODIES.get(key)
+        if body is None:
+            body = JSONRenderer().render(self.data(snap, category, style, include_deprecated))
+            LEADERBOARD_BODIES.put(key, body)
+        return _validators(HttpResponse(body, content_type="application/json"), snap, _etag(snap, query))
+
+    @staticmethod
+    def data(snap: Snapshot, category: str, style: bool, include_deprecated: bool) -> dict:
         view = selectors.snapshot_view(snap, category, style)
         if view is None:
             raise NotFound(f"no view {category!r}{' with style control' if style else ''} in snapshot {snap.id}; "
@@ -135,7 +215,7 @@ class LeaderboardApi(APIView):
         rows = selectors.leaderboard_rows(view, include_deprecated=include_deprecated)
         keys = ("model", "rating", "lower", "upper", "rank", "battles", "organization", "license", "status",
                 "preliminary")
-        data = {
+        return {
             "updated_at": snap.created_at,
             "votes": view.vote_count,
             "snapshot": snap.id,
@@ -145,7 +225,21 @@ class LeaderboardApi(APIView):
             "style_coefficients": view.style_coefficients,
             "models": [{k: r.get(k) for k in keys} for r in rows],
         }
-        return cached_response(request, snap, data, _query_key(request))
+
+
+HistoryPoint = inline_serializer(
+    "HistoryPoint",
+    {
+        "snapshot": serializers.IntegerField(),
+        "created_at": serializers.DateTimeField(),
+        "rating": serializers.FloatField(),
+        "lower": serializers.FloatField(),
+        "upper": serializers.FloatField(),
+        "rank": serializers.IntegerField(),
+        "battles": serializers.IntegerField(),
+    },
+    many=True,
+)
 
 
 class HistoryApi(APIView):
@@ -156,16 +250,18 @@ class HistoryApi(APIView):
             OpenApiParameter("model", str, required=True),
             OpenApiParameter("category", str),
             OpenApiParameter("style_control", bool),
+            *PAGE_PARAMETERS,
         ],
+        responses={200: paginated("PaginatedHistory", HistoryPoint), 400: ErrorOut, 404: ErrorOut},
         summary="A model's rating and interval over the published snapshots (newest first)",
     )
     def get(self, request):
-        name = request.query_params.get("model")
+        name = _text(request, "model")
         if not name:
             raise ValidationError({"model": "required"})
         if not ArenaModel.objects.filter(name=name).exists():
             raise NotFound(f"no model {name!r}")
-        category = request.query_params.get("category") or "overall"
+        category = _text(request, "category", "overall")
         style = _bool(request, "style_control")
         points = selectors.model_history(name, category, style)
         pager = self.pagination_class()
@@ -173,10 +269,30 @@ class HistoryApi(APIView):
         return pager.get_paginated_response(page)
 
 
+ModelSummary = inline_serializer(
+    "ModelSummary",
+    {
+        "name": serializers.CharField(),
+        "display_name": serializers.CharField(),
+        "organization": serializers.CharField(),
+        "license": serializers.CharField(),
+        "status": serializers.CharField(),
+        "rating": serializers.FloatField(allow_null=True, help_text="overall rating points; null before any vote"),
+        "battles": serializers.IntegerField(),
+    },
+    many=True,
+)
+
+
 class ModelListApi(APIView):
     pagination_class = LimitOffsetPagination
 
-    @extend_schema(summary="Registered models with their current overall rating")
+    @extend_schema(
+        operation_id="v1_models_list",
+        parameters=PAGE_PARAMETERS,
+        responses=paginated("PaginatedModels", ModelSummary),
+        summary="Registered models with their current overall rating",
+    )
     def get(self, request):
         snap = selectors.latest_snapshot()
         ratings = {}
@@ -200,9 +316,52 @@ class ModelListApi(APIView):
         return pager.get_paginated_response(page)
 
 
+ModelCard = inline_serializer(
+    "ModelCard",
+    {
+        "name": serializers.CharField(),
+        "display_name": serializers.CharField(),
+        "organization": serializers.CharField(),
+        "license": serializers.CharField(),
+        "status": serializers.CharField(),
+        "ratings": inline_serializer(
+            "ModelRating",
+            {
+                "category": serializers.CharField(),
+                "label": serializers.CharField(),
+                "style_control": serializers.BooleanField(),
+                "rating": serializers.FloatField(),
+                "lower": serializers.FloatField(),
+                "upper": serializers.FloatField(),
+                "rank": serializers.IntegerField(),
+                "battles": serializers.IntegerField(),
+                "wins": serializers.IntegerField(),
+                "losses": serializers.IntegerField(),
+                "ties": serializers.IntegerField(),
+            },
+            many=True,
+        ),
+        "opponents": inline_serializer(
+            "Opponent",
+            {
+                "opponent": serializers.CharField(),
+                "battles": serializers.IntegerField(),
+                "win_rate": serializers.FloatField(help_text="share of points scored; a tie is half"),
+            },
+            many=True,
+        ),
+    },
+)
+
+
 class ModelDetailApi(APIView):
-    @extend_schema(summary="A model's card: ratings per category, battles, win rate against each opponent")
+    @extend_schema(
+        responses={200: ModelCard, 404: ErrorOut},
+        summary="A model's card: ratings per category, battles, win rate against each opponent",
+    )
     def get(self, request, name):
+        if "\x00" in name:
+            raise NotFound(f"no model {name!r}")
         model = get_object_or_404(ArenaModel, name=name)
         snap = selectors.latest_snapshot()
         data = {
@@ -220,6 +379,22 @@ class ModelDetailApi(APIView):
         return cached_response(request, snap, data, f"model-{model.name}")
 
 
+MatrixOut = inline_serializer(
+    "Matrix",
+    {
+        "kind": serializers.CharField(),
+        "category": serializers.CharField(),
+        "style_control": serializers.BooleanField(),
+        "snapshot": serializers.IntegerField(),
+        "models": serializers.ListField(child=serializers.CharField(), help_text="rows and columns, leaderboard order"),
+        "matrix": serializers.ListField(
+            child=serializers.ListField(child=serializers.FloatField(allow_null=True)),
+            help_text="null where two models never met",
+        ),
+    },
+)
+
+
 class MatrixApi(APIView):
     @extend_schema(
         parameters=[
@@ -227,18 +402,20 @@ class MatrixApi(APIView):
             OpenApiParameter("category", str),
             OpenApiParameter("style_control", bool),
         ],
+        responses={200: MatrixOut, 400: ErrorOut, 404: ErrorOut},
         summary="Pairwise matrix: observed win rate (a tie is half a win), battle counts, or BT-predicted win rate",
     )
     def get(self, request):
-        kind = request.query_params.get("kind") or "winrate"
+        kind = _text(request, "kind", "winrate")
         if kind not in ("winrate", "count", "predicted"):
             raise ValidationError({"kind": "must be winrate, count or predicted"})
-        category = request.query_params.get("category") or "overall"
+        category = _text(request, "category", "overall")
         style = _bool(request, "style_control")
         snap = selectors.latest_snapshot()
         if snap is None:
             raise NotFound("no snapshot published yet")
-        early = not_modified(request, snap, _query_key(request))
+        query = f"matrix|{kind}|{category}|{int(style)}"
+        early = not_modified(request, snap, query)
         if early is not None:
             return early
         view = selectors.snapshot_view(snap, category, style, with_pairs=True)
@@ -248,13 +425,18 @@ class MatrixApi(APIView):
         clean = [[None if (v is None or (isinstance(v, float) and math.isnan(v))) else v for v in row] for row in matrix]
         data = {"kind": kind, "category": category, "style_control": style, "snapshot": snap.id, "models": models,
                 "matrix": clean}
-        return cached_response(request, snap, data, _query_key(request))
+        return cached_response(request, snap, data, query)
 
 
 class SnapshotSummary(serializers.ModelSerializer):
     class Meta:
         model = Snapshot
         fields = ["id", "created_at", "method", "ci", "params", "vote_count", "fingerprint", "duration"]
+
+
+class RecomputeIn(serializers.Serializer):
+    ci = serializers.ChoiceField(choices=CI_CHOICES, required=False, help_text="default: the site's interval method")
+    rounds = serializers.IntegerField(min_value=10, max_value=1000, default=100, help_text="bootstrap rounds")
 
 
 class SnapshotListApi(APIView):
@@ -265,29 +447,32 @@ class SnapshotListApi(APIView):
             return [IsAdminUser()]
         return super().get_permissions()
 
-    @extend_schema(responses=SnapshotSummary(many=True), summary="Published snapshots, newest first")
+    @extend_schema(
+        operation_id="v1_snapshots_list",
+        parameters=PAGE_PARAMETERS,
+        responses=paginated("PaginatedSnapshots", SnapshotSummary(many=True)),
+        summary="Published snapshots, newest first",
+    )
     def get(self, request):
         pager = self.pagination_class()
         page = pager.paginate_queryset(Snapshot.objects.order_by("-created_at", "-id"), request, view=self)
         return pager.get_paginated_response(SnapshotSummary(page, many=True).data)
 
     @extend_schema(
-        request=inline_serializer("RecomputeRequest", {"ci": serializers.ChoiceField(choices=CI_CHOICES),
-                                                      "rounds": serializers.IntegerField(min_value=10,
-                                                                                         max_value=1000)}),
-        responses={202: inline_serializer("RecomputeQueued", {"queued": serializers.BooleanField()})},
+        request=RecomputeIn,
+        responses={
+            202: inline_serializer("RecomputeQueued", {"queued": serializers.BooleanField()}),
+            400: ErrorOut,
+            403: ErrorOut,
+            503: ErrorOut,
+        },
         summary="Queue a recompute (staff), e.g. with bootstrap intervals",
     )
     def post(self, request):
-        ci = (request.data or {}).get("ci", settings.ARENA_LEADERBOARD_CI)
-        if ci not in CI_CHOICES:
-            raise ValidationError({"ci": f"must be one of {', '.join(CI_CHOICES)}"})
-        try:
-            rounds = int((request.data or {}).get("rounds", 100))
-        except (TypeError, ValueError) as exc:
-            raise ValidationError({"rounds": "must be an integer"}) from exc
-        if not 10 <= rounds <= 1000:
-            raise ValidationError({"rounds": "must be between 10 and 1000"})
+        params = RecomputeIn(data=request.data)
+        params.is_valid(raise_exception=True)
+        ci = params.validated_data.get("ci") or settings.ARENA_LEADERBOARD_CI
+        rounds = params.validated_data["rounds"]
         from arena.celery import app
 
         try:
@@ -298,8 +483,33 @@ class SnapshotListApi(APIView):
         return Response({"queued": True}, status=status.HTTP_202_ACCEPTED)
 
 
+SnapshotDetailOut = inline_serializer(
+    "SnapshotDetail",
+    {
+        **SnapshotSummary().get_fields(),
+        "views": inline_serializer(
+            "SnapshotViewSummary",
+            {
+                "key": serializers.CharField(),
+                "label": serializers.CharField(),
+                "style_control": serializers.BooleanField(),
+                "votes": serializers.IntegerField(),
+                "counts_fingerprint": serializers.CharField(),
+                "style_coefficients": serializers.DictField(child=serializers.FloatField(), allow_null=True),
+                "warnings": serializers.ListField(child=serializers.CharField()),
+            },
+            many=True,
+        ),
+        "warnings": serializers.ListField(child=serializers.CharField()),
+    },
+)
+
+
 class SnapshotDetailApi(APIView):
-    @extend_schema(summary="One snapshot: parameters, fingerprint and its views")
+    @extend_schema(
+        responses={200: SnapshotDetailOut, 404: ErrorOut},
+        summary="One snapshot: parameters, fingerprint and its views",
+    )
     def get(self, request, snapshot_id: int):
         snap = get_object_or_404(Snapshot, id=snapshot_id)
         data = dict(SnapshotSummary(snap).data)
@@ -313,8 +523,28 @@ class SnapshotDetailApi(APIView):
         return cached_response(request, snap, data, "detail")
 
 
+CategoriesOut = inline_serializer(
+    "Categories",
+    {
+        "snapshot": serializers.IntegerField(allow_null=True),
+        "categories": inline_serializer(
+            "Category",
+            {
+                "key": serializers.CharField(),
+                "label": serializers.CharField(),
+                "style_control": serializers.BooleanField(),
+                "votes": serializers.IntegerField(),
+            },
+            many=True,
+        ),
+    },
+)
+
+
 class CategoriesApi(APIView):
-    @extend_schema(summary="The leaderboard views of the newest snapshot and their vote counts")
+    @extend_schema(
+        responses=CategoriesOut, summary="The leaderboard views of the newest snapshot and their vote counts"
+    )
     def get(self, request):
         snap = selectors.latest_snapshot()
         if snap is None:

@@ -275,7 +275,16 @@ class BTFit:
 
 def _laplacian(a: np.ndarray, b: np.ndarray, w: np.ndarray, n: int) -> np.ndarray:
     """sum_rows w * (e_a - e_b)(e_a - e_b)^T as a dense n x n matrix."""
-    off = np.bincount(a * n + b, weights=w, minlength=n * n).reshape(n, n)
+    return _pair_laplacian(a * n + b, w, n)
+
+
+def _pair_sums(pair: np.ndarray, w: np.ndarray, n: int) -> np.ndarray:
+    """n x n matrix: sum of w over the rows of each ordered pair (pair = a * n + b)."""
+    return np.bincount(pair, weights=w, minlength=n * n).reshape(n, n)
+
+
+def _pair_laplacian(pair: np.ndarray, w: np.ndarray, n: int) -> np.ndarray:
+    off = _pair_sums(pair, w, n)
     off = off + off.T
     lap = -off
     lap[np.diag_indices(n)] += off.sum(axis=1)
@@ -399,9 +408,27 @@ def sandwich_se(pc: PairCounts, theta: np.ndarray, l2: float = 0.0) -> np.ndarra
     hess = _laplacian(pc.a, pc.b, wc * p * (1.0 - p), n)
     hess[np.diag_indices(n)] += _theta_penalty(l2) + SANDWICH_EPS_PER_BATTLE * float(wc.sum())
     meat = _laplacian(pc.a, pc.b, pc.count * (pc.weight * (pc.y - p)) ** 2, n)
-    hinv = np.linalg.inv(hess)
+    return _sandwich_se(hess, meat, n)
+
+
+def _sandwich_se(hess: np.ndarray, meat: np.ndarray, n: int) -> np.ndarray:
+    """sqrt(diag(H^-1 G H^-1)) over the first ``n`` coordinates (the thetas).
+
+    The all-ones direction u of the thetas is an eigenvector of H with the
+    tiny eigenvalue lambda + eps, and G u = 0 (every x = e_a - e_b, with or
+    without style features, is orthogonal to u). Inverting H as it is
+    magnifies rounding along u by 1/eps twice: the bounds moved by ~1e-6
+    points when a and b swapped sides. So H + u u^T is inverted instead (the
+    same inverse off u) and u is projected out; in exact arithmetic the
+    result is unchanged.
+    """
+    proj = np.eye(len(hess))
+    proj[:n, :n] -= 1.0 / n
+    shifted = hess.copy()
+    shifted[:n, :n] += 1.0
+    hinv = proj @ np.linalg.inv(shifted) @ proj
     cov = hinv @ meat @ hinv
-    return np.sqrt(np.clip(np.diag(cov), 0.0, None))
+    return np.sqrt(np.clip(np.diag(cov)[:n], 0.0, None))
 
 
 def rank_ub(lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
@@ -620,15 +647,29 @@ STYLE_FEATURES = ("tokens", "headers", "list_items", "bold")
 def style_design(xa: np.ndarray, xb: np.ndarray) -> np.ndarray:
     """Per-battle style features: (x_a - x_b) / (x_a + x_b + 1), z-scored per column.
 
-    ``xa``, ``xb``: (battles, 4) raw counts for the two responses.
+    ``xa``, ``xb``: (battles, 4) raw counts for the two responses. Returns
+    (battles, 4); a transposed view of ``style_rows``.
     """
-    xa = np.asarray(xa, dtype=float)
-    xb = np.asarray(xb, dtype=float)
-    f = (xa - xb) / (xa + xb + 1.0)
-    mean = f.mean(axis=0) if len(f) else np.zeros(f.shape[1])
-    std = f.std(axis=0) if len(f) else np.ones(f.shape[1])
-    std = np.where(std > 0, std, 1.0)
-    return (f - mean) / std
+    return style_rows(np.asarray(xa).T, np.asarray(xb).T).T
+
+
+def style_rows(xa, xb) -> np.ndarray:
+    """style_design with one row per feature: ``xa``, ``xb`` are sequences of
+    per-battle count arrays (one per feature), the result is (4, battles).
+    fit_style_bt works on this layout; pass it as ``rows.T`` (no copy)."""
+    n = len(xa[0]) if len(xa) else 0
+    out = np.empty((len(xa), n))
+    for j, (ca, cb) in enumerate(zip(xa, xb, strict=True)):
+        ca = np.asarray(ca, dtype=float)
+        cb = np.asarray(cb, dtype=float)
+        f = out[j]
+        np.divide(ca - cb, ca + cb + 1.0, out=f)
+        if n:
+            f -= f.mean()
+            std = f.std()
+            if std > 0:
+                f /= std
+    return out
 
 
 @dataclass
@@ -663,10 +704,14 @@ def fit_style_bt(
     a = np.asarray(a, dtype=np.int64)
     b = np.asarray(b, dtype=np.int64)
     y = np.asarray(y, dtype=float)
-    f = np.asarray(features, dtype=float)
-    n, k = n_models, f.shape[1]
+    # One row per feature: contiguous rows make the per-feature passes cheap.
+    ft = np.ascontiguousarray(np.asarray(features, dtype=float).T)
+    n, k = n_models, ft.shape[0]
     w = np.ones(len(a)) if weight is None else np.asarray(weight, dtype=float)
     lam = _theta_penalty(l2)
+    # Every per-model sum below is one bincount over the ordered pair code
+    # (then row sums minus column sums), not one per side.
+    pair = a * n + b
     battles = np.bincount(a, minlength=n) + np.bincount(b, minlength=n)
     active = battles > 0
     # Starting from the plain BT ratings saves most of the Newton steps.
@@ -675,19 +720,23 @@ def fit_style_bt(
     total = max(float(w.sum()), 1.0)
     wy = w * y
 
+    def by_model(values: np.ndarray) -> np.ndarray:
+        """sum over rows with model i as a, minus sum over rows with i as b."""
+        m = _pair_sums(pair, values, n)
+        return m.sum(axis=1) - m.sum(axis=0)
+
     def objective(th: np.ndarray, be: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
-        d = th[a] - th[b] + f @ be
+        d = (th[:, None] - th[None, :]).ravel()[pair] + be @ ft
         e, sp = _softplus_parts(d)
         return float(w @ sp - wy @ d + 0.5 * lam * th @ th + 0.5 * beta_l2 * be @ be), d, e
 
-    def hessian(p: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    def hessian(weights: np.ndarray) -> np.ndarray:
         h = np.zeros((n + k, n + k))
-        h[:n, :n] = _laplacian(a, b, weights, n)
+        h[:n, :n] = _pair_laplacian(pair, weights, n)
         for j in range(k):
-            col = weights * f[:, j]
-            h[:n, n + j] = np.bincount(a, col, n) - np.bincount(b, col, n)
+            h[:n, n + j] = by_model(weights * ft[j])
         h[n:, :n] = h[:n, n:].T
-        h[n:, n:] = (f * weights[:, None]).T @ f
+        h[n:, n:] = (ft * weights) @ ft.T
         return h
 
     centre = np.zeros((n + k, n + k))
@@ -699,14 +748,12 @@ def fit_style_bt(
     for it in range(1, max_iter + 1):
         p = _sigmoid_from(d, e)
         r = w * (y - p)
-        g = np.concatenate(
-            [np.bincount(b, r, n) - np.bincount(a, r, n) + lam * theta, -(f.T @ r) + beta_l2 * beta]
-        )
+        g = np.concatenate([-by_model(r) + lam * theta, -(ft @ r) + beta_l2 * beta])
         grad_norm = float(np.abs(g).max())
         if grad_norm <= gtol * total:
             it -= 1
             break
-        h = hessian(p, w * p * (1.0 - p))
+        h = hessian(w * p * (1.0 - p))
         h[np.diag_indices(n + k)] += np.concatenate([lam + (~active), np.full(k, beta_l2)])
         step = np.linalg.solve(h + centre, -g)
         t = 1.0
@@ -720,13 +767,10 @@ def fit_style_bt(
     theta[active] -= theta[active].mean()
     se = None
     if intervals:
-        p = sigmoid(theta[a] - theta[b] + f @ beta)
-        h = hessian(p, w * p * (1.0 - p))
+        p = sigmoid((theta[:, None] - theta[None, :]).ravel()[pair] + beta @ ft)
+        h = hessian(w * p * (1.0 - p))
         h[np.diag_indices(n + k)] += np.concatenate(
             [np.full(n, lam + SANDWICH_EPS_PER_BATTLE * total), np.full(k, beta_l2)]
         )
-        meat = hessian(p, (w * (y - p)) ** 2)
-        hinv = np.linalg.inv(h)
-        cov = hinv @ meat @ hinv
-        se = np.sqrt(np.clip(np.diag(cov)[:n], 0.0, None))
+        se = _sandwich_se(h, hessian((w * (y - p)) ** 2), n)
     return StyleFit(theta=theta, beta=beta, se_theta=se, iterations=it, grad_norm=grad_norm)

@@ -1,8 +1,15 @@
 """Every leaderboard view from the stored votes, in one run.
 
-One SQL GROUP BY (model pair, outcome and the per-vote category columns)
-feeds all count-based views; style control reads the four style counts per
-vote, stored when the vote was written. The fits are ratings.engine's.
+One consistent read (one REPEATABLE READ transaction on PostgreSQL) takes:
+- the ids of the counted votes (the snapshot's fingerprint), and the pair,
+  outcome and eight style columns of those with style counts: the only
+  per-vote read, for style control, whose likelihood is per battle;
+- one SQL GROUP BY (model pair, outcome) with a filtered count per category,
+  which feeds every other view.
+On PostgreSQL each result comes back as a few byte strings built by the
+server (fixed-width records, or ``array_send(array_agg(…))``) and parsed by
+numpy, so no Python object is made per vote or per group. The fits are
+ratings.engine's.
 
 Views:
 - ``overall``: every counted vote.
@@ -16,17 +23,22 @@ Views:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
+import psycopg
 from django.conf import settings
-from django.db.models import Count, Max, Q, Sum
+from django.db import connection, transaction
+from django.db.models import Count, Max, Sum
 
 from arena.models import ArenaModel
+from votes.models import STYLE_FIELDS
 
 from . import engine
-from .selectors import WINNER_SCORE, counted_votes
+from .selectors import counted_votes
 
 LONG_PROMPT_TOKENS = 500
 LANGUAGE_NAMES = {
@@ -41,11 +53,24 @@ BASE_LABELS = {
     "multi_turn": "Multi-turn",
     "no_ties": "Ties excluded",
 }
+# Twice the score of model a, an integer: a won 2, tie or both bad 1, b won 0.
+SCORE2_SQL = "CASE winner WHEN 'a' THEN 2 WHEN 'b' THEN 0 ELSE 1 END"
+# The GROUP BY's filtered counts; language columns are appended per run.
+CATEGORY_FILTERS = {
+    "coding": "is_code",
+    "long_prompt": f"prompt_tokens >= {LONG_PROMPT_TOKENS}",
+    "multi_turn": "turns > 1",
+}
+# PostgreSQL planner settings for the reads, which all touch every counted
+# vote: a hash aggregate over a sequential scan. With the default 4 MB of
+# work_mem the planner walks votes_vote_aggregate instead, one random heap
+# read per vote: measured 5.0 s against 1.4 s on a million votes.
+PG_READ_SETTINGS = {"work_mem": "64MB", "enable_indexscan": "off", "enable_bitmapscan": "off"}
 
 
 @dataclass
 class VoteTable:
-    """The GROUP BY (model_a, model_b, winner) result over one shared model
+    """The GROUP BY (model_a, model_b, outcome) result over one shared model
     index, with a count column per category."""
 
     model_ids: list[int]
@@ -53,6 +78,27 @@ class VoteTable:
     b: np.ndarray
     y: np.ndarray
     counts: dict[str, tuple[str, np.ndarray]]
+
+
+@dataclass
+class StyleVotes:
+    """The counted votes with style counts: model ids, 2y, and the eight
+    count columns (STYLE_FIELDS order), one array each."""
+
+    a: np.ndarray
+    b: np.ndarray
+    score2: np.ndarray
+    counts: list[np.ndarray]
+
+
+@dataclass
+class VoteSet:
+    """Identity of the counted votes: what the snapshot fingerprint covers."""
+
+    count: int
+    last_id: int
+    id_sum: int
+    fingerprint: str
 
 
 @dataclass
@@ -68,112 +114,210 @@ class ViewResult:
     warnings: list[str] = field(default_factory=list)
 
 
-@dataclass
-class VoteSet:
-    """Identity of the counted votes: what the snapshot fingerprint covers."""
-
-    count: int
-    last_id: int
-    id_sum: int
-    fingerprint: str
-
-
 def vote_set_summary() -> tuple[int, int, int]:
     """(count, max id, sum of ids) of the counted votes, in one query."""
     agg = counted_votes().aggregate(c=Count("id"), m=Max("id"), s=Sum("id"))
     return int(agg["c"] or 0), int(agg["m"] or 0), int(agg["s"] or 0)
 
 
-def battle_rows() -> np.ndarray:
-    """Every counted vote, ordered by id, as int64 rows:
-    (id, model_a_id, model_b_id, 2y, 8 style counts or -1 when unknown).
+@contextlib.contextmanager
+def consistent_reads() -> Iterator[None]:
+    """Every query inside sees the same votes, so the fingerprint, the
+    counts and the style rows describe one vote set even while votes arrive.
 
-    This is the one per-vote read of a recompute: the ids give the
-    fingerprint, the style counts feed style control. PostgreSQL sends it as
-    binary COPY, parsed by numpy without a Python object per value.
+    PostgreSQL: a read-only REPEATABLE READ transaction (unless the caller
+    already opened one, as tests do). SQLite: a transaction is already one
+    snapshot.
     """
-    from django.db import connection
+    outer = connection.in_atomic_block
+    with transaction.atomic():
+        if connection.vendor == "postgresql" and not outer:
+            with connection.cursor() as cur:
+                cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        yield
 
-    score = "CASE winner WHEN 'a' THEN 2 WHEN 'b' THEN 0 ELSE 1 END"
+
+def _scan_settings(cur) -> None:
+    """PG_READ_SETTINGS for the rest of the transaction (the reads of every vote)."""
     if connection.vendor == "postgresql":
-        style = ", ".join(
-            f"COALESCE(CASE WHEN jsonb_typeof(style) = 'array' THEN (style->>{k})::int8 END, -1)" for k in range(8)
+        cur.execute(
+            "SELECT " + ", ".join("set_config(%s, %s, true)" for _ in PG_READ_SETTINGS),
+            [x for item in PG_READ_SETTINGS.items() for x in item],
         )
-        sql = (
-            f"SELECT id::int8, model_a_id::int8, model_b_id::int8, ({score})::int8, {style} "
-            "FROM votes_vote WHERE excluded = false ORDER BY id"
-        )
-        buf = bytearray()
-        with connection.cursor() as cur:
-            with cur.connection.cursor() as raw, raw.copy(f"COPY ({sql}) TO STDOUT (FORMAT binary)") as copy:
-                for chunk in copy:
-                    buf += chunk
-        return _parse_binary_copy(bytes(buf), 12)
-    style = ", ".join(
-        f"COALESCE(CASE WHEN json_type(style) = 'array' THEN CAST(json_extract(style, '$[{k}]') AS INTEGER) END, -1)"
-        for k in range(8)
-    )
-    sql = f"SELECT id, model_a_id, model_b_id, {score}, {style} FROM votes_vote WHERE excluded = %s ORDER BY id"
+
+
+# --------------------------------------------------------------------------
+# PostgreSQL arrays
+
+
+_ARRAY_WIDTH = {20: 8, 23: 4, 21: 2}  # element type oid (int8, int4, int2) -> bytes
+
+
+def _array(data: bytes | None) -> np.ndarray:
+    """``array_send()`` of a one-dimensional integer array without NULLs
+    (None for an aggregate over no rows), in native byte order and the
+    array's own width."""
+    if data is None:
+        return np.zeros(0, dtype=np.int64)
+    head = np.frombuffer(data, dtype=">i4", count=3)
+    ndim, has_nulls, oid = int(head[0]), int(head[1]), int(head[2])
+    if ndim == 0:
+        return np.zeros(0, dtype=np.int64)
+    width = _ARRAY_WIDTH.get(oid)
+    if ndim != 1 or has_nulls or width is None:
+        raise ValueError(f"expected a 1-D integer array without NULLs, got ndim={ndim} oid={oid} nulls={has_nulls}")
+    n = int(np.frombuffer(data, dtype=">i4", count=1, offset=12)[0])
+    items = np.frombuffer(data, dtype=[("len", ">i4"), ("v", f">i{width}")], count=n, offset=20)
+    if not (items["len"] == width).all():
+        raise ValueError("unexpected array element length")
+    return items["v"].astype(f"=i{width}")
+
+
+def _fetch_arrays(sql: str, params: list) -> list[np.ndarray]:
+    """One row of array_send() columns, fetched in binary (no hex round trip).
+    Django's cursors bind on the client, which has no binary results."""
+    with connection.cursor() as cur, psycopg.Cursor(cur.connection) as raw:
+        raw.execute(sql, params, binary=True)
+        row = raw.fetchone()
+    return [_array(value) for value in row]
+
+
+# --------------------------------------------------------------------------
+# the reads
+
+
+# One style row as PostgreSQL's binary send functions write it (big-endian,
+# no padding): model a, model b, 2y, then the eight counts.
+STYLE_RECORD = np.dtype(
+    [("a", ">i8"), ("b", ">i8"), ("score2", ">i2"), *((name, ">i4") for name in STYLE_FIELDS)]
+)
+# A string_agg value may not pass 1 GB; this many pages of votes stay far below.
+MAX_PAGES_PER_PART = 50_000
+
+
+def counted_ids_and_style() -> tuple[np.ndarray, StyleVotes]:
+    """Sorted ids of the counted votes, and the style rows of those that have them."""
+    known = "style_a_tokens IS NOT NULL"
+    if connection.vendor == "postgresql":
+        # Each vote becomes fixed-width bytes, concatenated by string_agg: half
+        # the volume of one array per column (no per-element lengths), and
+        # moving the bytes to the client is most of the cost of this read.
+        record = "||".join(
+            ["int8send(model_a_id)", "int8send(model_b_id)", f"int2send(({SCORE2_SQL})::int2)",
+             *(f"int4send({name})" for name in STYLE_FIELDS)]
+        )  # fmt: skip
+        select = f"string_agg(int8send(id), ''::bytea), string_agg({record}, ''::bytea) FILTER (WHERE {known})"
+        sql = " UNION ALL ".join(f"SELECT {select} FROM votes_vote WHERE NOT excluded{part}" for part in _table_parts())
+        with connection.cursor() as cur, psycopg.Cursor(cur.connection) as raw:
+            _scan_settings(cur)
+            raw.execute(sql, binary=True)  # Django's cursors bind on the client, which has no binary results
+            parts = raw.fetchall()
+        ids = np.sort(np.concatenate([np.frombuffer(p[0] or b"", dtype=">i8") for p in parts]).astype(np.int64))
+        rows = np.concatenate([np.frombuffer(p[1] or b"", dtype=STYLE_RECORD) for p in parts])
+        return ids, StyleVotes(
+            rows["a"].astype(np.int64), rows["b"].astype(np.int64), rows["score2"].astype(np.int64),
+            [rows[name].astype(np.int64) for name in STYLE_FIELDS],
+        )  # fmt: skip
+    columns = ["model_a_id", "model_b_id", f"({SCORE2_SQL})", *STYLE_FIELDS]
     with connection.cursor() as cur:
-        cur.execute(sql, [False])
-        rows = cur.fetchall()
-    return np.array(rows, dtype=np.int64).reshape(-1, 12)
+        cur.execute("SELECT id FROM votes_vote WHERE excluded = %s ORDER BY id", [False])
+        ids = np.array([r[0] for r in cur.fetchall()], dtype=np.int64)
+        cur.execute(f"SELECT {', '.join(columns)} FROM votes_vote WHERE excluded = %s AND {known}", [False])
+        rows = np.array(cur.fetchall(), dtype=np.int64).reshape(-1, len(columns))
+    return ids, StyleVotes(rows[:, 0], rows[:, 1], rows[:, 2], list(rows[:, 3:].T))
 
 
-def _parse_binary_copy(data: bytes, ncols: int) -> np.ndarray:
-    """PostgreSQL binary COPY of ``ncols`` non-null int8 columns -> (rows, ncols) int64."""
-    header = 11 + 4 + 4 + int.from_bytes(data[15:19], "big")
-    body = data[header:-2]  # the trailer is int16 -1
-    record = np.dtype([("n", ">i2")] + [(f"c{k}", [("len", ">i4"), ("v", ">i8")]) for k in range(ncols)])
-    arr = np.frombuffer(body, dtype=record)
-    if len(arr) and not ((arr["n"] == ncols).all() and all((arr[f"c{k}"]["len"] == 8).all() for k in range(ncols))):
-        raise ValueError("unexpected binary COPY layout")
-    return np.column_stack([arr[f"c{k}"]["v"].astype(np.int64) for k in range(ncols)]) if len(arr) else np.zeros(
-        (0, ncols), dtype=np.int64
+def _table_parts() -> list[str]:
+    """Conditions that split votes_vote into disjoint ranges of pages: one
+    per process the server may run a query on (its parallel workers plus
+    the leader, at most 8), and more on a very large table.
+
+    string_agg has no parallel form before PostgreSQL 16, so the per-vote
+    read is a UNION ALL of one aggregate per range, which a Parallel Append
+    runs side by side: still one statement, hence one snapshot. Each branch
+    is a TID range scan of its pages; the last one is open-ended, so rows
+    on pages added meanwhile are never missed.
+    """
+    with connection.cursor() as cur:
+        cur.execute(
+            "SELECT current_setting('max_parallel_workers_per_gather')::int, "
+            "pg_relation_size('votes_vote') / current_setting('block_size')::int"
+        )
+        workers, pages = cur.fetchone()
+    parts = max(1, min(8, workers + 1, pages), -(-pages // MAX_PAGES_PER_PART))
+    bounds = [pages * k // parts for k in range(1, parts)]
+    lows, highs = [None, *bounds], [*bounds, None]
+    return [
+        (f" AND ctid >= '({lo},0)'::tid" if lo is not None else "")
+        + (f" AND ctid < '({hi},0)'::tid" if hi is not None else "")
+        for lo, hi in zip(lows, highs, strict=True)
+    ]
+
+
+def frequent_languages(min_votes: int) -> list[str]:
+    """Languages of at least ``min_votes`` counted votes, sorted."""
+    with connection.cursor() as cur:
+        _scan_settings(cur)
+        cur.execute(
+            "SELECT language FROM votes_vote WHERE excluded = %s AND language <> '' "
+            "GROUP BY language HAVING COUNT(*) >= %s ORDER BY language",
+            [False, min_votes],
+        )
+        return [r[0] for r in cur.fetchall()]
+
+
+def vote_table(min_language_votes: int) -> VoteTable:
+    """One GROUP BY (model_a, model_b, outcome) with a count per category.
+    Inside consistent_reads(), like counted_ids_and_style()."""
+    languages = frequent_languages(min_language_votes)
+    filters = [*CATEGORY_FILTERS.values(), *(["language = %s"] * len(languages))]
+    # COUNT(CASE …) rather than COUNT(*) FILTER (…): the same counts, measured
+    # 10-20% faster on PostgreSQL 15 (and both work on SQLite).
+    counts = ["COUNT(*)", *(f"COUNT(CASE WHEN {f} THEN 1 END)" for f in filters)]
+    names = ["a", "b", "y2", *(f"c{k}" for k in range(len(counts)))]
+    group = (
+        f"SELECT model_a_id AS a, model_b_id AS b, {SCORE2_SQL} AS y2, "
+        + ", ".join(f"{expr} AS c{k}" for k, expr in enumerate(counts))
+        + " FROM votes_vote WHERE excluded = %s GROUP BY model_a_id, model_b_id, y2"
     )
+    params = [*languages, False]
+    if connection.vendor == "postgresql":
+        select = ", ".join(f"array_send(array_agg({name}))" for name in names)
+        table = np.column_stack(_fetch_arrays(f"SELECT {select} FROM ({group}) g", params))
+    else:
+        with connection.cursor() as cur:
+            cur.execute(group, params)
+            table = np.array(cur.fetchall(), dtype=np.int64)
+    table = table.reshape(-1, len(names))
+    ids = np.union1d(table[:, 0], table[:, 1]).tolist()
+    index = _index_of(ids)
+    y = table[:, 2] / 2.0
+    total = table[:, 3].astype(float)
+    columns: dict[str, tuple[str, np.ndarray]] = {"overall": (BASE_LABELS["overall"], total)}
+    for k, key in enumerate(CATEGORY_FILTERS, start=4):
+        columns[key] = (BASE_LABELS[key], table[:, k].astype(float))
+    columns["no_ties"] = (BASE_LABELS["no_ties"], np.where(y != 0.5, total, 0.0))
+    for k, code in enumerate(languages, start=4 + len(CATEGORY_FILTERS)):
+        columns[f"lang:{code}"] = (LANGUAGE_NAMES.get(code, code), table[:, k].astype(float))
+    return VoteTable(model_ids=ids, a=index[table[:, 0]], b=index[table[:, 1]], y=y, counts=columns)
 
 
-def vote_set_from(rows: np.ndarray) -> VoteSet:
-    ids = np.ascontiguousarray(rows[:, 0]).astype("<i8")
+def _index_of(model_ids: list[int]) -> np.ndarray:
+    """Model id -> position in ``model_ids`` (-1 elsewhere), as a lookup array."""
+    index = np.full(max(model_ids, default=0) + 1, -1, dtype=np.int64)
+    index[model_ids] = np.arange(len(model_ids))
+    return index
+
+
+def vote_set_from(ids: np.ndarray) -> VoteSet:
+    """Fingerprint: sha256 of the sorted ids as 8-byte little-endian integers."""
+    ids = np.ascontiguousarray(ids, dtype="<i8")
     digest = hashlib.sha256(ids.tobytes()).hexdigest()
     return VoteSet(len(ids), int(ids[-1]) if len(ids) else 0, int(ids.sum()) if len(ids) else 0, digest)
 
 
-def vote_table(min_language_votes: int) -> VoteTable:
-    """One GROUP BY (model_a, model_b, winner) with a filtered count per category."""
-    languages = [
-        code
-        for code, n in counted_votes().exclude(language="").values_list("language").annotate(n=Count("id")).order_by()
-        if n >= min_language_votes
-    ]
-    columns = {
-        "overall": Count("id"),
-        "coding": Count("id", filter=Q(is_code=True)),
-        "long_prompt": Count("id", filter=Q(prompt_tokens__gte=LONG_PROMPT_TOKENS)),
-        "multi_turn": Count("id", filter=Q(turns__gt=1)),
-    }
-    for k, code in enumerate(sorted(languages)):
-        columns[f"lang_{k}"] = Count("id", filter=Q(language=code))
-    rows = list(
-        counted_votes().values_list("model_a_id", "model_b_id", "winner").annotate(**columns).order_by()
-    )
-    ids = sorted({r[0] for r in rows} | {r[1] for r in rows})
-    index = {mid: i for i, mid in enumerate(ids)}
-    table = np.array([r[3:] for r in rows], dtype=float).reshape(len(rows), len(columns))
-    y = np.array([WINNER_SCORE[r[2]] for r in rows], dtype=float)
-    counts: dict[str, tuple[str, np.ndarray]] = {}
-    for k, key in enumerate(["overall", "coding", "long_prompt", "multi_turn"]):
-        counts[key] = (BASE_LABELS[key], table[:, k])
-    counts["no_ties"] = (BASE_LABELS["no_ties"], np.where(y != 0.5, table[:, 0], 0.0))
-    for k, code in enumerate(sorted(languages)):
-        counts[f"lang:{code}"] = (LANGUAGE_NAMES.get(code, code), table[:, 4 + k])
-    return VoteTable(
-        model_ids=ids,
-        a=np.array([index[r[0]] for r in rows], dtype=np.int64),
-        b=np.array([index[r[1]] for r in rows], dtype=np.int64),
-        y=y,
-        counts=counts,
-    )
+# --------------------------------------------------------------------------
+# the views
 
 
 def counts_fingerprint(pc: engine.PairCounts, names: list[str]) -> str:
@@ -247,20 +391,20 @@ def _view(key, label, pc, names, meta, *, ci, rounds, seed) -> ViewResult:
 
 
 def _style_view(
-    t: VoteTable, rows: np.ndarray, names, meta, *, beta_l2: float, theta0: np.ndarray
+    t: VoteTable, style: StyleVotes, names, meta, *, beta_l2: float, theta0: np.ndarray
 ) -> ViewResult | None:
-    data = rows[rows[:, 4] >= 0]
-    if not len(data):
-        return None
-    index = np.full(max(t.model_ids) + 1, -1, dtype=np.int64)
-    index[t.model_ids] = np.arange(len(t.model_ids))
-    a, b = index[data[:, 1]], index[data[:, 2]]
-    y = data[:, 3] / 2.0
-    x = data[:, 4:].astype(float)
+    """Contextual BT over the votes with style counts; sandwich intervals
+    from the full (theta, beta) Hessian."""
+    index = _index_of(t.model_ids)
+    a, b, y = index[style.a], index[style.b], style.score2 / 2.0
+    counts = style.counts
     keep = a != b
-    a, b, y, x = a[keep], b[keep], y[keep], x[keep]
+    if not keep.all():  # counted votes never pair a model with itself, but the fit would break
+        a, b, y, counts = a[keep], b[keep], y[keep], [c[keep] for c in counts]
+    if not len(a):
+        return None
     n = len(t.model_ids)
-    feats = engine.style_design(x[:, :4], x[:, 4:])
+    feats = engine.style_rows(counts[:4], counts[4:]).T
     pc = engine.aggregate(a, b, y, n)
     diag = engine.diagnose(pc, names)
     l2 = 0.0 if diag.mle_exists else engine.FALLBACK_L2
@@ -291,15 +435,11 @@ def _style_view(
 
 
 def compute_views(
-    *, rows: np.ndarray | None = None, ci: str = "sandwich", rounds: int = 100, seed: int = 0, style: bool = True
-) -> tuple[VoteSet, list[ViewResult]]:
-    """The counted votes' identity and all views over them. Reads only.
-    ``rows``: battle_rows() when the caller already has them."""
-    rows = battle_rows() if rows is None else rows
-    votes = vote_set_from(rows)
-    t = vote_table(getattr(settings, "RATINGS_MIN_CATEGORY_VOTES", 50))
+    t: VoteTable, style: StyleVotes | None, *, ci: str = "sandwich", rounds: int = 100, seed: int = 0
+) -> list[ViewResult]:
+    """All views of one vote set (``style`` None: no style-controlled view). Reads only the model names."""
     if not t.model_ids:
-        return votes, []
+        return []
     models = {m.id: m for m in ArenaModel.objects.filter(id__in=t.model_ids)}
     names = [models[i].name for i in t.model_ids]
     meta = [
@@ -315,13 +455,13 @@ def compute_views(
         if pc.total == 0:
             continue
         views.append(_view(key, label, pc, names, meta, ci=ci, rounds=rounds, seed=seed))
-    if style:
+    if style is not None:
         overall = next((v for v in views if v.key == "overall"), None)
         theta0 = np.zeros(n)
         if overall is not None:
             by_name = {r["model"]: r["theta"] for r in overall.rows}
             theta0 = np.array([by_name.get(name, 0.0) for name in names])
-        sv = _style_view(t, rows, names, meta, beta_l2=getattr(settings, "RATINGS_STYLE_L2", 0.5), theta0=theta0)
+        sv = _style_view(t, style, names, meta, beta_l2=getattr(settings, "RATINGS_STYLE_L2", 0.5), theta0=theta0)
         if sv is not None:
             views.append(sv)
-    return votes, views
+    return views

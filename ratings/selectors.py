@@ -25,6 +25,15 @@ def latest_snapshot(ci: str | None = None) -> Snapshot | None:
     return qs.first()
 
 
+def snapshot_head(ci: str | None = None) -> Snapshot | None:
+    """The newest snapshot with only id, created_at and ci loaded (other
+    fields load on access), in raw SQL: on the hot leaderboard path,
+    compiling the ORM query cost as much as running it."""
+    where, params = ("WHERE ci = %s ", [ci]) if ci else ("", [])
+    sql = f"SELECT id, created_at, ci FROM {Snapshot._meta.db_table} {where}ORDER BY created_at DESC, id DESC LIMIT 1"
+    return next(iter(Snapshot.objects.raw(sql, params)), None)
+
+
 def snapshot_view(
     snap: Snapshot, key: str, style_control: bool, *, with_pairs: bool = False
 ) -> SnapshotView | None:

@@ -11,10 +11,27 @@ from django.db import transaction
 from . import engine
 from .locks import recompute_lock
 from .models import Snapshot, SnapshotView
-from .recompute import battle_rows, compute_views, vote_set_from, vote_set_summary
+from .recompute import (
+    compute_views,
+    consistent_reads,
+    counted_ids_and_style,
+    vote_set_from,
+    vote_set_summary,
+    vote_table,
+)
 from .selectors import latest_snapshot
 
 log = logging.getLogger(__name__)
+
+
+def _test_pause() -> None:
+    """Test hook: RATINGS_TEST_PAUSE_SECONDS (default 0) holds the finished
+    snapshot uncommitted, so tests/test_e2e_recompute_crash.py can kill the
+    worker mid-publish. Never set it in production."""
+    pause = float(getattr(settings, "RATINGS_TEST_PAUSE_SECONDS", 0.0))
+    if pause > 0:
+        log.warning("RATINGS_TEST_PAUSE_SECONDS: holding snapshot uncommitted for %.1f s", pause)
+        time.sleep(pause)
 
 
 def snapshot_is_stale() -> bool:
@@ -38,22 +55,28 @@ def recompute_publish(*, ci: str | None = None, rounds: int = 100, force: bool =
     so a redelivered task is harmless. ``force`` publishes anyway.
     """
     ci = ci or settings.ARENA_LEADERBOARD_CI
+    min_category_votes = getattr(settings, "RATINGS_MIN_CATEGORY_VOTES", 50)
     with recompute_lock() as got:
         if not got:
             log.info("recompute already running elsewhere; skipped")
             return None
         started = time.perf_counter()
-        rows = battle_rows()
-        newest = latest_snapshot()
-        if (
-            not force
-            and newest is not None
-            and newest.ci == ci
-            and (ci != "bootstrap" or newest.params.get("rounds") == rounds)
-            and newest.fingerprint == vote_set_from(rows).fingerprint
-        ):
-            return newest
-        votes, views = compute_views(rows=rows, ci=ci, rounds=rounds, seed=0)
+        with consistent_reads():
+            newest = latest_snapshot()
+            ids, style = counted_ids_and_style()
+            votes = vote_set_from(ids)
+            if (
+                not force
+                and newest is not None
+                and newest.ci == ci
+                and (ci != "bootstrap" or newest.params.get("rounds") == rounds)
+                and newest.fingerprint == votes.fingerprint
+            ):
+                return newest
+            table = vote_table(min_category_votes)
+        read_s = time.perf_counter() - started
+        views = compute_views(table, style, ci=ci, rounds=rounds, seed=0)
+        compute_s = time.perf_counter() - started - read_s
         overall = next((v for v in views if v.key == "overall" and not v.style_control), None)
         with transaction.atomic():
             snap = Snapshot.objects.create(
@@ -67,6 +90,7 @@ def recompute_publish(*, ci: str | None = None, rounds: int = 100, force: bool =
                     "rounds": rounds if ci == "bootstrap" else None,
                     "seed": 0,
                     "style_beta_l2": getattr(settings, "RATINGS_STYLE_L2", 0.5),
+                    "min_category_votes": min_category_votes,
                     "views": [(v.key, v.style_control) for v in views],
                 },
                 vote_count=votes.count,
@@ -96,5 +120,9 @@ def recompute_publish(*, ci: str | None = None, rounds: int = 100, force: bool =
             )
             snap.duration = time.perf_counter() - started
             Snapshot.objects.filter(id=snap.id).update(duration=snap.duration)
-        log.info("published snapshot %s: %s votes, %s views, %.2f s", snap.id, votes.count, len(views), snap.duration)
+            _test_pause()
+        log.info(
+            "published snapshot %s: %s votes, %s views, %.2f s (read %.2f, compute %.2f, write %.2f)",
+            snap.id, votes.count, len(views), snap.duration, read_s, compute_s, snap.duration - read_s - compute_s,
+        )
         return snap

@@ -33,7 +33,7 @@ from django.conf import settings
 
 from arena.models import ArenaModel
 
-from .models import ExclusionReason, Vote
+from .models import STYLE_FIELDS, ExclusionReason, Vote
 
 EXPORT_LABELS = {"a": "model_a", "b": "model_b", "tie": "tie", "both_bad": "tie (bothbad)"}
 CHUNK_ROWS = 2000
@@ -55,7 +55,12 @@ def _question_id(vote_id: int, external_key: str | None) -> str:
 
 _FIELDS = (
     "id", "external_key", "voter__key", "model_a_id", "model_b_id", "winner", "created_at", "source", "language",
-    "is_code", "prompt_tokens", "turns", "style", "excluded", "exclusion_reason",
+    "is_code", "prompt_tokens", "turns", "excluded", "exclusion_reason", *STYLE_FIELDS,
+)  # fmt: skip
+# FastChat's conv_metadata names for the eight style columns, in STYLE_FIELDS order.
+_META_NAMES = (
+    "sum_assistant_a_tokens", "header_count_a", "list_count_a", "bold_count_a",
+    "sum_assistant_b_tokens", "header_count_b", "list_count_b", "bold_count_b",
 )  # fmt: skip
 
 
@@ -64,8 +69,8 @@ def export_records(*, include_excluded: bool = False, chunk_size: int = CHUNK_RO
     names = dict(ArenaModel.objects.values_list("id", "name"))
     qs = Vote.objects.all() if include_excluded else Vote.objects.filter(excluded=False)
     judges: dict[str, str] = {}
-    for (vid, ext, vkey, ma, mb, winner, created, source, lang, is_code, ptok, turns, style, excluded,
-         reason) in qs.order_by("id").values_list(*_FIELDS).iterator(chunk_size=chunk_size):  # fmt: skip
+    for (vid, ext, vkey, ma, mb, winner, created, source, lang, is_code, ptok, turns, excluded, reason,
+         *style) in qs.order_by("id").values_list(*_FIELDS).iterator(chunk_size=chunk_size):  # fmt: skip
         judge = judges.get(vkey)
         if judge is None:
             if len(judges) > 100_000:  # bounded memory on a huge export; recomputing is cheap
@@ -85,12 +90,8 @@ def export_records(*, include_excluded: bool = False, chunk_size: int = CHUNK_RO
             "prompt_tokens": ptok,
             "source": source,
         }
-        if style and len(style) == 8:
-            rec["conv_metadata"] = {
-                "sum_assistant_a_tokens": style[0], "header_count_a": style[1], "list_count_a": style[2],
-                "bold_count_a": style[3], "sum_assistant_b_tokens": style[4], "header_count_b": style[5],
-                "list_count_b": style[6], "bold_count_b": style[7],
-            }  # fmt: skip
+        if style[0] is not None:
+            rec["conv_metadata"] = dict(zip(_META_NAMES, style, strict=True))
         if excluded:
             rec["excluded"] = True
             rec["exclusion_reason"] = reason

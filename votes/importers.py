@@ -35,7 +35,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from . import features
-from .models import ExclusionReason
+from .models import STYLE_COUNT_MAX, STYLE_FIELDS, ExclusionReason, style_columns
 
 # Winner labels (LMArena vocabulary; the same set ratings.battle_files reads)
 # to Vote.winner.
@@ -283,16 +283,14 @@ def _features(get) -> dict | None:
         out = text_features(prompt, answers_a, answers_b, n_turns=len(prompts))
         out["language"] = _language(get("language"), prompt)
         if resp_a is None and resp_b is None:
-            out["style"] = None
+            out.update(style_columns(None))
         return out
     meta = get("conv_metadata")
     precomputed = any(get(k) not in (None, "") for k in ("language", "is_code", "prompt_tokens", "turn"))
     if not isinstance(meta, dict) and not precomputed:
         return None
     out = {"language": _language(get("language"), None), "is_code": False, "prompt_tokens": 0, "turns": 1,
-           "style": None}  # fmt: skip
-    if isinstance(meta, dict):
-        out["style"] = [*features.from_conv_metadata(meta, "a"), *features.from_conv_metadata(meta, "b")]
+           **style_columns(_meta_style(meta) if isinstance(meta, dict) else None)}  # fmt: skip
     is_code = get("is_code")
     out["is_code"] = is_code is True or (isinstance(is_code, str) and is_code.strip().lower() in ("true", "1"))
     for column, name in (("prompt_tokens", "prompt_tokens"), ("turn", "turns")):
@@ -303,6 +301,17 @@ def _features(get) -> dict | None:
             except (TypeError, ValueError):
                 raise _RowError(f"{column} must be a number, got {value!r}") from None
     return out
+
+
+def _meta_style(meta: dict) -> list[int]:
+    """The eight style counts of a clean_battle ``conv_metadata``."""
+    try:
+        counts = [*features.from_conv_metadata(meta, "a"), *features.from_conv_metadata(meta, "b")]
+    except (TypeError, ValueError, OverflowError):
+        raise _RowError("conv_metadata: the token, header, list and bold counts must be numbers") from None
+    if not all(0 <= c <= STYLE_COUNT_MAX for c in counts):
+        raise _RowError(f"conv_metadata: style counts must be between 0 and {STYLE_COUNT_MAX}, got {counts}")
+    return counts
 
 
 def _finish(get, ma: str, mb: str, winner: str, namespace: str, seen: dict, want_features: bool) -> ParsedVote:
@@ -599,8 +608,10 @@ class Progress:
 
 VOTE_COLUMNS = (
     "voter_id", "model_a_id", "model_b_id", "winner", "created_at", "source", "external_key", "language",
-    "is_code", "prompt_tokens", "turns", "style", "excluded", "exclusion_reason", "excluded_at", "excluded_by_id",
+    "is_code", "prompt_tokens", "turns", "excluded", "exclusion_reason", "excluded_at", "excluded_by_id",
+    *STYLE_FIELDS,
 )  # fmt: skip
+NO_STYLE = (None,) * len(STYLE_FIELDS)
 
 
 def voter_key_for(judge: str | None) -> str:
@@ -689,13 +700,9 @@ class _Writer:
     def _rows(self, batch: list[ParsedVote]) -> Iterator[tuple]:
         models, voters, now = self.models, self.voters, self.now
         fromts = datetime.fromtimestamp
-        postgres = self.postgres
         for v in batch:
             f = v.features
             created = fromts(v.tstamp, UTC) if v.tstamp is not None else now
-            style = f.get("style") if f else None
-            if postgres and style is not None:
-                style = json.dumps(style)
             yield (
                 voters[voter_key_for(v.judge)], models[v.model_a], models[v.model_b], v.winner, created,
                 "import", v.key,
@@ -703,8 +710,8 @@ class _Writer:
                 bool(f.get("is_code")) if f else False,
                 int(f.get("prompt_tokens") or 0) if f else 0,
                 min(32767, max(1, int(f.get("turns") or 1))) if f else 1,
-                style,
                 bool(v.reason), v.reason, now if v.reason else None, None,
+                *(map(f.get, STYLE_FIELDS) if f else NO_STYLE),
             )  # fmt: skip
 
     # -- the interface ---------------------------------------------------
@@ -858,10 +865,8 @@ class _Writer:
         for row in self._rows(batch):
             row = list(row)
             row[4] = ops.adapt_datetimefield_value(row[4])
-            if row[11] is not None:
-                row[11] = json.dumps(row[11])
-            if row[14] is not None:
-                row[14] = ops.adapt_datetimefield_value(row[14])
+            if row[13] is not None:
+                row[13] = ops.adapt_datetimefield_value(row[13])
             rows.append(row)
         with self.connection.cursor() as cursor:
             cursor.executemany(f"INSERT OR IGNORE INTO votes_vote ({', '.join(VOTE_COLUMNS)}) VALUES ({marks})", rows)

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
 from arena.models import ArenaModel, Battle, Voter
+
+# [tokens, headers, list_items, bold] of side a, then of side b.
+STYLE_FIELDS = tuple(
+    f"style_{side}_{feature}" for side in "ab" for feature in ("tokens", "headers", "list_items", "bold")
+)
+STYLE_COUNT_MAX = 2**31 - 1  # the columns are 4-byte integers
 
 
 class Vote(models.Model):
@@ -43,9 +51,17 @@ class Vote(models.Model):
     is_code = models.BooleanField(default=False)
     prompt_tokens = models.PositiveIntegerField(default=0)
     turns = models.PositiveSmallIntegerField(default=1)
-    style = models.JSONField(
-        null=True, blank=True, help_text="[tokens, headers, list_items, bold] of side a, then of side b"
-    )
+    # The style counts of each side's answers (votes.features.style_counts),
+    # one column each so that a recompute reads plain integers; all NULL when
+    # the answers are unknown (some imports). STYLE_FIELDS lists them in order.
+    style_a_tokens = models.PositiveIntegerField(null=True, blank=True)
+    style_a_headers = models.PositiveIntegerField(null=True, blank=True)
+    style_a_list_items = models.PositiveIntegerField(null=True, blank=True)
+    style_a_bold = models.PositiveIntegerField(null=True, blank=True)
+    style_b_tokens = models.PositiveIntegerField(null=True, blank=True)
+    style_b_headers = models.PositiveIntegerField(null=True, blank=True)
+    style_b_list_items = models.PositiveIntegerField(null=True, blank=True)
+    style_b_bold = models.PositiveIntegerField(null=True, blank=True)
     # Filters on ``excluded`` use votes_vote_aggregate, whose first column it is.
     excluded = models.BooleanField(default=False)
     exclusion_reason = models.CharField(max_length=64, blank=True)
@@ -65,6 +81,12 @@ class Vote(models.Model):
             ),
             # Re-importing the same row finds this key and adds nothing.
             models.UniqueConstraint(fields=["external_key"], name="votes_vote_external_key_unique"),
+            # The recompute takes style_a_tokens IS NOT NULL to mean "all eight known".
+            models.CheckConstraint(
+                condition=Q(**{f"{name}__isnull": True for name in STYLE_FIELDS})
+                | Q(**{f"{name}__isnull": False for name in STYLE_FIELDS}),
+                name="votes_vote_style_all_or_none",
+            ),
         ]
         indexes = [
             models.Index(fields=["excluded", "model_a", "model_b", "winner"], name="votes_vote_aggregate"),
@@ -73,6 +95,21 @@ class Vote(models.Model):
 
     def __str__(self) -> str:
         return f"{self.battle_id}: {self.winner}"
+
+    @property
+    def style(self) -> list[int] | None:
+        """The eight style counts, side a then side b; None when unknown."""
+        values = [getattr(self, name) for name in STYLE_FIELDS]
+        return None if values[0] is None else values
+
+
+def style_columns(counts: Sequence[int] | None) -> dict[str, int | None]:
+    """Vote keyword arguments for the eight style counts (None: unknown)."""
+    if counts is None:
+        return dict.fromkeys(STYLE_FIELDS)
+    if len(counts) != len(STYLE_FIELDS):
+        raise ValueError(f"expected {len(STYLE_FIELDS)} style counts, got {len(counts)}")
+    return dict(zip(STYLE_FIELDS, counts, strict=True))
 
 
 class ExclusionReason:

@@ -116,12 +116,14 @@ def leak_exclusion(battle: Battle, now) -> dict:
 
 def text_features(prompt: str, turns_a: list[str], turns_b: list[str], n_turns: int = 1) -> dict:
     """The per-vote columns the leaderboard views need, computed once at write time."""
+    from .models import style_columns
+
     return {
         "language": features.language(prompt),
         "is_code": features.has_code(prompt, *turns_a, *turns_b),
         "prompt_tokens": features.token_count(prompt),
         "turns": max(1, n_turns),
-        "style": [*features.conversation_counts(turns_a), *features.conversation_counts(turns_b)],
+        **style_columns([*features.conversation_counts(turns_a), *features.conversation_counts(turns_b)]),
     }
 
 

@@ -185,3 +185,33 @@ def test_bootstrap_snapshot_is_served_on_request(client, published):
     assert body["ci"] == "bootstrap" and len(body["models"]) == 5
     # the default view keeps serving the newest snapshot, whatever its method
     assert client.get("/api/v1/leaderboard/?ci=sandwich").json()["ci"] == "sandwich"
+
+
+def test_errors_outside_views_have_the_api_shape(client, published):
+    missing = client.get("/api/v1/no-such-thing/")
+    assert missing.status_code == 404 and missing.json()["error"] == "not_found"
+    staff = get_user_model().objects.create_user("op", password="pw", is_staff=True)
+    client.force_authenticate(staff)
+    listed = client.post("/api/v1/snapshots/", [1, 2], format="json")  # a list, not an object
+    assert listed.status_code == 400 and listed.json()["error"] == "invalid"
+    rounds = client.post("/api/v1/snapshots/", {"ci": "bootstrap", "rounds": 5}, format="json")
+    assert rounds.status_code == 400 and "rounds" in rounds.json()["fields"]
+
+
+def test_any_query_gets_a_valid_etag_and_the_same_body_every_time(client, published):
+    odd = client.get("/api/v1/leaderboard/", {"category": "overall", "x": "é\r\n\U0001f600"})
+    assert odd.status_code == 200 and odd["ETag"].isascii()
+    first, again = client.get("/api/v1/leaderboard/"), client.get("/api/v1/leaderboard/")
+    assert first.content == again.content and first["ETag"] == again["ETag"] == odd["ETag"]
+    assert first["Content-Type"] == "application/json"
+    page = client.get("/api/v1/leaderboard/", HTTP_ACCEPT="text/html")  # the browsable API renders itself
+    assert page.status_code == 200 and page["Content-Type"].startswith("text/html")
+    assert [m["model"] for m in first.json()["models"]] == ORDER
+
+
+def test_nul_characters_are_refused_not_sent_to_the_database(client, published):
+    for url in ("/api/v1/leaderboard/?category=a%00b", "/api/v1/matrix/?category=%00",
+                "/api/v1/leaderboard/history/?model=x%00"):  # fmt: skip
+        response = client.get(url)
+        assert response.status_code == 400 and response.json()["error"] == "invalid", url
+    assert client.get("/api/v1/models/a%00b/").status_code == 404

@@ -436,11 +436,11 @@ def wipe_database():
 
 
 def test_import_export_import_into_an_empty_database_gives_the_same_leaderboard(imported, tmp_path):
-    from votes.models import Vote
+    from votes.models import STYLE_FIELDS, Vote
 
     count, rows, views = leaderboard()
     assert {"overall", "coding", "multi_turn", "lang:en"} <= {key for key, _ in views}
-    columns = ("model_a__name", "model_b__name", "winner", "language", "is_code", "prompt_tokens", "turns", "style")
+    columns = ("model_a__name", "model_b__name", "winner", "language", "is_code", "prompt_tokens", "turns", *STYLE_FIELDS)
     features = sorted(Vote.objects.filter(excluded=False).values_list(*columns))
     path = export_to(tmp_path / "exported.jsonl", include_excluded=True)
 
