@@ -9,8 +9,9 @@ way) makes the battle ``failed``: it can't be voted on, the voter is told in
 words that name no model, and may retry the turn or open a new battle. The
 failed turn's partial text is kept for operators but never counted.
 
-Each model has a cap on answers in flight (``max_concurrency``), enforced
-when a battle is opened under a row lock on the two models. A model whose
+Each model has a cap on answers in flight (``max_concurrency``): the turns
+being streamed right now (``Battle.streaming_since``), checked under a row
+lock on the two models when a stream starts. Opening a battle takes no slot. A model whose
 answers fail ARENA_AUTO_PAUSE_FAILURES times in a row is paused, with the
 reason shown in the admin; one success resets the count.
 
@@ -32,7 +33,6 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 from django.conf import settings
-from django.core.cache import cache
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
@@ -51,6 +51,14 @@ MODEL_FAULTS = {"timeout", "connection", "http", "stream", "config"}
 class BattleBusy(ArenaError):
     status = 409
     code = "battle_busy"
+
+
+class ModelsBusy(NoBattleAvailable):
+    """Every free slot is taken by answers being streamed right now."""
+
+    def __init__(self):
+        super().__init__("the models are busy; try again in a moment")
+        self.headers = {"Retry-After": "5"}
 
 
 class TurnRefused(ArenaError):
@@ -77,18 +85,23 @@ def live_enabled() -> bool:
 
 
 def _in_flight(model_ids: list[int]) -> dict[int, int]:
-    """Answers in flight per model: its pending battles younger than the
-    provider timeout allows (older ones were abandoned mid-stream)."""
+    """Answers in flight per model: battles whose turn is streaming now
+    (started less than ARENA_PENDING_STALE_SECONDS ago; an older mark is a
+    stream whose process died)."""
     horizon = timezone.now() - timedelta(seconds=settings.ARENA_PENDING_STALE_SECONDS)
-    pending = Battle.objects.filter(status=Battle.Status.PENDING, created_at__gte=horizon).filter(
+    streaming = Battle.objects.filter(streaming_since__gte=horizon).filter(
         Q(model_a_id__in=model_ids) | Q(model_b_id__in=model_ids)
     )
     counts = dict.fromkeys(model_ids, 0)
-    for a, b in pending.values_list("model_a_id", "model_b_id"):
+    for a, b in streaming.values_list("model_a_id", "model_b_id"):
         for m in (a, b):
             if m in counts:
                 counts[m] += 1
     return counts
+
+
+def _has_slot(model: ArenaModel, busy: dict[int, int]) -> bool:
+    return not model.max_concurrency or busy[model.id] < model.max_concurrency
 
 
 def check_prompt(prompt: str) -> str:
@@ -118,9 +131,9 @@ def live_battle_create(
             .order_by("name")
         )
         busy = _in_flight([m.id for m in models])
-        free = [m for m in models if not m.max_concurrency or busy[m.id] < m.max_concurrency]
+        free = [m for m in models if _has_slot(m, busy)]
         if len(models) >= 2 and len(free) < 2:
-            raise NoBattleAvailable("the models are busy; try again in a moment")
+            raise ModelsBusy()
         if len(free) < 2:
             raise NoBattleAvailable("fewer than two live models are active")
         model_a, model_b = choose_pair(free, rng)
@@ -189,27 +202,35 @@ def sse(event: str, data: dict) -> bytes:
 
 def claim_stream(battle_id, voter: Voter) -> Battle:
     """Take the right to answer the battle's current turn: it must be this
-    voter's, pending (or failed, to retry), and not streaming elsewhere."""
-    battle = (
-        Battle.objects.select_related("model_a", "model_b").filter(id=battle_id, voter=voter).first()
-    )
-    if battle is None:
-        from votes.services import BattleNotFound
+    voter's, pending (or failed, to retry), not streaming in another tab, and
+    both models must have a free slot (``max_concurrency``). Opening a battle
+    takes no slot, so battles opened and never streamed block nobody."""
+    from votes.services import BattleNotFound
 
-        raise BattleNotFound("no such battle for this voter")
-    if battle.status not in (Battle.Status.PENDING, Battle.Status.FAILED):
-        raise TurnRefused("this turn is already answered")
-    if battle.model_a.provider_kind != ArenaModel.Provider.OPENAI:
-        raise TurnRefused("this battle's answers were written in advance")
-    try:
-        claimed = cache.add(f"arena:stream:{battle.id}", 1, timeout=settings.ARENA_PENDING_STALE_SECONDS)
-    except Exception:  # noqa: BLE001 - no cache: the database status still guards the vote
-        claimed = True
-    if not claimed:
-        raise BattleBusy("this battle is already being answered in another tab")
-    if battle.status == Battle.Status.FAILED:
-        Battle.objects.filter(id=battle.id).update(status=Battle.Status.PENDING, failure="")
-        battle.status = Battle.Status.PENDING
+    now = timezone.now()
+    with transaction.atomic():
+        battle = (
+            Battle.objects.select_for_update(of=("self",))
+            .select_related("model_a", "model_b")
+            .filter(id=battle_id, voter=voter)
+            .first()
+        )
+        if battle is None:
+            raise BattleNotFound("no such battle for this voter")
+        if battle.status not in (Battle.Status.PENDING, Battle.Status.FAILED):
+            raise TurnRefused("this turn is already answered")
+        if battle.model_a.provider_kind != ArenaModel.Provider.OPENAI:
+            raise TurnRefused("this battle's answers were written in advance")
+        horizon = now - timedelta(seconds=settings.ARENA_PENDING_STALE_SECONDS)
+        if battle.streaming_since and battle.streaming_since >= horizon:
+            raise BattleBusy("this battle is already being answered in another tab")
+        # Lock the two model rows so two streams can't take one last slot.
+        models = list(ArenaModel.objects.select_for_update().filter(id__in=[battle.model_a_id, battle.model_b_id]))
+        busy = _in_flight([m.id for m in models])
+        if not all(_has_slot(m, busy) for m in models):
+            raise ModelsBusy()
+        Battle.objects.filter(id=battle.id).update(status=Battle.Status.PENDING, failure="", streaming_since=now)
+        battle.status, battle.failure, battle.streaming_since = Battle.Status.PENDING, "", now
     return battle
 
 
@@ -254,18 +275,16 @@ def stream_turn(battle: Battle) -> Iterator[bytes]:
         )
     finally:
         # Also when the voter closes the tab mid-turn: the battle stays
-        # pending and the page streams the turn afresh when they come back.
-        try:
-            cache.delete(f"arena:stream:{battle.id}")
-        except Exception:  # noqa: BLE001
-            pass
+        # pending, its slots are freed, and the page streams the turn afresh
+        # when they come back.
+        Battle.objects.filter(id=battle.id, streaming_since=battle.streaming_since).update(streaming_since=None)
 
 
 def _store_turn(battle: Battle, turns: list[dict], errors: dict[str, ProviderError]) -> str:
     """Write the turn's outcome and each model's health in one transaction."""
     now = timezone.now()
     with transaction.atomic():
-        fields = {"turns": turns, "failure": ""}
+        fields = {"turns": turns, "failure": "", "streaming_since": None}
         if len(turns) == 1:
             fields |= {"response_a": turns[0]["a"], "response_b": turns[0]["b"]}
         if errors:

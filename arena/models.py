@@ -139,6 +139,9 @@ class Battle(models.Model):
     client_hash = models.CharField(max_length=64, blank=True, help_text="salted hash of the client address")
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     ready_at = models.DateTimeField(null=True, blank=True, help_text="when the last answer completed")
+    # Set while a live turn is being answered: the models' concurrency slots
+    # and the one-stream-per-battle rule count these (arena/live.py).
+    streaming_since = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]

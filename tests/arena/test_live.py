@@ -309,18 +309,52 @@ def test_a_model_that_keeps_failing_is_paused_with_the_reason(settings, server):
         stream(voter, battle.id)
 
 
-def test_the_per_model_concurrency_cap_holds(server):
+def test_the_per_model_concurrency_cap_counts_answers_being_streamed(server):
     live_model(server, "opal-2b", max_concurrency=1)
     live_model(server, "onyx-5b", max_concurrency=1)
     first, second = Client(), Client()
-    battle_id = open_live(first)["id"]  # pending: both models have their one slot taken
+    streaming_id = open_live(first)["id"]
+    waiting_id = open_live(second)["id"]  # opening takes no slot
+    live.claim_stream(streaming_id, Battle.objects.get(id=streaming_id).voter)  # first's answers are streaming
 
-    busy = second.post("/api/v1/battles/", data={"prompt": "hi"}, content_type="application/json")
-    assert busy.status_code == 503
-    assert busy.json()["detail"] == "the models are busy; try again in a moment"
+    blocked_stream = second.post(f"/api/v1/battles/{waiting_id}/stream/")
+    blocked_open = second.post("/api/v1/battles/", data={"prompt": "hi"}, content_type="application/json")
 
-    stream(first, battle_id)
-    assert open_live(second)["status"] == "pending"
+    for response in (blocked_stream, blocked_open):
+        assert response.status_code == 503
+        assert response.json()["detail"] == "the models are busy; try again in a moment"
+        assert response["Retry-After"] == "5"
+    assert Battle.objects.get(id=waiting_id).streaming_since is None
+
+    Battle.objects.filter(id=streaming_id).update(streaming_since=None)  # that stream ended
+    events, _, _ = stream(second, waiting_id)
+    assert events[-1][1]["status"] == "ready"
+    assert Battle.objects.get(id=waiting_id).streaming_since is None
+
+
+def test_battles_opened_and_never_streamed_block_nobody(server):
+    live_model(server, "opal-2b", max_concurrency=1)
+    live_model(server, "onyx-5b", max_concurrency=1)
+    for _ in range(5):
+        open_live(Client())
+    latecomer = Client()
+    events, _, _ = stream(latecomer, open_live(latecomer)["id"])
+    assert events[-1][1]["status"] == "ready"
+
+
+def test_a_stale_streaming_mark_frees_its_slots(settings, server):
+    settings.ARENA_PENDING_STALE_SECONDS = 60
+    live_model(server, "opal-2b", max_concurrency=1)
+    live_model(server, "onyx-5b", max_concurrency=1)
+    dead = open_live(Client())["id"]
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    Battle.objects.filter(id=dead).update(streaming_since=timezone.now() - timedelta(minutes=5))  # its process died
+    voter = Client()
+    events, _, _ = stream(voter, open_live(voter)["id"])
+    assert events[-1][1]["status"] == "ready"
 
 
 # --- identity leaks ------------------------------------------------------------------
