@@ -29,7 +29,7 @@ from rest_framework.views import APIView
 
 from arena.models import ArenaModel
 
-from . import selectors
+from . import runs, selectors
 from .models import Snapshot
 
 CI_CHOICES = ("sandwich", "bootstrap", "none")
@@ -461,7 +461,9 @@ class SnapshotListApi(APIView):
     @extend_schema(
         request=RecomputeIn,
         responses={
-            202: inline_serializer("RecomputeQueued", {"queued": serializers.BooleanField()}),
+            202: inline_serializer(
+                "RecomputeQueued", {"queued": serializers.BooleanField(), "run": serializers.IntegerField()}
+            ),
             400: ErrorOut,
             403: ErrorOut,
             503: ErrorOut,
@@ -473,14 +475,14 @@ class SnapshotListApi(APIView):
         params.is_valid(raise_exception=True)
         ci = params.validated_data.get("ci") or settings.ARENA_LEADERBOARD_CI
         rounds = params.validated_data["rounds"]
-        from arena.celery import app
-
+        # Through a RecomputeRun: a task redelivered after a worker crash finds
+        # its run done and publishes no duplicate snapshot.
         try:
-            app.send_task("ratings.recompute", kwargs={"ci": ci, "rounds": rounds, "force": True})
-        except Exception as exc:  # noqa: BLE001 - broker down: say so, change nothing
+            run = runs.request_run(by=request.user, ci=ci, rounds=rounds, force=True)
+        except runs.RecomputeNotQueued as exc:  # broker down: say so, the run is recorded as failed
             return Response({"error": "broker_unavailable", "detail": f"could not queue the recompute: {exc}"},
                             status=status.HTTP_503_SERVICE_UNAVAILABLE)
-        return Response({"queued": True}, status=status.HTTP_202_ACCEPTED)
+        return Response({"queued": True, "run": run.id}, status=status.HTTP_202_ACCEPTED)
 
 
 SnapshotDetailOut = inline_serializer(

@@ -215,3 +215,22 @@ def test_nul_characters_are_refused_not_sent_to_the_database(client, published):
         response = client.get(url)
         assert response.status_code == 400 and response.json()["error"] == "invalid", url
     assert client.get("/api/v1/models/a%00b/").status_code == 404
+
+
+def test_a_staff_recompute_is_a_run_whose_redelivered_task_publishes_no_duplicate(client, published):
+    from ratings.models import RecomputeRun, Snapshot
+    from ratings.tasks import recompute
+
+    client.force_authenticate(get_user_model().objects.create_user("op2", password="pw", is_staff=True))
+    queued = client.post("/api/v1/snapshots/", {"ci": "sandwich"}, format="json")
+    assert queued.status_code == 202
+    run = RecomputeRun.objects.get(id=queued.json()["run"])
+    assert run.force and run.status == RecomputeRun.Status.QUEUED
+    before = Snapshot.objects.count()
+
+    first = recompute(ci=run.ci, rounds=run.rounds, force=True, run_id=run.id)  # the worker's delivery
+    again = recompute(ci=run.ci, rounds=run.rounds, force=True, run_id=run.id)  # Celery redelivers it
+
+    assert first is not None and again is None
+    assert Snapshot.objects.count() == before + 1
+    assert RecomputeRun.objects.get(id=run.id).snapshot_id == first
