@@ -91,6 +91,11 @@ class Vote(models.Model):
         indexes = [
             models.Index(fields=["excluded", "model_a", "model_b", "winner"], name="votes_vote_aggregate"),
             models.Index(fields=["language"], name="votes_vote_language"),
+            # The admin's "excluded for reason X" filter, newest first. Partial:
+            # counted votes (nearly all, and every arena vote) never touch it.
+            models.Index(
+                fields=["exclusion_reason", "-created_at"], condition=Q(excluded=True), name="votes_vote_excluded_reason"
+            ),
         ]
 
     def __str__(self) -> str:
