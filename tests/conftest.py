@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-from tests.services import ROOT, WorkerProcess, purge_broker, require_chromium, worker_env
+from tests.services import PHONE, ROOT, SHOTS, WorkerProcess, purge_broker, require_chromium, worker_env
 
 DEMO_DIR = ROOT / "arena" / "demo"
 
@@ -111,6 +111,39 @@ def browser(chromium_path):
         from django.db import connections
 
         connections.close_all()
+
+
+@pytest.fixture
+def shots() -> Path:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    return SHOTS
+
+
+@pytest.fixture
+def new_context(browser):
+    """``new_context(**options)``: a browser context (closed after the test)
+    with a 15 s default timeout for actions."""
+    contexts = []
+
+    def make(timeout_ms: int = 15_000, **options):
+        context = browser.new_context(**options)
+        context.set_default_timeout(timeout_ms)
+        contexts.append(context)
+        return context
+
+    yield make
+    for context in contexts:
+        context.close()
+
+
+@pytest.fixture
+def desktop(new_context):
+    return new_context(viewport={"width": 1280, "height": 900})
+
+
+@pytest.fixture
+def phone(new_context):
+    return new_context(viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True)
 
 
 @pytest.fixture

@@ -21,6 +21,10 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 REQUIRE = os.environ.get("ARENA_REQUIRE_SERVICES", "") not in ("", "0", "false", "no")
 CHROMIUM = os.environ.get("ARENA_CHROMIUM", "/usr/bin/chromium")
+# Committed screenshots are refreshed on request (ARENA_SCREENSHOTS=docs);
+# ordinary runs write to test-artifacts/ so the work tree stays clean.
+SHOTS = ROOT / ("docs/screenshots" if os.environ.get("ARENA_SCREENSHOTS") == "docs" else "test-artifacts/screenshots")
+PHONE = {"width": 390, "height": 844}
 
 
 def unavailable(reason: str) -> None:

@@ -10,8 +10,6 @@ ARENA_SCREENSHOTS=docs (the committed ones).
 
 from __future__ import annotations
 
-import os
-
 import pytest
 from django.contrib.admin.models import ADDITION, CHANGE, LogEntry
 
@@ -21,29 +19,19 @@ from ratings.services import recompute_publish
 from tests.admin.conftest import staff
 from tests.arena.factories import VoteFactory, VoterFactory
 from tests.fake_openai import FakeOpenAI
-from tests.services import ROOT
 from votes.models import Vote
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker]
 
-SHOTS = ROOT / ("docs/screenshots" if os.environ.get("ARENA_SCREENSHOTS") == "docs" else "test-artifacts/screenshots")
 # The honest voters' taste; a spammer pushes the last one to the top.
 TASTE = ["cobalt-13b", "ember-20b", "atlas-7b", "dune-1b", "breeze-3b"]
 SPAM_FOR = "breeze-3b"
 
 
 @pytest.fixture
-def shots():
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    return SHOTS
-
-
-@pytest.fixture
-def desktop(browser):
-    context = browser.new_context(viewport={"width": 1400, "height": 950})
-    context.set_default_timeout(20_000)
-    yield context
-    context.close()
+def desktop(new_context):
+    """Wider than the voting pages' desktop: the admin's changelists have many columns."""
+    return new_context(timeout_ms=20_000, viewport={"width": 1400, "height": 950})
 
 
 @pytest.fixture

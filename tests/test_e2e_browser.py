@@ -6,8 +6,6 @@ Screenshots land in docs/screenshots/ for the README and for a human eye.
 
 from __future__ import annotations
 
-import os
-
 import json
 import re
 from urllib.parse import urlsplit
@@ -18,36 +16,9 @@ from arena.models import Battle
 from ratings.models import Snapshot
 from tests.arena.factories import answer_set_with
 from tests.arena.helpers import DEMO_DIR, demo_prompts
-from tests.services import ROOT, wait_for
+from tests.services import PHONE, wait_for
 
 pytestmark = [pytest.mark.browser]
-
-# Committed screenshots are refreshed on request (ARENA_SCREENSHOTS=docs);
-# ordinary runs write to test-artifacts/ so the work tree stays clean.
-SHOTS = ROOT / ("docs/screenshots" if os.environ.get("ARENA_SCREENSHOTS") == "docs" else "test-artifacts/screenshots")
-PHONE = {"width": 390, "height": 844}
-
-
-@pytest.fixture
-def shots():
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    return SHOTS
-
-
-@pytest.fixture
-def desktop(browser):
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    context.set_default_timeout(15_000)
-    yield context
-    context.close()
-
-
-@pytest.fixture
-def phone(browser):
-    context = browser.new_context(viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True)
-    context.set_default_timeout(15_000)
-    yield context
-    context.close()
 
 
 def plain(text: str) -> str:

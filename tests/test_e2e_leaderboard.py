@@ -10,43 +10,26 @@ test-artifacts/screenshots/, or in docs/screenshots/ with ARENA_SCREENSHOTS=docs
 
 from __future__ import annotations
 
-import os
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
 from arena.models import ArenaModel
 from tests.ratings.board_data import ORDER, RARE, import_and_publish
-from tests.services import ROOT
+from tests.services import PHONE
 
 pytestmark = [pytest.mark.browser]
 
-SHOTS = ROOT / ("docs/screenshots" if os.environ.get("ARENA_SCREENSHOTS") == "docs" else "test-artifacts/screenshots")
-PHONE = {"width": 390, "height": 844}
-
-
 @pytest.fixture
-def shots():
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    return SHOTS
-
-
-@pytest.fixture
-def no_script(browser):
+def no_script(new_context):
     """A desktop browser with JavaScript disabled."""
-    context = browser.new_context(viewport={"width": 1280, "height": 900}, java_script_enabled=False)
-    context.set_default_timeout(15_000)
-    yield context
-    context.close()
+    return new_context(viewport={"width": 1280, "height": 900}, java_script_enabled=False)
 
 
 @pytest.fixture
-def phone(browser):
-    context = browser.new_context(viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True,
-                                  java_script_enabled=False)  # fmt: skip
-    context.set_default_timeout(15_000)
-    yield context
-    context.close()
+def phone(new_context):
+    """A phone without JavaScript."""
+    return new_context(viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True, java_script_enabled=False)
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ import pytest
 
 from arena.models import ArenaModel, Battle
 from tests.fake_openai import FakeOpenAI
-from tests.test_e2e_browser import desktop, shots  # noqa: F401 - shared fixtures
 from votes.models import Vote
 
 pytestmark = [pytest.mark.browser]
@@ -57,7 +56,7 @@ def live_pair(fake, transactional_db):
 
 
 def test_two_answers_stream_side_by_side_then_a_second_turn_a_vote_and_the_reveal(
-    desktop, live_server, live_pair, shots  # noqa: F811
+    desktop, live_server, live_pair, shots
 ):
     from playwright.sync_api import expect
 
@@ -119,7 +118,7 @@ def test_two_answers_stream_side_by_side_then_a_second_turn_a_vote_and_the_revea
     assert (vote.winner, vote.turns, vote.model_a.name) == ("a", 2, winner_name)
 
 
-def test_a_failed_side_offers_a_retry_that_completes_the_battle(desktop, live_server, fake, live_pair, shots):  # noqa: F811
+def test_a_failed_side_offers_a_retry_that_completes_the_battle(desktop, live_server, fake, live_pair, shots):
     from playwright.sync_api import expect
 
     broken = fake.script("indigo-3b-served", status=502)
