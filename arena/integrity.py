@@ -17,12 +17,14 @@ import logging
 import math
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.middleware.csrf import CsrfViewMiddleware
+from django.utils import timezone
 from rest_framework import exceptions
 from rest_framework.authentication import TokenAuthentication
 
@@ -101,9 +103,11 @@ class Rate:
             count, period = text.split("/")
             unit = period[-1]
             span = int(period[:-1] or 1) * PERIODS[unit]
-            return cls(int(count), span)
         except (ValueError, KeyError):
             raise ValueError(f"rate {text!r} is not N/<s|m|h|d>, e.g. 30/m") from None
+        if span <= 0:
+            raise ValueError(f"rate {text!r} has an empty window")
+        return cls(int(count), span)
 
 
 def _hit(key: str, rate: Rate) -> int | None:
@@ -189,6 +193,7 @@ def enforce_csrf(request) -> None:
 
 IDEMPOTENCY_HEADER = "HTTP_IDEMPOTENCY_KEY"
 PENDING = 0  # status_code of a record whose request is still being processed
+PENDING_TTL_SECONDS = 60  # a pending record this old belongs to a process that died
 
 
 def idempotency_key(request) -> str | None:
@@ -222,18 +227,28 @@ def idempotent(
         status, payload = handle()
         return status, payload, False
     digest = _request_hash(request, body)
-    try:
-        with transaction.atomic():
-            record = IdempotencyRecord.objects.create(
-                voter=voter, key=key, request_hash=digest, status_code=PENDING, body={}
-            )
-    except IntegrityError:
-        stored = IdempotencyRecord.objects.get(voter=voter, key=key)
-        if stored.request_hash != digest:
-            raise IdempotencyConflict("this Idempotency-Key was already used for a different request") from None
-        if stored.status_code == PENDING:
-            raise IdempotencyInProgress("a request with this Idempotency-Key is still being processed") from None
-        return stored.status_code, stored.body, True
+    record = None
+    for _attempt in range(2):
+        try:
+            with transaction.atomic():
+                record = IdempotencyRecord.objects.create(
+                    voter=voter, key=key, request_hash=digest, status_code=PENDING, body={}
+                )
+            break
+        except IntegrityError:
+            stored = IdempotencyRecord.objects.filter(voter=voter, key=key).first()
+            if stored is None:  # released by its first request just now
+                continue
+            if stored.request_hash != digest:
+                raise IdempotencyConflict("this Idempotency-Key was already used for a different request") from None
+            if stored.status_code != PENDING:
+                return stored.status_code, stored.body, True
+            if timezone.now() - stored.created_at < timedelta(seconds=PENDING_TTL_SECONDS):
+                raise IdempotencyInProgress("a request with this Idempotency-Key is still being processed") from None
+            # Its process died mid-request: release the key and run this one.
+            IdempotencyRecord.objects.filter(pk=stored.pk, status_code=PENDING).delete()
+    if record is None:
+        raise IdempotencyInProgress("a request with this Idempotency-Key is still being processed")
     try:
         status, payload = handle()
     except ArenaError as exc:

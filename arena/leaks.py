@@ -25,7 +25,7 @@ def identity_words(model: ArenaModel) -> list[str]:
 
 def names_itself(text: str, words: list[str]) -> bool:
     for word in words:
-        if re.search(rf"(?<![\w-]){re.escape(word)}(?![\w-])", text, flags=re.IGNORECASE):
+        if re.search(rf"(?<![\w-]){re.escape(word)}(?!\w)", text, flags=re.IGNORECASE):
             return True
     return False
 

@@ -29,6 +29,7 @@ import logging
 import queue
 import random
 import threading
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 
@@ -163,6 +164,7 @@ def battle_continue(*, battle_id, voter: Voter, prompt: str) -> Battle:
             raise TurnRefused("this battle is already voted on; open a new one")
         if battle.status != Battle.Status.READY:
             raise TurnRefused("finish (or retry) the current turn first")
+        _check_still_open(battle, voter)
         if len(battle.turns) >= settings.ARENA_MAX_TURNS:
             raise TurnRefused(f"a battle has at most {settings.ARENA_MAX_TURNS} turns; vote now")
         battle.turns = [*battle.turns, {"prompt": prompt, "a": "", "b": ""}]
@@ -174,6 +176,14 @@ def battle_continue(*, battle_id, voter: Voter, prompt: str) -> Battle:
 # --- streaming a turn ---------------------------------------------------------------
 
 
+def _check_still_open(battle: Battle, voter: Voter) -> None:
+    """More answers only from models still active, for voters not banned."""
+    if voter.banned:
+        raise VoterBanned("this voter may not open battles")
+    if battle.model_a.status != ArenaModel.Status.ACTIVE or battle.model_b.status != ArenaModel.Status.ACTIVE:
+        raise TurnRefused("one of the models is no longer available; start a new battle")
+
+
 def _messages(turns: list[dict], side: str) -> list[dict[str, str]]:
     messages: list[dict[str, str]] = []
     for turn in turns[:-1]:
@@ -182,12 +192,20 @@ def _messages(turns: list[dict], side: str) -> list[dict[str, str]]:
     return messages
 
 
-def _answer(model: ArenaModel, side: str, messages: list[dict], out: queue.Queue) -> None:
-    """Runs in its own thread: stream one side into ``out``, never raise."""
+def _answer(model: ArenaModel, side: str, messages: list[dict], out: queue.Queue, stop: threading.Event) -> None:
+    """Runs in its own thread: stream one side into ``out``, never raise.
+    ``stop`` set (the voter left, or the turn's deadline passed) closes the
+    provider's connection at the next chunk, so no answer runs on unseen."""
     try:
         provider = OpenAICompatible.from_settings(model.provider_settings or {})
-        for delta in provider.stream(messages):
-            out.put((side, "delta", delta))
+        chunks = provider.stream(messages)
+        try:
+            for delta in chunks:
+                if stop.is_set():
+                    return
+                out.put((side, "delta", delta))
+        finally:
+            chunks.close()
         out.put((side, "done", None))
     except ProviderError as exc:
         out.put((side, "error", exc))
@@ -221,6 +239,7 @@ def claim_stream(battle_id, voter: Voter) -> Battle:
             raise TurnRefused("this turn is already answered")
         if battle.model_a.provider_kind != ArenaModel.Provider.OPENAI:
             raise TurnRefused("this battle's answers were written in advance")
+        _check_still_open(battle, voter)
         horizon = now - timedelta(seconds=settings.ARENA_PENDING_STALE_SECONDS)
         if battle.streaming_since and battle.streaming_since >= horizon:
             raise BattleBusy("this battle is already being answered in another tab")
@@ -244,27 +263,43 @@ def stream_turn(battle: Battle) -> Iterator[bytes]:
     current["a"] = current["b"] = ""
     sides = {"a": battle.model_a, "b": battle.model_b}
     out: queue.Queue = queue.Queue()
+    stop = threading.Event()
     errors: dict[str, ProviderError] = {}
+    # A turn ends before its streaming mark would count as stale, so no other
+    # tab can claim it while this one still writes.
+    deadline = time.monotonic() + max(1, settings.ARENA_PENDING_STALE_SECONDS - 10)
+    stored = False
     try:
         for side, model in sides.items():
             threading.Thread(
-                target=_answer, args=(model, side, _messages(turns, side), out), daemon=True, name=f"battle-{side}"
+                target=_answer,
+                args=(model, side, _messages(turns, side), out, stop),
+                daemon=True,
+                name=f"battle-{side}",
             ).start()
         yield sse("start", {"turn": len(turns)})
-        running = 2
-        while running:
-            side, kind, payload = out.get()
+        pending = set(sides)
+        while pending:
+            try:
+                side, kind, payload = out.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                for side in sorted(pending):
+                    errors[side] = ProviderError("timeout", "the turn ran past its deadline")
+                    yield sse("side_error", {"side": side, "message": f"Model {side.upper()} failed: "
+                                             f"{errors[side].public}"})  # fmt: skip
+                break
             if kind == "delta":
                 current[side] += payload
                 yield sse("delta", {"side": side, "text": payload})
             elif kind == "done":
-                running -= 1
+                pending.discard(side)
                 yield sse("side_done", {"side": side})
             else:
-                running -= 1
+                pending.discard(side)
                 errors[side] = payload
                 yield sse("side_error", {"side": side, "message": f"Model {side.upper()} failed: {payload.public}"})
         status = _store_turn(battle, turns, errors)
+        stored = True
         yield sse(
             "end",
             {
@@ -274,31 +309,47 @@ def stream_turn(battle: Battle) -> Iterator[bytes]:
             },
         )
     finally:
-        # Also when the voter closes the tab mid-turn: the battle stays
-        # pending, its slots are freed, and the page streams the turn afresh
-        # when they come back.
-        Battle.objects.filter(id=battle.id, streaming_since=battle.streaming_since).update(streaming_since=None)
+        stop.set()
+        if not stored:
+            # The voter closed the tab mid-turn: keep what they saw (for the
+            # operators, and for the leak rule), free the slots; the battle
+            # stays pending and the page streams the turn afresh on return.
+            Battle.objects.filter(
+                id=battle.id, status=Battle.Status.PENDING, streaming_since=battle.streaming_since
+            ).update(
+                turns=turns,
+                identity_leak=battle.identity_leak or battle_leaks(turns, battle.model_a, battle.model_b),
+                streaming_since=None,
+            )
 
 
 def _store_turn(battle: Battle, turns: list[dict], errors: dict[str, ProviderError]) -> str:
-    """Write the turn's outcome and each model's health in one transaction."""
+    """Write the turn's outcome and each model's health in one transaction,
+    unless the battle moved on meanwhile (then return its current status).
+
+    What the voter saw counts for the leak rule even when the turn failed,
+    and a leak once seen is never forgotten by a retry."""
     now = timezone.now()
+    fields: dict = {"turns": turns, "failure": "", "streaming_since": None}
+    fields["identity_leak"] = battle.identity_leak or battle_leaks(turns, battle.model_a, battle.model_b)
+    if len(turns) == 1:
+        fields |= {"response_a": turns[0]["a"], "response_b": turns[0]["b"]}
+    if errors:
+        fields["status"] = Battle.Status.FAILED
+        fields["failure"] = "; ".join(f"{side}: {exc.kind}: {exc.detail}" for side, exc in sorted(errors.items()))[:500]
+    else:
+        fields["status"] = Battle.Status.READY
+        fields["ready_at"] = now
     with transaction.atomic():
-        fields = {"turns": turns, "failure": "", "streaming_since": None}
-        if len(turns) == 1:
-            fields |= {"response_a": turns[0]["a"], "response_b": turns[0]["b"]}
-        if errors:
-            fields["status"] = Battle.Status.FAILED
-            fields["failure"] = "; ".join(f"{side}: {exc.kind}: {exc.detail}" for side, exc in sorted(errors.items()))[
-                :500
-            ]
-        else:
-            fields["status"] = Battle.Status.READY
-            fields["ready_at"] = now
-            fields["identity_leak"] = battle_leaks(turns, battle.model_a, battle.model_b)
-        Battle.objects.filter(id=battle.id).update(**fields)
+        written = Battle.objects.filter(
+            id=battle.id, status=Battle.Status.PENDING, streaming_since=battle.streaming_since
+        ).update(**fields)
+        if not written:
+            log.warning("battle %s moved on while its turn streamed; this stream's answers are dropped", battle.id)
+            return Battle.objects.filter(id=battle.id).values_list("status", flat=True).first() or "failed"
         for side, model in (("a", battle.model_a), ("b", battle.model_b)):
             _model_health(model, errors.get(side), now)
+    battle.identity_leak = fields["identity_leak"]
     return fields["status"]
 
 

@@ -245,7 +245,7 @@ ARENA_RATE_LIMITS = {
 }
 for _action, _scopes in ARENA_RATE_LIMITS.items():
     for _scope, _rate in _scopes.items():
-        if _rate and _rate != "0" and not re.fullmatch(r"\d+/\d*[smhd]", _rate):
+        if _rate and _rate != "0" and not re.fullmatch(r"\d+/([1-9]\d*)?[smhd]", _rate):
             raise ImproperlyConfigured(f"rate limit {_action}/{_scope} is {_rate!r}; write N/<s|m|h|d>, e.g. 30/m")
 # Live battles (arena/live.py).
 ARENA_MAX_PROMPT_CHARS = env_int("ARENA_MAX_PROMPT_CHARS", 8000)

@@ -502,3 +502,92 @@ def test_a_pre_generated_answer_naming_its_maker_marks_the_battle_too(db):
     from votes.services import vote_record
 
     assert vote_record(battle_id=battle.id, voter=voter, winner="a").exclusion_reason == "identity_leak"
+
+
+# --- what a review found -----------------------------------------------------------
+
+
+def test_a_leak_seen_in_a_failed_turn_still_excludes_the_vote_after_a_retry(server):
+    live_model(server, "quartz-9b", organization="Quartzite AI")
+    live_model(server, "garnet-4b")
+    quartz = server.script("quartz-9b-endpoint-id", text="I was trained by Quartzite AI and I say yes.")
+    garnet = server.script("garnet-4b-endpoint-id", status=500)
+    voter = Client()
+    battle_id = open_live(voter)["id"]
+    events, _, _ = stream(voter, battle_id)
+    assert events[-1][1]["status"] == "failed"
+    assert Battle.objects.get(id=battle_id).identity_leak  # the voter saw the maker's name
+
+    quartz.text = "Yes."  # the retry's answers name nobody
+    garnet.status, garnet.text = 200, "No."
+    events, _, _ = stream(voter, battle_id)
+
+    assert events[-1][1]["status"] == "ready"
+    assert Battle.objects.get(id=battle_id).identity_leak
+    assert vote(voter, battle_id, "a").status_code == 201
+    assert Vote.objects.get().exclusion_reason == "identity_leak"
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [("I am Claude-3, an assistant.", ["Claude"]), ("I'm GPT-4.", ["GPT-4"]), ("Llama-3 here!", ["Llama"]),
+     ("As gpt-4o-mini, I can help.", ["gpt-4o"])],
+)
+def test_self_names_with_a_version_suffix_are_leaks(text, words):
+    assert leaks.names_itself(text, words)
+
+
+def test_no_more_answers_from_a_paused_model_or_for_a_banned_voter(server, pair):
+    voter = Client()
+    battle_id = open_live(voter)["id"]
+    ArenaModel.objects.filter(id=pair[0].id).update(status=ArenaModel.Status.PAUSED)
+
+    refused = voter.post(f"/api/v1/battles/{battle_id}/stream/")
+
+    assert refused.status_code == 400
+    assert refused.json()["detail"] == "one of the models is no longer available; start a new battle"
+    assert all(s.calls == 0 for s in server.scripts.values())
+    ArenaModel.objects.filter(id=pair[0].id).update(status=ArenaModel.Status.ACTIVE)
+    stream(voter, battle_id)
+    from arena.models import Voter
+
+    Voter.objects.update(banned=True)
+    follow = voter.post(f"/api/v1/battles/{battle_id}/turns/", data={"prompt": "more"}, content_type="application/json")
+    assert follow.status_code == 403
+
+
+def test_a_turn_past_its_deadline_fails_and_closes_the_provider_connections(settings, server):
+    settings.ARENA_PENDING_STALE_SECONDS = 12  # the turn's deadline is 10 s less: 2 s
+    live_model(server, "opal-2b", provider_settings={"timeout": 5})
+    live_model(server, "onyx-5b")
+    server.script("opal-2b-endpoint-id", text=" ".join(["slow"] * 30), delay=0.5)
+    server.script("onyx-5b-endpoint-id", text="Quick.")
+    voter = Client()
+    battle_id = open_live(voter)["id"]
+
+    events, _, _ = stream(voter, battle_id)
+
+    battle = Battle.objects.get(id=battle_id)
+    slow_side = "a" if battle.model_a.name == "opal-2b" else "b"
+    assert [d for n, d in events if n == "side_error"] == [
+        {"side": slow_side, "message": f"Model {slow_side.upper()} failed: the model took too long to answer"}
+    ]
+    assert battle.status == Battle.Status.FAILED and battle.streaming_since is None
+    from tests.services import wait_for
+
+    assert wait_for(lambda: server.in_flight == 0, timeout=5), "the slow answer kept streaming to nobody"
+
+
+def test_a_stream_that_lost_its_claim_writes_nothing(pair):
+    voter = Client()
+    battle_id = open_live(voter)["id"]
+    battle = live.claim_stream(battle_id, Battle.objects.get(id=battle_id).voter)
+    from django.utils import timezone
+
+    Battle.objects.filter(id=battle_id).update(streaming_since=timezone.now())  # another tab took the turn over
+
+    events = sse_events(b"".join(live.stream_turn(battle)))
+
+    assert events[-1][1]["status"] == "pending"
+    stored = Battle.objects.get(id=battle_id)
+    assert stored.turns[-1]["a"] == stored.turns[-1]["b"] == "" and stored.streaming_since is not None

@@ -417,3 +417,29 @@ def test_forwarded_for_is_trusted_only_behind_a_configured_proxy(settings, demo_
     settings.ARENA_TRUSTED_PROXY_COUNT = 1
     proxied = open_battle(spoofing)["id"]
     assert Battle.objects.get(id=proxied).client_hash == address_hash("198.51.100.9")
+
+
+def test_a_key_left_pending_by_a_dead_process_is_released(demo_models):
+    from django.test import RequestFactory
+
+    from arena.integrity import _request_hash
+
+    voter = Client()
+    battle_id = open_battle(voter)["id"]
+    owner = Battle.objects.get(id=battle_id).voter
+    path = f"/api/v1/battles/{battle_id}/vote/"
+    same_request = _request_hash(RequestFactory().post(path), {"battle": battle_id, "winner": "a"})
+    stuck = IdempotencyRecord.objects.create(voter=owner, key="k", request_hash=same_request, status_code=0, body={})
+    IdempotencyRecord.objects.filter(pk=stuck.pk).update(created_at=timezone.now() - timedelta(minutes=5))
+
+    response = keyed_vote(voter, battle_id, "a", "k")
+
+    assert response.status_code == 201
+    assert IdempotencyRecord.objects.get(key="k").status_code == 201
+
+
+def test_a_rate_with_an_empty_window_is_refused():
+    from arena.integrity import Rate
+
+    with pytest.raises(ValueError, match="empty window"):
+        Rate.parse("30/0m")
