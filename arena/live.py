@@ -70,16 +70,25 @@ class TurnRefused(ArenaError):
 # --- registry -------------------------------------------------------------------
 
 
-def live_models() -> list[ArenaModel]:
-    return list(
-        ArenaModel.objects.filter(
-            status=ArenaModel.Status.ACTIVE, weight__gt=0, provider_kind=ArenaModel.Provider.OPENAI
-        ).order_by("name")
-    )
+def live_models():
+    """Models that answer live: active, drawable, behind an OpenAI-compatible endpoint."""
+    return ArenaModel.objects.filter(
+        status=ArenaModel.Status.ACTIVE, weight__gt=0, provider_kind=ArenaModel.Provider.OPENAI
+    ).order_by("name")
 
 
 def live_enabled() -> bool:
-    return len(live_models()) >= 2
+    return live_models().count() >= 2
+
+
+def _own_battle(battle_id, voter: Voter, battles) -> Battle:
+    """The voter's battle from ``battles``; someone else's is as unknown as a missing one."""
+    from votes.services import BattleNotFound
+
+    battle = battles.filter(id=battle_id, voter=voter).first()
+    if battle is None:
+        raise BattleNotFound("no such battle for this voter")
+    return battle
 
 
 # --- opening and continuing battles ----------------------------------------------
@@ -123,41 +132,32 @@ def live_battle_create(
         raise VoterBanned("this voter may not open battles")
     prompt = check_prompt(prompt)
     rng = rng or random.SystemRandom()
-    with transaction.atomic():
-        # The row locks serialise battle openings, so two of them can't both
-        # take a model's last free slot.
-        models = list(
-            ArenaModel.objects.select_for_update()
-            .filter(status=ArenaModel.Status.ACTIVE, weight__gt=0, provider_kind=ArenaModel.Provider.OPENAI)
-            .order_by("name")
-        )
-        busy = _in_flight([m.id for m in models])
-        free = [m for m in models if _has_slot(m, busy)]
-        if len(models) >= 2 and len(free) < 2:
-            raise ModelsBusy()
-        if len(free) < 2:
-            raise NoBattleAvailable("fewer than two live models are active")
-        model_a, model_b = choose_pair(free, rng)
-        return Battle.objects.create(
-            voter=voter,
-            model_a=model_a,
-            model_b=model_b,
-            prompt=prompt,
-            turns=[{"prompt": prompt, "a": "", "b": ""}],
-            status=Battle.Status.PENDING,
-            client_hash=client_hash,
-        )
+    # Opening takes no slot (a stream does, under its own lock in
+    # claim_stream), so models at their cap are only left out of the draw.
+    models = list(live_models())
+    busy = _in_flight([m.id for m in models])
+    free = [m for m in models if _has_slot(m, busy)]
+    if len(models) >= 2 and len(free) < 2:
+        raise ModelsBusy()
+    if len(free) < 2:
+        raise NoBattleAvailable("fewer than two live models are active")
+    model_a, model_b = choose_pair(free, rng)
+    return Battle.objects.create(
+        voter=voter,
+        model_a=model_a,
+        model_b=model_b,
+        prompt=prompt,
+        turns=[{"prompt": prompt, "a": "", "b": ""}],
+        status=Battle.Status.PENDING,
+        client_hash=client_hash,
+    )
 
 
 def battle_continue(*, battle_id, voter: Voter, prompt: str) -> Battle:
     """Add the voter's next prompt to a ready, unvoted live battle."""
     prompt = check_prompt(prompt)
     with transaction.atomic():
-        battle = Battle.objects.select_for_update().filter(id=battle_id, voter=voter).first()
-        if battle is None:
-            from votes.services import BattleNotFound
-
-            raise BattleNotFound("no such battle for this voter")
+        battle = _own_battle(battle_id, voter, Battle.objects.select_for_update())
         if battle.model_a.provider_kind != ArenaModel.Provider.OPENAI:
             raise TurnRefused("this battle's answers were written in advance; it has one turn")
         if battle.status == Battle.Status.VOTED:
@@ -223,18 +223,11 @@ def claim_stream(battle_id, voter: Voter) -> Battle:
     voter's, pending (or failed, to retry), not streaming in another tab, and
     both models must have a free slot (``max_concurrency``). Opening a battle
     takes no slot, so battles opened and never streamed block nobody."""
-    from votes.services import BattleNotFound
-
     now = timezone.now()
     with transaction.atomic():
-        battle = (
-            Battle.objects.select_for_update(of=("self",))
-            .select_related("model_a", "model_b")
-            .filter(id=battle_id, voter=voter)
-            .first()
+        battle = _own_battle(
+            battle_id, voter, Battle.objects.select_for_update(of=("self",)).select_related("model_a", "model_b")
         )
-        if battle is None:
-            raise BattleNotFound("no such battle for this voter")
         if battle.status not in (Battle.Status.PENDING, Battle.Status.FAILED):
             raise TurnRefused("this turn is already answered")
         if battle.model_a.provider_kind != ArenaModel.Provider.OPENAI:
