@@ -71,17 +71,19 @@ def sampling_inputs(models: list[ArenaModel]) -> dict:
     from ratings.models import Snapshot, SnapshotView
 
     policy = settings.ARENA_SAMPLING_POLICY
+    if policy == "uniform":
+        return {}
     snapshot = Snapshot.objects.order_by("-created_at", "-id").values("id", "rows").first()
     rows = {r["model"]: r for r in (snapshot or {}).get("rows", [])}
     if policy == "weighted":
-        established = getattr(settings, "RATINGS_MIN_VOTES", 30)
+        established = settings.RATINGS_MIN_VOTES
         return {
             "weights": [
                 m.weight * (1.0 if rows.get(m.name, {}).get("battles", 0) >= established else sampling.NEW_MODEL_BOOST)
                 for m in models
             ]
         }
-    if policy == "uniform" or snapshot is None:
+    if snapshot is None:
         return {}
     index = {m.name: k for k, m in enumerate(models)}
     theta = [(rows[m.name]["rating"] - 1000.0) / POINTS_PER_THETA if m.name in rows else 0.0 for m in models]
