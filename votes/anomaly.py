@@ -443,7 +443,8 @@ def _setting(name: str, default):
 
 def _exclude_votes(voter_ids, *, by, now) -> int:
     """Exclude the counted votes of these voters as ``anomalous_voter``
-    (votes.moderation records one event per vote). Caller holds the transaction."""
+    (votes.moderation records one event per vote and asks for a recompute
+    after commit). Caller holds the transaction."""
     from .models import ExclusionReason, Vote
     from .moderation import exclude_votes
 
@@ -473,7 +474,6 @@ def flag_voter(voter_id: int, *, by=None, manual: bool = True) -> int:
     from django.utils import timezone
 
     from .models import VoterFlag
-    from .services import request_recompute
 
     now = timezone.now()
     with transaction.atomic():
@@ -482,10 +482,7 @@ def flag_voter(voter_id: int, *, by=None, manual: bool = True) -> int:
             flag.flagged, flag.manual = True, manual
             flag.changed_at, flag.changed_by = now, by
             flag.save(update_fields=["flagged", "manual", "changed_at", "changed_by"])
-        n = _exclude_votes([voter_id], by=by, now=now)
-        if n:
-            transaction.on_commit(request_recompute)
-    return n
+        return _exclude_votes([voter_id], by=by, now=now)
 
 
 def unflag_voter(voter_id: int, *, by=None, manual: bool = True) -> int:
@@ -495,7 +492,6 @@ def unflag_voter(voter_id: int, *, by=None, manual: bool = True) -> int:
     from django.utils import timezone
 
     from .models import VoterFlag
-    from .services import request_recompute
 
     now = timezone.now()
     with transaction.atomic():
@@ -504,10 +500,7 @@ def unflag_voter(voter_id: int, *, by=None, manual: bool = True) -> int:
             flag.flagged, flag.manual = False, manual
             flag.changed_at, flag.changed_by = now, by
             flag.save(update_fields=["flagged", "manual", "changed_at", "changed_by"])
-        n = _reinstate_votes([voter_id], by=by, now=now)
-        if n:
-            transaction.on_commit(request_recompute)
-    return n
+        return _reinstate_votes([voter_id], by=by, now=now)
 
 
 def run_detection(*, alpha: float | None = None, min_votes: int | None = None) -> DetectionReport:
@@ -526,7 +519,6 @@ def run_detection(*, alpha: float | None = None, min_votes: int | None = None) -
 
     from .importers import SHARED_VOTER_KEY
     from .models import ExclusionReason, Vote, VoterFlag
-    from .services import request_recompute
 
     alpha = _setting("VOTES_ANOMALY_ALPHA", ALPHA) if alpha is None else alpha
     min_votes = _setting("VOTES_ANOMALY_MIN_VOTES", MIN_VOTES) if min_votes is None else min_votes
@@ -612,8 +604,6 @@ def run_detection(*, alpha: float | None = None, min_votes: int | None = None) -
         flagged_ids = list(VoterFlag.objects.filter(flagged=True).values_list("voter_id", flat=True))
         excluded = _exclude_votes(flagged_ids, by=None, now=now) if flagged_ids else 0
         reinstated = _reinstate_votes(released, by=None, now=now) if released else 0
-        if excluded or reinstated:
-            transaction.on_commit(request_recompute)
     return DetectionReport(
         voters_tested=int(det.tested.sum()), flagged=flagged_ids, newly_flagged=newly, released=released,
         votes_excluded=excluded, votes_reinstated=reinstated, rounds=det.rounds,
