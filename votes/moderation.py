@@ -71,32 +71,17 @@ def exclude_votes(
     votes that changed. Harmless twice. Raises ModerationError for a bad reason.
     """
     reason = clean_reason(reason, system=system)
-    ids = _ids(votes)
-    now = now or timezone.now()
     by_id = getattr(by, "pk", by)
-    changed: list[int] = []
-    with transaction.atomic():
-        for start in range(0, len(ids), CHUNK):
-            # Lock, then change exactly the locked rows: the events name only votes this call changed.
-            part = list(
-                Vote.objects.select_for_update()
-                .filter(id__in=ids[start : start + CHUNK], excluded=False)
-                .values_list("id", flat=True)
-                .order_by()
-            )
-            if not part:
-                continue
-            Vote.objects.filter(id__in=part).update(
-                excluded=True, exclusion_reason=reason, excluded_at=now, excluded_by_id=by_id
-            )
-            VoteExclusionEvent.objects.bulk_create(
-                [VoteExclusionEvent(vote_id=i, action="exclude", reason=reason, at=now, by_id=by_id) for i in part],
-                batch_size=2000,
-            )
-            changed.extend(part)
-        if changed:
-            transaction.on_commit(request_recompute)
-    return changed
+    now = now or timezone.now()
+    return _change(
+        _ids(votes),
+        lambda chunk: chunk.filter(excluded=False),
+        {"excluded": True, "exclusion_reason": reason, "excluded_at": now, "excluded_by_id": by_id},
+        VoteExclusionEvent.Action.EXCLUDE,
+        reason=reason,
+        by_id=by_id,
+        now=now,
+    )
 
 
 def reinstate_votes(
@@ -111,24 +96,39 @@ def reinstate_votes(
     Returns the ids of the votes that changed. Harmless twice.
     """
     reason = clean_reason(reason, system=True)
-    ids = _ids(votes)
-    now = now or timezone.now()
-    by_id = getattr(by, "pk", by)
+
+    def reinstatable(chunk):
+        chunk = chunk.filter(excluded=True)
+        return chunk.filter(exclusion_reason=only_reason) if only_reason else chunk.exclude(
+            exclusion_reason__in=SYSTEM_REASONS
+        )
+
+    return _change(
+        _ids(votes),
+        reinstatable,
+        {"excluded": False, "exclusion_reason": "", "excluded_at": None, "excluded_by_id": None},
+        VoteExclusionEvent.Action.REINSTATE,
+        reason=reason,
+        by_id=getattr(by, "pk", by),
+        now=now or timezone.now(),
+    )
+
+
+def _change(ids: list[int], eligible, fields: dict, action: str, *, reason: str, by_id, now) -> list[int]:
+    """Apply ``fields`` to the ``eligible`` ones among ``ids``, chunk by
+    chunk, with one audit event per changed vote; ask for a recompute after
+    commit if any changed. Returns the changed ids."""
     changed: list[int] = []
     with transaction.atomic():
         for start in range(0, len(ids), CHUNK):
-            qs = Vote.objects.select_for_update().filter(id__in=ids[start : start + CHUNK], excluded=True)
-            qs = qs.filter(exclusion_reason=only_reason) if only_reason else qs.exclude(
-                exclusion_reason__in=SYSTEM_REASONS
-            )
-            part = list(qs.values_list("id", flat=True).order_by())
+            # Lock, then change exactly the locked rows: the events name only votes this call changed.
+            chunk = Vote.objects.select_for_update().filter(id__in=ids[start : start + CHUNK])
+            part = list(eligible(chunk).values_list("id", flat=True).order_by())
             if not part:
                 continue
-            Vote.objects.filter(id__in=part).update(
-                excluded=False, exclusion_reason="", excluded_at=None, excluded_by_id=None
-            )
+            Vote.objects.filter(id__in=part).update(**fields)
             VoteExclusionEvent.objects.bulk_create(
-                [VoteExclusionEvent(vote_id=i, action="reinstate", reason=reason, at=now, by_id=by_id) for i in part],
+                [VoteExclusionEvent(vote_id=i, action=action, reason=reason, at=now, by_id=by_id) for i in part],
                 batch_size=2000,
             )
             changed.extend(part)
