@@ -1,0 +1,206 @@
+"""What a voter sees of a real-shaped answer set, in a real Chromium: an
+MT-bench-style two-turn question (FastChat llm_judge layout, loaded with
+``import_answers``) whose answers hold code, math, a list with single
+newlines and a table; then voting with the keyboard and copying an answer.
+
+Screenshots land in docs/screenshots/ (arena-rendering*.png).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+
+from arena.models import Answer, Battle, Question
+from tests.services import PHONE
+from votes.models import Vote
+
+pytestmark = [pytest.mark.browser]
+
+PROMPTS = [
+    "Recommend three classic novels, one per line.\nThen a reading order.\nThen a table of their years.",
+    "Now write Python that averages two numbers, and give the mean of 0 and 1 as a formula.",
+]
+ANSWERS = {
+    "kite-7b": [
+        "Three novels, one per line:\nDune\nEmma\nUlysses\n\n"
+        "Reading order:\n1. Start with *Emma*\n2. Then *Dune*\n3. Finish with *Ulysses*\n\n"
+        "| Novel | Year |\n|---|--:|\n| Emma | 1815 |\n| Dune | 1965 |\n| Ulysses | 1922 |",
+        "```python\ndef mean(a, b):\n    # the midpoint\n    return (a + b) / 2\n```\n\n"
+        "The mean of 0 and 1 is\n\n$$\\frac{1}{2}$$\n\nand the square of the mean is $x^2$ with $x = \\frac{1}{2}$.",
+    ],
+    "lumen-8b": [
+        "Dune\nEmma\nUlysses\n\nOrder:\n1. Dune\n2. Emma\n3. Ulysses\n\n"
+        "| Novel | Year |\n|---|---|\n| Dune | 1965 |\n| Emma | 1815 |\n| Ulysses | 1922 |",
+        "```python\nprint((0 + 1) / 2)  # 0.5\n```\n"
+        "That is $$\\frac{1}{2}$$, and $x^2$ of it is a quarter. (Books cost $5 and $10 aside.)",
+    ],
+}
+
+
+def jsonl(rows) -> str:
+    return "".join(json.dumps(r) + "\n" for r in rows)
+
+
+def write_bench(root: Path) -> Path:
+    """A one-question MT-bench directory: question.jsonl + model_answer/*.jsonl."""
+    bench = root / "mini_mt_bench"
+    (bench / "model_answer").mkdir(parents=True)
+    (bench / "question.jsonl").write_text(jsonl([{"question_id": 81, "category": "writing", "turns": PROMPTS}]))
+    for model, turns in ANSWERS.items():
+        row = {"question_id": 81, "answer_id": f"{model}-81", "model_id": model,
+               "choices": [{"index": 0, "turns": turns}], "tstamp": 1700000000.0}  # fmt: skip
+        (bench / "model_answer" / f"{model}.jsonl").write_text(jsonl([row]))
+    return bench
+
+
+@pytest.fixture
+def mt_bench(tmp_path, transactional_db):
+    call_command("import_answers", str(write_bench(tmp_path)), stdout=io.StringIO(), stderr=io.StringIO())
+    assert Question.objects.get().turns == PROMPTS
+    assert Answer.objects.count() == 2
+
+
+def open_conversation(page, url: str) -> Battle:
+    """Open /arena/; make the battle the whole two-turn conversation (the way
+    an answer-set battle fills ``turns``), then show it again."""
+    page.goto(f"{url}/arena/")
+    battle = Battle.objects.select_related("model_a", "model_b").get(id=page.locator("#battle").get_attribute("data-battle"))
+    question = Question.objects.get()
+    by_model = {a.model_id: a.turns for a in Answer.objects.filter(question=question)}
+    want = [{"prompt": p, "a": a, "b": b}
+            for p, a, b in zip(question.turns, by_model[battle.model_a_id], by_model[battle.model_b_id])]  # fmt: skip
+    if battle.turns != want:
+        Battle.objects.filter(id=battle.id).update(turns=want)
+    page.reload()
+    assert page.locator("#battle").get_attribute("data-battle") == str(battle.id)
+    battle.refresh_from_db()
+    return battle
+
+
+def line_tops(page, selector: str, words: list[str]) -> list[float]:
+    """The on-screen y of each word's text inside the element (a Range's box,
+    so it measures where the browser drew the text, not the markup)."""
+    return page.locator(selector).evaluate(
+        """(el, words) => words.map(w => {
+            const walker = document.createTreeWalker(el, NodeFilter.SHOW_TEXT);
+            for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+                const i = n.data.indexOf(w);
+                if (i >= 0) { const r = document.createRange(); r.setStart(n, i); r.setEnd(n, i + w.length);
+                              return r.getBoundingClientRect().top; }
+            }
+            return null;
+        })""",
+        words,
+    )
+
+
+def test_a_two_turn_answer_set_battle_renders_faithfully_and_votes_by_keyboard(new_context, live_server, mt_bench,
+                                                                               shots):  # fmt: skip
+    from playwright.sync_api import expect
+
+    context = new_context(viewport={"width": 1280, "height": 900}, permissions=["clipboard-read", "clipboard-write"])
+    page = context.new_page()
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    battle = open_conversation(page, live_server.url)
+
+    # Both turns, in order, before the vote: prompt, answer A, answer B each time.
+    turns = page.locator("#battle .turn")
+    expect(turns).to_have_count(2)
+    for i, turn in enumerate(battle.turns):
+        section = turns.nth(i)
+        expect(section.locator(".prompt")).to_be_visible()
+        assert turn["prompt"].split("\n")[0] in section.locator(".prompt").inner_text()
+        for side in "ab":
+            expect(section.locator(f'.answer[data-side="{side}"]')).to_be_visible()
+    boxes = [turns.nth(i).locator(sel).bounding_box() for i in range(2) for sel in (".prompt", '.side[data-side="a"]')]
+    assert [b["y"] for b in boxes] == sorted(b["y"] for b in boxes)
+    expect(page.locator("#reveal-a")).to_be_hidden()
+
+    # Code: Pygments token spans inside both code blocks (turn 2).
+    for side in "ab":
+        code = turns.nth(1).locator(f'.answer[data-side="{side}"] pre.highlight code.language-python')
+        expect(code).to_have_count(1)
+        assert code.locator("span.k, span.nb, span.mi").count() >= 2
+        assert code.locator("span.c1").count() == 1  # the comment
+    # Math: MathML, drawn (a fraction with a box), and no TeX left as text.
+    assert page.locator(".answer math").count() >= 4
+    frac = page.locator('.answer math[display="block"] mfrac').first
+    assert frac.bounding_box()["height"] > 0
+    assert "\\frac" not in page.locator("#battle").inner_text()
+    assert "$5 and $10" in page.locator("#battle").inner_text()  # prose dollars stay prose
+    # The table is a table.
+    for side in "ab":
+        table = turns.nth(0).locator(f'.answer[data-side="{side}"] table')
+        expect(table).to_have_count(1)
+        assert table.locator("tbody tr").count() == 3
+    # One novel per line, as written: the browser draws them on three lines.
+    for side in "ab":
+        tops = line_tops(page, f'#battle .turn:first-child .answer[data-side="{side}"] > p:first-child', ["Dune", "Emma", "Ulysses"])
+        assert None not in tops and len(set(round(t) for t in tops)) == 3, tops
+        assert tops == sorted(tops)
+    items = turns.nth(0).locator('.answer[data-side="a"] ol li')
+    expect(items).to_have_count(3)
+    item_tops = [items.nth(i).bounding_box()["y"] for i in range(3)]
+    assert item_tops[0] < item_tops[1] < item_tops[2]
+
+    # The shortcuts are on the buttons.
+    for winner, key in (("a", "A"), ("b", "B"), ("tie", "T"), ("both_bad", "X")):
+        button = page.locator(f'#vote-buttons [data-winner="{winner}"]')
+        expect(button.locator("kbd")).to_have_text(key)
+        assert button.get_attribute("aria-keyshortcuts") == key
+    page.screenshot(path=shots / "arena-rendering.png", full_page=True)
+
+    # Copy: the first answer's markdown source lands on the clipboard.
+    turns.nth(0).locator('.side[data-side="a"] button.copy').click()
+    expect(turns.nth(0).locator('.side[data-side="a"] button.copy')).to_contain_text("Copied")
+    assert page.evaluate("navigator.clipboard.readText()") == battle.turns[0]["a"]
+    turns.nth(1).locator('.side[data-side="b"] button.copy').click()
+    assert page.evaluate("navigator.clipboard.readText()") == battle.turns[1]["b"]
+
+    # A letter typed into a text field, or with a modifier, is not a vote.
+    page.evaluate("document.body.append(Object.assign(document.createElement('input'), {id: 'scratch'}))")
+    page.locator("#scratch").press_sequentially("abtx")
+    page.locator("#scratch").blur()
+    page.keyboard.press("Control+b")
+    page.keyboard.press("Alt+a")
+    expect(page.locator("#status")).to_be_hidden()
+    assert not Vote.objects.filter(battle=battle).exists()
+
+    # "B" votes B: stored, names revealed in every turn.
+    page.keyboard.press("b")
+    expect(page.locator("#reveal-b")).to_be_visible()
+    expect(page.locator("#status")).to_contain_text("B is better")
+    assert Vote.objects.get(battle=battle).winner == "b"
+    expect(page.locator('.reveal[data-side="b"]')).to_have_count(2)
+    for i in range(2):
+        expect(page.locator('.reveal[data-side="b"]').nth(i)).to_have_text(f"Model B: {battle.model_b.name}")
+        expect(page.locator('.side[data-side="b"]').nth(i)).to_have_class("side winner")
+    # Further keys do nothing: one vote per battle.
+    page.keyboard.press("a")
+    page.keyboard.press("t")
+    assert Vote.objects.filter(battle=battle).count() == 1
+    assert errors == []
+
+
+def test_the_rendered_conversation_reads_on_a_phone(phone, live_server, mt_bench, shots):
+    from playwright.sync_api import expect
+
+    page = phone.new_page()
+    open_conversation(page, live_server.url)
+    expect(page.locator("#battle .turn")).to_have_count(2)
+    # Wide code, formulas and tables scroll inside their box; the page never scrolls sideways.
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    # Shortcut hints are for keyboards: hidden on a touch screen, the buttons still fit.
+    expect(page.locator("#vote-buttons kbd").first).to_be_hidden()
+    for winner in ("a", "b", "tie", "both_bad"):
+        box = page.locator(f'[data-winner="{winner}"]').bounding_box()
+        assert box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"]
+    page.screenshot(path=shots / "arena-rendering-phone.png", full_page=False)
+    page.locator("#battle .turn").nth(1).scroll_into_view_if_needed()
+    page.screenshot(path=shots / "arena-rendering-phone-turn2.png", full_page=False)
