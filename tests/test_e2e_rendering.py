@@ -204,3 +204,56 @@ def test_the_rendered_conversation_reads_on_a_phone(phone, live_server, mt_bench
     page.screenshot(path=shots / "arena-rendering-phone.png", full_page=False)
     page.locator("#battle .turn").nth(1).scroll_into_view_if_needed()
     page.screenshot(path=shots / "arena-rendering-phone-turn2.png", full_page=False)
+
+
+LIVE_ANSWER = "Rivers, one per line:\nNile\nAmazon\nYangtze\n\n```python\nrivers = ['Nile', 'Amazon']\n```\n\nShare: $\\frac{1}{2}$"
+
+
+def test_a_live_answer_streams_as_plain_lines_then_is_rendered_and_keys_wait_for_the_prompt_box(
+    desktop, live_server, transactional_db
+):
+    from playwright.sync_api import expect
+
+    from arena.models import ArenaModel
+    from tests.fake_openai import FakeOpenAI
+
+    fake = FakeOpenAI().start()
+    try:
+        for name in ("saffron-12b", "indigo-3b"):
+            ArenaModel.objects.create(name=name, provider_kind=ArenaModel.Provider.OPENAI,
+                                      provider_settings={"base_url": fake.base_url, "model": name, "timeout": 5})
+            fake.script(name, text=LIVE_ANSWER + f" ({name[:3]})", delay=0.15)
+        page = desktop.new_page()
+        page.goto(f"{live_server.url}/arena/")
+        page.fill("#prompt-input", "Name rivers, **one** per line.")
+        page.click("#send")
+        side_a = page.locator('.turn >> nth=0 >> .answer[data-side="a"]')
+
+        # While it streams: plain text that keeps its line breaks.
+        expect(side_a).to_contain_text("Nile")
+        assert "stream" in side_a.get_attribute("class")
+        assert side_a.locator("math, pre").count() == 0
+        # The prompt is rendered as soon as the stream starts.
+        expect(page.locator(".turn .prompt .text strong")).to_have_text("one")
+
+        # Done: the server's rendering replaces the text.
+        expect(side_a.locator("math")).to_have_count(1)
+        assert "stream" not in side_a.get_attribute("class")
+        assert side_a.locator("pre.highlight span.n").count() >= 1
+        tops = line_tops(page, '.turn .answer[data-side="a"] > p:first-child', ["Nile", "Amazon", "Yangtze"])
+        assert len({round(t) for t in tops}) == 3, tops
+        expect(page.locator('[data-winner="tie"]')).to_be_enabled()
+        battle = Battle.objects.get()
+        assert page.locator('.side[data-side="a"] .copy').get_attribute("data-copy") == battle.turns[0]["a"]
+
+        # Letters typed into the follow-up box are text, not votes.
+        page.locator("#prompt-input").press_sequentially("a tax")
+        expect(page.locator("#prompt-input")).to_have_value("a tax")
+        assert not Vote.objects.exists()
+        # Out of the box, T is a tie.
+        page.locator("#prompt-input").blur()
+        page.keyboard.press("t")
+        expect(page.locator("#reveal-a")).to_be_visible()
+        assert Vote.objects.get(battle=battle).winner == "tie"
+    finally:
+        fake.stop()
