@@ -257,3 +257,34 @@ def test_a_live_answer_streams_as_plain_lines_then_is_rendered_and_keys_wait_for
         assert Vote.objects.get(battle=battle).winner == "tie"
     finally:
         fake.stop()
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_the_admin_shows_the_conversation_rendered_in_light_and_dark(new_context, live_server, mt_bench, scheme, shots):
+    from playwright.sync_api import expect
+
+    from arena.roles import ADMIN
+    from tests.admin.conftest import staff
+
+    staff("olga", ADMIN)
+    voter_page = new_context().new_page()
+    battle = open_conversation(voter_page, live_server.url)
+    page = new_context(viewport={"width": 1400, "height": 950}, color_scheme=scheme).new_page()
+    page.goto(f"{live_server.url}/admin/login/?next=/admin/arena/battle/{battle.id}/change/")
+    page.fill("#id_username", "olga")
+    page.fill("#id_password", "pw-olga")
+    page.locator('input[type="submit"]').click()
+
+    table = page.locator("table.arena-battle")
+    expect(table.locator(".arena-turn")).to_have_count(2)
+    code = table.locator("pre.highlight", has=page.locator("span.k")).first
+    expect(code.locator("span.k").first).to_be_visible()
+    assert table.locator("math").count() >= 4 and table.locator("td table").count() == 2
+    bg = code.evaluate("el => getComputedStyle(el).backgroundColor")
+    if scheme == "dark":
+        assert bg == "rgb(13, 17, 23)"  # github-dark's background
+        # Keywords are readable on it: not the light theme's dark green.
+        assert code.locator("span.k").first.evaluate("el => getComputedStyle(el).color") != "rgb(0, 128, 0)"
+    else:
+        assert bg != "rgb(13, 17, 23)"
+    page.screenshot(path=shots / f"admin-battle-rendered-{scheme}.png", full_page=True)
