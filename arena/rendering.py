@@ -150,6 +150,19 @@ def latex_to_mathml(latex: str, *, display: bool) -> str:
         return f'<code class="math-error" title="formula not rendered">{html.escape(source)}</code>'
 
 
+# Markdown writers escape brackets in prose ("\\[Your Name\\]", "\\[Opening
+# shot\\]": 17 of the 20 "\\[…\\]" spans in MT-bench's answers are that). A
+# "\\[…\\]" is display math only if it reads like math: a TeX command, a
+# sub/superscript, or a relation or operator sign.
+_MATHY = re.compile(r"\\[A-Za-z]+|[\^=<>+]|(?<!\\)_|\d\s*[-*/]\s*\d")
+_MARKDOWN_ESCAPES = re.compile(r"\\[\\`*_{}\[\]()#+\-.!|\"]")
+
+
+def looks_like_math(content: str) -> bool:
+    plain = _MARKDOWN_ESCAPES.sub("", content)
+    return '"' not in plain and bool(_MATHY.search(plain))
+
+
 _INLINE_OPENERS = (("\\(", "\\)", False), ("\\[", "\\]", True), ("$$", "$$", True))
 
 
@@ -179,6 +192,8 @@ def _math_inline(state: StateInline, silent: bool) -> bool:
             if close < 0 or close == pos + 2:
                 return False
             content = src[pos + 2 : close]
+            if opener == "\\[" and not looks_like_math(content):
+                return False  # escaped brackets in prose: the escape rule makes them "[…]"
             new_pos = close + 2
             break
     else:
@@ -237,7 +252,7 @@ def _math_block(state: StateBlock, startLine: int, endLine: int, silent: bool) -
                 return False
             lines.append(text)
     content = "\n".join(lines).strip()
-    if not content:
+    if not content or (opener == "\\[" and not looks_like_math(content)):
         return False
     if silent:
         return True

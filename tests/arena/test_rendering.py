@@ -137,6 +137,25 @@ def test_dollars_in_prose_are_not_math(prose):
     assert "<math" not in html and "math-error" not in html, html
 
 
+@pytest.mark.parametrize(
+    "prose, shown",
+    [
+        # As written in real MT-bench answers: brackets escaped for markdown, not TeX.
+        ("Best regards,\n\\[Your Name\\]", "Best regards,<br />\n[Your Name]"),
+        ("\\[Opening shot of a busy car wash business\\]", "[Opening shot of a busy car wash business]"),
+        ('\\[{"release\\_date": "Nov 18, 2019","rating": 1}\\]', '[{&quot;release_date&quot;: &quot;Nov 18, 2019&quot;,&quot;rating&quot;: 1}]'),
+        ("the order \\[1, 3, 2\\]", "the order [1, 3, 2]"),
+    ],
+)
+def test_escaped_brackets_in_prose_are_brackets_not_math(prose, shown):
+    assert render_markdown(prose) == f"<p>{shown}</p>\n"
+
+
+def test_bracket_math_that_reads_like_math_is_math():
+    assert "<math" in render_markdown("so \\[n = (n/10)10 + 4.\\]")
+    assert "<math" in render_markdown("\\[\n\\sum_i a_i\n\\]")
+
+
 def test_math_inside_code_stays_code():
     html = render_markdown("`$x^2$` and\n```\n$$\\frac{1}{2}$$\n```")
     assert "<math" not in html
