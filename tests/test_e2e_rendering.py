@@ -121,6 +121,8 @@ def test_a_two_turn_answer_set_battle_renders_faithfully_and_votes_by_keyboard(n
     boxes = [turns.nth(i).locator(sel).bounding_box() for i in range(2) for sel in (".prompt", '.side[data-side="a"]')]
     assert [b["y"] for b in boxes] == sorted(b["y"] for b in boxes)
     expect(page.locator("#reveal-a")).to_be_hidden()
+    # Rendering adds no identity: neither model's name is anywhere in the page.
+    assert not [m for m in ANSWERS if m in page.content()]
 
     # Code: Pygments token spans inside both code blocks (turn 2).
     for side in "ab":
@@ -288,3 +290,48 @@ def test_the_admin_shows_the_conversation_rendered_in_light_and_dark(new_context
     else:
         assert bg != "rgb(13, 17, 23)"
     page.screenshot(path=shots / f"admin-battle-rendered-{scheme}.png", full_page=True)
+
+
+HOSTILE_MATH_AND_CODE = {
+    "hostile-math": {
+        "Show me": "Inline $\\text{<img src=x onerror=\"window.__pwned=5\">}$ and\n\n"
+        "$$a</math><img src=x onerror=\"window.__pwned=6\"><math>$$\n\n"
+        "$\\href{javascript:window.__pwned=7}{click me}$ and \\(\\text{</math><script>window.__pwned=8</script>}\\)\n\n"
+        "$$\\mathrm{\"><svg onload=\"window.__pwned=9\">}$$"
+    },
+    "hostile-code": {
+        "Show me": "```html\n<script>window.__pwned = 10</script>\n<img src=x onerror=\"window.__pwned=11\">\n```\n\n"
+        "```\"><img src=x onerror=window.__pwned=12>\nx\n```\n\n"
+        "[a](javascript:window.__pwned=13) [b](jav&#x09;ascript:window.__pwned=14) "
+        "[c](java%73cript:window.__pwned=15) <javascript:window.__pwned=16>"
+    },
+}
+
+
+def test_html_hidden_in_math_code_and_links_never_runs(desktop, live_server, transactional_db):
+    from playwright.sync_api import expect
+
+    from tests.arena.factories import answer_set_with
+
+    answer_set_with(HOSTILE_MATH_AND_CODE)
+    page = desktop.new_page()
+    dialogs = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    page.goto(f"{live_server.url}/arena/")
+    page.wait_for_load_state("networkidle")
+
+    answers = page.locator("#battle .answer")
+    assert page.locator("#battle .answer math").count() >= 2  # the harmless formulas still render
+    assert answers.locator("script, img, svg, iframe, style").count() == 0
+    assert page.locator("#battle [onerror], #battle [onload], #battle [href]:not([href^='http'])").count() == 0
+    shown = "\n".join(answers.all_inner_texts())
+    assert '<img src=x onerror="window.__pwned=11">' in shown  # code is text
+    # Every link-looking thing is clicked: nothing runs.
+    for i in range(answers.locator("a").count()):
+        answers.locator("a").nth(i).click(modifiers=["Alt"])
+    for text in ("a", "b", "c"):
+        expect(answers.get_by_text(f"[{text}](", exact=False).first).to_be_visible()
+    page.locator('[data-winner="tie"]').click()
+    expect(page.locator("#reveal-a")).to_be_visible()
+    assert page.evaluate("window.__pwned") is None
+    assert dialogs == []
