@@ -23,6 +23,8 @@ its escaped source in ``<code class="math-error">``.
 
 from __future__ import annotations
 
+import bisect
+import functools
 import html
 import re
 from urllib.parse import unquote
@@ -37,10 +39,12 @@ from pygments.formatters import HtmlFormatter
 from pygments.lexers import get_lexer_by_name
 from pygments.util import ClassNotFound
 
-# Bigger code blocks and formulas are shown as plain escaped text: Pygments and
-# latex2mathml are linear in practice, but a page must not wait on a megabyte.
-MAX_HIGHLIGHT_CHARS = 100_000
+# Bigger code blocks and formulas are shown as plain escaped text: Pygments
+# highlights roughly 80 kB/s here (bench/bench_render.py), and a page must not
+# wait on a long dump.
+MAX_HIGHLIGHT_CHARS = 30_000
 MAX_MATH_CHARS = 4_000
+MAX_MATH_LINES = 200
 
 PYGMENTS_STYLE = "default"
 PYGMENTS_DARK_STYLE = "github-dark"
@@ -180,12 +184,36 @@ def _find_unescaped(src: str, needle: str, start: int, end: int) -> int:
         pos += 1
 
 
+def _dollar_closers(state: StateInline) -> list[int]:
+    """Positions in the paragraph where a ``$`` can close inline math: not
+    escaped, a non-space before it, no digit after it. Whether a ``$`` can
+    close does not depend on the opener, so this is computed once per
+    paragraph: a paragraph of ten thousand prose dollars stays linear."""
+    cached = getattr(state, "_arena_dollar_closers", None)
+    if cached is not None:
+        return cached
+    src = state.src
+    closers = []
+    for match in re.finditer(r"\$", src):
+        c = match.start()
+        backslashes = 0
+        while c - backslashes - 1 >= 0 and src[c - backslashes - 1] == "\\":
+            backslashes += 1
+        if backslashes % 2 or c == 0 or src[c - 1].isspace() or (c + 1 < len(src) and src[c + 1].isdigit()):
+            continue
+        closers.append(c)
+    state._arena_dollar_closers = closers
+    return closers
+
+
 def _math_inline(state: StateInline, silent: bool) -> bool:
     """``\\(…\\)``, ``\\[…\\]`` and ``$$…$$`` inside a paragraph, and ``$…$``
     by pandoc's rule so prose dollars stay prose: a non-space right after the
     opening ``$``, a non-space right before the closing one, and no digit
-    right after it ("costs $5 and $10" is text)."""
-    src, pos, end = state.src, state.pos, state.posMax
+    right after it ("costs $5 and $10" is text). A formula is at most
+    MAX_MATH_CHARS long, which also bounds every search for its end."""
+    src, pos = state.src, state.pos
+    end = min(state.posMax, pos + MAX_MATH_CHARS + 4)
     for opener, closer, display in _INLINE_OPENERS:
         if src.startswith(opener, pos):
             close = src.find(closer, pos + 2, end) if opener != "$$" else _find_unescaped(src, "$$", pos + 2, end)
@@ -199,16 +227,11 @@ def _math_inline(state: StateInline, silent: bool) -> bool:
     else:
         if src[pos] != "$" or pos + 1 >= end or src[pos + 1].isspace():
             return False
-        close = pos + 1
-        while True:
-            close = _find_unescaped(src, "$", close, end)
-            if close < 0:
-                return False
-            if not src[close - 1].isspace() and not (close + 1 < end and src[close + 1].isdigit()):
-                break
-            close += 1
-        if close == pos + 1:
+        closers = _dollar_closers(state)
+        i = bisect.bisect_right(closers, pos + 1)  # a closer right after the opener would leave it empty
+        if i == len(closers) or closers[i] >= end:
             return False
+        close = closers[i]
         content, new_pos, display = src[pos + 1 : close], close + 1, False
     if not silent:
         token = state.push("math_inline", "math", 0)
@@ -242,7 +265,7 @@ def _math_block(state: StateBlock, startLine: int, endLine: int, silent: bool) -
         lines.append(rest)
         while True:
             line += 1
-            if line >= endLine or state.isEmpty(line):
+            if line >= endLine or state.isEmpty(line) or line - startLine > MAX_MATH_LINES:
                 return False  # not closed before a blank line: leave it to the paragraph
             text = state.src[state.bMarks[line] + state.tShift[line] : state.eMarks[line]].rstrip()
             if text.endswith(closer):
@@ -318,9 +341,17 @@ def _build() -> MarkdownIt:
 _md = _build()
 
 
-def render_markdown(text: str) -> str:
-    """Safe HTML for a prompt or an answer written in markdown."""
-    return _md.render(text or "")
+@functools.lru_cache(maxsize=2048)
+def _render(text: str) -> str:
+    return _md.render(text)
+
+
+def render_markdown(text: str | None) -> str:
+    """Safe HTML for a prompt or an answer written in markdown.
+
+    An answer set's answers are shown in battle after battle, so the last
+    2,048 distinct texts are kept rendered (per process)."""
+    return _render(text or "")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,8 @@ model_answer/*.jsonl), plus how many contain code fences, math and tables.
 
 DIR defaults to ../shared/data/answers/mt_bench (from the main checkout). No
 database, no Django.
-Prints per-answer-turn median/p99/max in milliseconds and the total.
+Prints per-answer-turn median/p99/max in milliseconds and the total, then the
+time for a few hostile shapes (openers without closers, a long code block).
 """
 
 from __future__ import annotations
@@ -21,7 +22,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from arena.rendering import render_markdown  # noqa: E402
+from arena.rendering import _render  # noqa: E402
+
+# Time the rendering itself, not the page's cache of rendered texts.
+render_markdown = _render.__wrapped__
 
 
 HIGHLIGHTED = '<pre class="highlight"><code class='
@@ -65,6 +69,14 @@ def main() -> None:
     p99 = times[min(len(times) - 1, int(len(times) * 0.99))]
     print(f"per text: median {statistics.median(times):.2f} ms, p99 {p99:.2f} ms, max {times[-1]:.1f} ms; "
           f"total per pass {sum(times) / args.repeat / 1000:.2f} s")
+
+    # Hostile shapes: every opener without a closer (each search for an end is
+    # bounded, and prose dollars are classified once per paragraph).
+    for name, text in (("prose dollars", "$a " * 10000), ("\\( openers", "\\(a " * 10000),
+                       ("$$ lines", "$$a\n" + "b\n" * 20000), ("long fence", "```python\n" + "x = 1\n" * 15000 + "```")):
+        start = time.perf_counter()
+        render_markdown(text)
+        print(f"{name} ({len(text) // 1000} kB): {(time.perf_counter() - start) * 1000:.0f} ms")
 
 
 if __name__ == "__main__":
