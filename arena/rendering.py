@@ -223,6 +223,7 @@ def _math_inline(state: StateInline, silent: bool) -> bool:
             if opener == "\\[" and not looks_like_math(content):
                 return False  # escaped brackets in prose: the escape rule makes them "[…]"
             new_pos = close + 2
+            markup = opener
             break
     else:
         if src[pos] != "$" or pos + 1 >= end or src[pos + 1].isspace():
@@ -232,12 +233,12 @@ def _math_inline(state: StateInline, silent: bool) -> bool:
         if i == len(closers) or closers[i] >= end:
             return False
         close = closers[i]
-        content, new_pos, display = src[pos + 1 : close], close + 1, False
+        content, new_pos, display, markup = src[pos + 1 : close], close + 1, False, "$"
     if not silent:
         token = state.push("math_inline", "math", 0)
         token.content = content
         token.meta = {"display": display}
-        token.markup = src[pos:new_pos][:2]
+        token.markup = markup
     state.pos = new_pos
     return True
 
@@ -257,9 +258,10 @@ def _math_block(state: StateBlock, startLine: int, endLine: int, silent: bool) -
     rest = first[2:].rstrip()
     lines = []
     line = startLine
-    if closer in rest[:-len(closer)] if rest.endswith(closer) else closer in rest:
+    closed_here = rest.endswith(closer)
+    if closer in (rest[: -len(closer)] if closed_here else rest):
         return False  # "$$x$$ and prose" on one line is a paragraph with inline math
-    if rest.endswith(closer):
+    if closed_here:
         lines.append(rest[: -len(closer)])
     else:
         lines.append(rest)
@@ -346,12 +348,17 @@ def _render(text: str) -> str:
     return _md.render(text)
 
 
+CACHE_MAX_CHARS = 20_000
+
+
 def render_markdown(text: str | None) -> str:
     """Safe HTML for a prompt or an answer written in markdown.
 
     An answer set's answers are shown in battle after battle, so the last
-    2,048 distinct texts are kept rendered (per process)."""
-    return _render(text or "")
+    2,048 distinct texts up to CACHE_MAX_CHARS long are kept rendered (per
+    process; at most about 100 MB with their HTML)."""
+    text = text or ""
+    return _render(text) if len(text) <= CACHE_MAX_CHARS else _md.render(text)
 
 
 if __name__ == "__main__":
