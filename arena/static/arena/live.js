@@ -65,10 +65,16 @@
       hidden.className = "visually-hidden";
       hidden.textContent = " answer " + side.toUpperCase() + ", turn " + n;
       copy.append("Copy", hidden);
+      var head = document.createElement("div");
+      head.className = "side-head";
+      var name = document.createElement("h4");
+      name.className = "label";
+      name.textContent = "Model " + side.toUpperCase();
+      head.append(name, copy);
       var answer = document.createElement("div");
       answer.className = "answer stream";
       answer.dataset.side = side;
-      article.append(copy, answer);
+      article.append(head, answer);
       sides.append(article);
     });
     section.append(box, sides);
@@ -150,7 +156,7 @@
             answer.innerHTML = data.html;  // rendered and escaped by the server (arena/rendering.py)
             answer.classList.remove("stream");
           }
-          answer.parentNode.querySelector(".copy").dataset.copy = streamed[data.side];
+          answer.closest(".side").querySelector(".copy").dataset.copy = streamed[data.side];
         }
         else if (name === "side_error") sideFailed(data.side, data.message);
         else if (name === "end") { ended = true; finish(data); }
