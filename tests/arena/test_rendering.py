@@ -201,6 +201,13 @@ def test_math_allow_list_drops_nothing_silently():
     assert latex_to_mathml("x^2", display=False).startswith('<math display="inline">')
 
 
+def test_a_macro_bomb_and_deep_nesting_show_as_source():
+    bomb = "\\newcommand{\\A}{" + "x" * 60 + "}\\newcommand{\\B}{" + "\\A " * 60 + "}"
+    bomb += "\\newcommand{\\C}{" + "\\B " * 60 + "}\\C \\C"
+    assert latex_to_mathml(bomb, display=True).startswith('<code class="math-error"')
+    assert latex_to_mathml("{" * 1500 + "x" + "}" * 1500, display=True).startswith('<code class="math-error"')
+
+
 def test_a_huge_formula_is_not_converted():
     html = latex_to_mathml("x+" * 5000 + "1", display=True)
     assert html.startswith('<code class="math-error"')
