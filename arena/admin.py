@@ -22,10 +22,12 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 
 from . import registry
 from .admin_tools import EitherSideModelFilter, EstimatedCountPaginator, log_bulk_change
 from .models import AnswerSet, ArenaModel, Battle, Question
+from .rendering import render_markdown
 
 admin.site.site_header = "Arena admin"
 admin.site.site_title = "Arena admin"
@@ -313,7 +315,7 @@ class BattleAdmin(admin.ModelAdmin):
                        "question", "identity_leak", "failure"]  # fmt: skip
 
     class Media:
-        css = {"all": ["arena/admin.css"]}
+        css = {"all": ["arena/admin.css", "arena/pygments.css"]}
 
     def has_add_permission(self, request) -> bool:
         return False
@@ -365,11 +367,15 @@ class BattleAdmin(admin.ModelAdmin):
     @admin.display(description="both sides")
     def side_by_side(self, obj) -> str:
         turns = obj.turns or [{"prompt": obj.prompt, "a": obj.response_a, "b": obj.response_b}]
+        # Rendered as the voter saw them (arena/rendering.py escapes raw HTML).
         rows = format_html_join(
             "",
-            '<tr><th colspan="2" class="arena-prompt">Turn {}: {}</th></tr>'
+            '<tr><th colspan="2" class="arena-prompt"><span class="arena-turn">Turn {}</span>{}</th></tr>'
             '<tr><td class="arena-answer">{}</td><td class="arena-answer">{}</td></tr>',
-            ((i + 1, t.get("prompt", ""), t.get("a", ""), t.get("b", "")) for i, t in enumerate(turns)),
+            (
+                (i + 1, *(mark_safe(render_markdown(t.get(k, ""))) for k in ("prompt", "a", "b")))
+                for i, t in enumerate(turns)
+            ),
         )
         return format_html(
             '<table class="arena-battle"><thead><tr><th>Model A: {}</th><th>Model B: {}</th></tr></thead>'

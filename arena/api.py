@@ -141,7 +141,7 @@ class BattleStreamApi(VoterApi):
         request=None,
         responses={(200, "text/event-stream"): OpenApiTypes.STR},
         summary="Stream both answers of the battle's current turn (server-sent events)",
-        description="Events: start {turn}; delta {side, text}; side_done {side}; side_error {side, message}; "
+        description="Events: start {turn, prompt_html}; delta {side, text}; side_done {side, html}; side_error {side, message}; "
         "end {status, turn, turns_left}. Also retries a failed turn.",
     )
     def post(self, request, battle_id):

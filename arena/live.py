@@ -41,6 +41,7 @@ from django.utils import timezone
 from .leaks import battle_leaks
 from .models import ArenaModel, Battle, Voter
 from .providers import OpenAICompatible, ProviderError
+from .rendering import render_markdown
 from .services import ArenaError, NoBattleAvailable, VoterBanned, choose_pair
 
 log = logging.getLogger(__name__)
@@ -248,7 +249,8 @@ def claim_stream(battle_id, voter: Voter) -> Battle:
 
 def stream_turn(battle: Battle) -> Iterator[bytes]:
     """Server-sent events for the battle's current turn, both sides at once:
-    ``delta`` {side, text}, ``side_done`` {side}, ``side_error`` {side,
+    ``start`` {turn, prompt_html}, ``delta`` {side, text}, ``side_done``
+    {side, html: the whole answer rendered}, ``side_error`` {side,
     message}, then one ``end`` {status, turn, turns_left} once the outcome is
     stored. Run under a claim from claim_stream()."""
     turns = [dict(t) for t in battle.turns]
@@ -270,7 +272,7 @@ def stream_turn(battle: Battle) -> Iterator[bytes]:
                 daemon=True,
                 name=f"battle-{side}",
             ).start()
-        yield sse("start", {"turn": len(turns)})
+        yield sse("start", {"turn": len(turns), "prompt_html": render_markdown(current.get("prompt", ""))})
         pending = set(sides)
         while pending:
             try:
@@ -286,7 +288,8 @@ def stream_turn(battle: Battle) -> Iterator[bytes]:
                 yield sse("delta", {"side": side, "text": payload})
             elif kind == "done":
                 pending.discard(side)
-                yield sse("side_done", {"side": side})
+                # The page shows the streamed text plainly, then swaps in this.
+                yield sse("side_done", {"side": side, "html": render_markdown(current[side])})
             else:
                 pending.discard(side)
                 errors[side] = payload

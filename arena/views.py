@@ -38,13 +38,25 @@ def arena_page(request):
             for name, value in (getattr(exc, "headers", None) or {}).items():
                 response[name] = value
             return response
-    context = {
-        "battle_id": str(battle.id),
-        "prompt_html": render_markdown(battle.prompt),
-        "answer_a_html": render_markdown(battle.response_a),
-        "answer_b_html": render_markdown(battle.response_b),
-    }
+    context = {"battle_id": str(battle.id), "turns": rendered_turns(battle)}
     return render(request, "arena/arena.html", context)
+
+
+def rendered_turns(battle: Battle) -> list[dict]:
+    """Every turn of the conversation, in order, with its prompt and both
+    answers rendered to safe HTML (the sources stay for the copy buttons)."""
+    turns = battle.turns or [{"prompt": battle.prompt, "a": battle.response_a, "b": battle.response_b}]
+    return [
+        {
+            "prompt": t.get("prompt", ""),
+            "a": t.get("a", ""),
+            "b": t.get("b", ""),
+            "prompt_html": render_markdown(t.get("prompt", "")),
+            "a_html": render_markdown(t.get("a", "")),
+            "b_html": render_markdown(t.get("b", "")),
+        }
+        for t in turns
+    ]
 
 
 def live_page(request, voter):
@@ -63,7 +75,7 @@ def live_page(request, voter):
     context = {
         "battle_id": str(battle.id) if battle else "",
         "status": battle.status if battle else "",
-        "turns": battle.turns if battle else [],
+        "turns": rendered_turns(battle) if battle else [],
         "max_turns": settings.ARENA_MAX_TURNS,
         "max_chars": settings.ARENA_MAX_PROMPT_CHARS,
     }

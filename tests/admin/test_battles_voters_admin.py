@@ -37,9 +37,19 @@ def test_a_multi_turn_battle_shows_every_turn(moderator_client):
     battle = BattleFactory(turns=[{"prompt": "first?", "a": "left one", "b": "right one"},
                                   {"prompt": "second?", "a": "left two", "b": "right two"}])  # fmt: skip
     html = moderator_client.get(f"/admin/arena/battle/{battle.id}/change/").content.decode()
-    order = [html.index(text) for text in ("Turn 1: first?", "left one", "right one", "Turn 2: second?", "left two",
-                                           "right two")]  # fmt: skip
+    order = [html.index(text) for text in ("Turn 1<", "first?", "left one", "right one", "Turn 2<", "second?",
+                                           "left two", "right two")]  # fmt: skip
     assert order == sorted(order)
+
+
+def test_the_admin_renders_answers_as_the_voter_saw_them(moderator_client):
+    battle = BattleFactory(response_a="1. one\n2. two\nstill two\n\n```python\nx = 1\n```",
+                           response_b="$$\\frac{1}{2}$$ and | a |\n|---|\n| 1 |", prompt="**bold** prompt")
+    html = moderator_client.get(f"/admin/arena/battle/{battle.id}/change/").content.decode()
+    assert "two<br />\nstill two" in html
+    assert '<span class="n">x</span>' in html and "arena/pygments.css" in html
+    assert "<math" in html and "<mfrac>" in html
+    assert "<strong>bold</strong> prompt" in html
 
 
 def test_answers_are_shown_as_text_never_as_html(moderator_client):

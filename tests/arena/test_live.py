@@ -108,9 +108,11 @@ def test_a_live_battle_streams_both_answers_then_accepts_a_vote(pair):
     }
     got = answers(events)
     assert got == {side: expected[name] for side, name in by_model(battle).items()}
-    assert events[0] == ("start", {"turn": 1})
+    assert events[0] == ("start", {"turn": 1, "prompt_html": "<p>Why does water flow downhill?</p>\n"})
     assert events[-1] == ("end", {"status": "ready", "turn": 1, "turns_left": 4})
-    assert {d["side"] for n, d in events if n == "side_done"} == {"a", "b"}
+    # Each finished side comes with its whole answer rendered, for the page to swap in.
+    done = {d["side"]: d["html"] for n, d in events if n == "side_done"}
+    assert done == {side: f"<p>{got[side]}</p>\n" for side in "ab"}
     assert battle.status == Battle.Status.READY and battle.ready_at is not None
     assert (battle.response_a, battle.response_b) == (got["a"], got["b"])
 

@@ -76,7 +76,8 @@ def test_raw_html_in_an_answer_is_shown_escaped_never_rendered(client):
     assert 'href="javascript:' not in html.lower()
     assert "<strong>bold</strong>" in html and "<code>code</code>" in html
     # The page's only scripts are its own.
-    assert re.findall(r"<script[^>]*>", html) == ['<script src="/static/arena/arena.js">']
+    assert re.findall(r"<script[^>]*>", html) == ['<script src="/static/arena/arena.js">',
+                                                  '<script src="/static/arena/battle.js">']
 
 
 def test_hostile_prompt_is_escaped_too(client):

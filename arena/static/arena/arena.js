@@ -19,11 +19,15 @@
     status.className = "status error";
     enable(true);
   }
+  // Every turn shows the side's name and outcome, not just the first.
   function reveal(side, name, outcome) {
-    var el = document.getElementById("reveal-" + side);
-    el.textContent = "Model " + side.toUpperCase() + ": " + name;
-    el.hidden = false;
-    document.getElementById("side-" + side).classList.add(outcome);
+    battle.querySelectorAll('.reveal[data-side="' + side + '"]').forEach(function (el) {
+      el.textContent = "Model " + side.toUpperCase() + ": " + name;
+      el.hidden = false;
+    });
+    if (outcome) {
+      battle.querySelectorAll('.side[data-side="' + side + '"]').forEach(function (el) { el.classList.add(outcome); });
+    }
   }
   function named(side, name) {
     var span = document.createElement("span");
@@ -62,7 +66,7 @@
         btn.classList.add("chosen");
         // The bar stays in view on a phone, so it carries the result too.
         status.textContent = "";
-        status.append("Thanks! Your vote (" + btn.textContent.replace(/[←→]/g, "").trim() + ") is stored. ",
+        status.append("Thanks! Your vote (" + btn.querySelector(".text").textContent + ") is stored. ",
           named("A", res.body.model_a), " · ", named("B", res.body.model_b));
         document.getElementById("votebar").classList.add("done");
         next.hidden = false;

@@ -55,21 +55,40 @@
     ["a", "b"].forEach(function (side) {
       var article = document.createElement("article");
       article.className = "side";
+      article.dataset.side = side;
       article.setAttribute("aria-label", "Model " + side.toUpperCase() + ", turn " + n);
+      var copy = document.createElement("button");
+      copy.type = "button";
+      copy.className = "copy";
+      copy.title = "Copy this answer's markdown";
+      var hidden = document.createElement("span");
+      hidden.className = "visually-hidden";
+      hidden.textContent = " answer " + side.toUpperCase() + ", turn " + n;
+      copy.append("Copy", hidden);
+      var head = document.createElement("div");
+      head.className = "side-head";
+      var name = document.createElement("h4");
+      name.className = "label";
+      name.textContent = "Model " + side.toUpperCase();
+      head.append(name, copy);
       var answer = document.createElement("div");
       answer.className = "answer stream";
       answer.dataset.side = side;
-      article.append(answer);
+      article.append(head, answer);
       sides.append(article);
     });
     section.append(box, sides);
     turnsBox.append(section);
   }
+  var streamed = { a: "", b: "" };
   function resetLastTurn() {
     ["a", "b"].forEach(function (side) {
       var answer = lastAnswer(side);
       answer.textContent = "";
+      answer.classList.add("stream");  // plain text with its line breaks until side_done
+      streamed[side] = "";
       var article = answer.parentNode;
+      delete article.querySelector(".copy").dataset.copy;
       article.classList.remove("failed");
       var err = article.querySelector(".error");
       if (err) err.remove();
@@ -124,7 +143,21 @@
         });
       }
       return readEvents(r, function (name, data) {
-        if (name === "delta") lastAnswer(data.side).textContent += data.text;
+        if (name === "start" && data.prompt_html !== undefined) {
+          var text = turnsBox.querySelector(".turn:last-child .prompt .text");
+          text.innerHTML = data.prompt_html;  // rendered and escaped by the server (arena/rendering.py)
+          text.classList.add("md");
+        } else if (name === "delta") {
+          streamed[data.side] += data.text;
+          lastAnswer(data.side).textContent += data.text;
+        } else if (name === "side_done") {
+          var answer = lastAnswer(data.side);
+          if (data.html !== undefined) {
+            answer.innerHTML = data.html;  // rendered and escaped by the server (arena/rendering.py)
+            answer.classList.remove("stream");
+          }
+          answer.closest(".side").querySelector(".copy").dataset.copy = streamed[data.side];
+        }
         else if (name === "side_error") sideFailed(data.side, data.message);
         else if (name === "end") { ended = true; finish(data); }
       });
