@@ -47,6 +47,8 @@ class ArenaModelForm(forms.ModelForm):
         max_length=MODEL_NAME_MAX, strip=False, validators=[validate_model_name],
         help_text=ArenaModel._meta.get_field("name").help_text,
     )  # fmt: skip
+    url = forms.URLField(required=False, max_length=500, assume_scheme="https",
+                         help_text=ArenaModel._meta.get_field("url").help_text)
 
     base_url = forms.CharField(
         required=False, max_length=500, label="Base URL",

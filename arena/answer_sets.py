@@ -169,7 +169,7 @@ def load_answer_set(
         Question.objects.bulk_create(new_q)
         summary.questions_created = len(new_q)
         qmap = {q.external_id: q for q in aset.questions.all()}
-        model_names = sorted({m for m, _, _ in answers})
+        model_names = sorted({m for m, _, _ in answers}, key=lambda n: (n.lower(), n))
         summary.models = model_names
         known = {m.name: m for m in ArenaModel.objects.filter(name__in=model_names)}
         for mname in model_names:

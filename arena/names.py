@@ -60,6 +60,8 @@ def model_name_error(name, what: str = "model name") -> str | None:
     """``model_name_problem`` as a sentence about ``what`` (a field or column)."""
     if type(name) is str and _str_problem(name) is None:  # the importers' hot path
         return None
+    if not isinstance(name, str) or not name:
+        return f"{what} must be a non-empty string"
     problem = model_name_problem(name)
     if problem is None:
         return None

@@ -4,6 +4,7 @@ from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from arena import api as arena_api
+from arena import site
 from arena import views as arena_views
 from ratings import api as ratings_api
 from ratings import views as ratings_views
@@ -12,6 +13,8 @@ from votes import api as votes_api
 urlpatterns = [
     path("", RedirectView.as_view(url="/arena/", permanent=False)),
     path("arena/", arena_views.arena_page, name="arena"),
+    path("favicon.ico", site.favicon, name="favicon"),
+    path("api/v1/csrf/", site.CsrfApi.as_view(), name="api-csrf"),
     path("leaderboard/", ratings_views.leaderboard_page, name="leaderboard"),
     path("leaderboard/models/<path:name>/", ratings_views.model_page, name="leaderboard-model"),
     path("api/v1/battles/", arena_api.BattleCreateApi.as_view(), name="api-battles"),
