@@ -51,8 +51,8 @@ def _str_problem(name: str) -> str | None:
     for ch in name:
         if not (ch.isalnum() or ch in PUNCTUATION):
             return _bad_char(ch)
-    if "/" in name and any(seg in ("", ".", "..") for seg in name.split("/")):
-        return "must not start or end with '/', contain '//', or have a '.' or '..' segment between slashes"
+    if any(seg in ("", ".", "..") for seg in name.split("/")):
+        return "must not start or end with '/', contain '//', or be or have a '.' or '..' segment"
     return None
 
 
