@@ -16,7 +16,8 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import DateFieldListFilter
 from django.core.exceptions import PermissionDenied
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
+from django.db.models.functions import Lower
 from django.http import Http404, HttpRequest
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -26,7 +27,8 @@ from django.utils.safestring import mark_safe
 
 from . import registry
 from .admin_tools import EitherSideModelFilter, EstimatedCountPaginator, log_bulk_change
-from .models import AnswerSet, ArenaModel, Battle, Question
+from .models import Answer, AnswerSet, ArenaModel, Battle, Question
+from .names import MODEL_NAME_MAX, validate_model_name
 from .rendering import render_markdown
 
 admin.site.site_header = "Arena admin"
@@ -41,6 +43,14 @@ PROVIDER_FIELDS = ("base_url", "model", "api_key_env", "temperature", "max_token
 class ArenaModelForm(forms.ModelForm):
     """Provider settings as separate, validated fields (stored together in
     ``provider_settings``); identity words as one comma-separated line."""
+
+    # Not stripped: " gpt-4" is refused with the reason (arena.names), not silently changed.
+    name = forms.CharField(
+        max_length=MODEL_NAME_MAX, strip=False, validators=[validate_model_name],
+        help_text=ArenaModel._meta.get_field("name").help_text,
+    )  # fmt: skip
+    url = forms.URLField(required=False, max_length=500, assume_scheme="https",
+                         help_text=ArenaModel._meta.get_field("url").help_text)
 
     base_url = forms.CharField(
         required=False, max_length=500, label="Base URL",
@@ -63,7 +73,7 @@ class ArenaModelForm(forms.ModelForm):
     class Meta:
         model = ArenaModel
         fields = [
-            "name", "display_name", "organization", "license", "provider_kind", "weight", "max_concurrency",
+            "name", "display_name", "organization", "license", "url", "provider_kind", "weight", "max_concurrency",
             "status", "paused_reason",
         ]  # fmt: skip
 
@@ -128,6 +138,25 @@ def newest_overall_rows() -> dict[str, dict]:
     return {r["model"]: r for r in found or []}
 
 
+class AnswerSetFilter(admin.SimpleListFilter):
+    """Models with at least one answer in the chosen answer set."""
+
+    title = "answer set"
+    parameter_name = "answer_set"
+
+    def lookups(self, request, model_admin):
+        return [(str(pk), name) for pk, name in AnswerSet.objects.order_by(Lower("name")).values_list("pk", "name")]
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if not value:
+            return queryset
+        if not value.isdigit():
+            return queryset.none()
+        # EXISTS, not a join: a model has many answers in a set, the list wants it once.
+        return queryset.filter(Exists(Answer.objects.filter(model=OuterRef("pk"), question__answer_set_id=value)))
+
+
 @admin.register(ArenaModel)
 class ArenaModelAdmin(admin.ModelAdmin):
     form = ArenaModelForm
@@ -135,12 +164,12 @@ class ArenaModelAdmin(admin.ModelAdmin):
         "name", "display_name", "organization", "provider_kind", "status", "weight", "rating", "rank",
         "counted_votes", "links",
     ]  # fmt: skip
-    list_filter = ["status", "provider_kind"]
+    list_filter = ["status", "provider_kind", AnswerSetFilter]
     search_fields = ["name", "display_name", "organization"]
     actions = ["activate", "pause", "deprecate"]
     readonly_fields = ["consecutive_failures", "paused_at", "created_at", "standing"]
     fieldsets = [
-        (None, {"fields": ["name", "display_name", "organization", "license"]}),
+        (None, {"fields": ["name", "display_name", "organization", "license", "url"]}),
         ("Provider", {"fields": ["provider_kind", "base_url", "model", "api_key_env", "temperature", "max_tokens",
                                  "timeout"]}),
         ("Sampling", {"fields": ["status", "weight", "max_concurrency", "identity_words_text"]}),

@@ -4,6 +4,7 @@ from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from arena import api as arena_api
+from arena import site
 from arena import views as arena_views
 from ratings import api as ratings_api
 from ratings import views as ratings_views
@@ -12,8 +13,10 @@ from votes import api as votes_api
 urlpatterns = [
     path("", RedirectView.as_view(url="/arena/", permanent=False)),
     path("arena/", arena_views.arena_page, name="arena"),
+    path("favicon.ico", site.favicon, name="favicon"),
+    path("api/v1/csrf/", site.CsrfApi.as_view(), name="api-csrf"),
     path("leaderboard/", ratings_views.leaderboard_page, name="leaderboard"),
-    path("leaderboard/models/<str:name>/", ratings_views.model_page, name="leaderboard-model"),
+    path("leaderboard/models/<path:name>/", ratings_views.model_page, name="leaderboard-model"),
     path("api/v1/battles/", arena_api.BattleCreateApi.as_view(), name="api-battles"),
     path("api/v1/battles/<str:battle_id>/vote/", arena_api.BattleVoteApi.as_view(), name="api-battle-vote"),
     path("api/v1/battles/<str:battle_id>/stream/", arena_api.BattleStreamApi.as_view(), name="api-battle-stream"),
@@ -22,7 +25,7 @@ urlpatterns = [
     path("api/v1/votes/export/", votes_api.VoteExportApi.as_view(), name="api-votes-export"),
     path("api/v1/leaderboard/history/", ratings_api.HistoryApi.as_view(), name="api-leaderboard-history"),
     path("api/v1/models/", ratings_api.ModelListApi.as_view(), name="api-models"),
-    path("api/v1/models/<str:name>/", ratings_api.ModelDetailApi.as_view(), name="api-model"),
+    path("api/v1/models/<path:name>/", ratings_api.ModelDetailApi.as_view(), name="api-model"),
     path("api/v1/matrix/", ratings_api.MatrixApi.as_view(), name="api-matrix"),
     path("api/v1/snapshots/", ratings_api.SnapshotListApi.as_view(), name="api-snapshots"),
     path("api/v1/snapshots/<int:snapshot_id>/", ratings_api.SnapshotDetailApi.as_view(), name="api-snapshot"),

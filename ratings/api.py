@@ -15,6 +15,7 @@ import threading
 from collections import OrderedDict
 
 from django.conf import settings
+from django.db.models.functions import Lower
 from django.http import HttpResponse, HttpResponseNotModified
 from django.shortcuts import get_object_or_404
 from django.utils.http import http_date, quote_etag
@@ -28,6 +29,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from arena.models import ArenaModel
+from arena.names import is_valid_model_name, model_name_problem
 
 from . import runs, selectors
 from .models import Snapshot
@@ -259,6 +261,8 @@ class HistoryApi(APIView):
         name = _text(request, "model")
         if not name:
             raise ValidationError({"model": "required"})
+        if (problem := model_name_problem(name)) is not None:
+            raise ValidationError({"model": f"a model name {problem}"})
         if not ArenaModel.objects.filter(name=name).exists():
             raise NotFound(f"no model {name!r}")
         category = _text(request, "category", "overall")
@@ -276,6 +280,7 @@ ModelSummary = inline_serializer(
         "display_name": serializers.CharField(),
         "organization": serializers.CharField(),
         "license": serializers.CharField(),
+        "url": serializers.CharField(help_text="the model's page, empty when not given"),
         "status": serializers.CharField(),
         "rating": serializers.FloatField(allow_null=True, help_text="overall rating points; null before any vote"),
         "battles": serializers.IntegerField(),
@@ -305,11 +310,12 @@ class ModelListApi(APIView):
                 "display_name": m.label,
                 "organization": m.organization,
                 "license": m.license,
+                "url": m.url,
                 "status": m.status,
                 "rating": ratings.get(m.name, {}).get("rating"),
                 "battles": ratings.get(m.name, {}).get("battles", 0),
             }
-            for m in ArenaModel.objects.order_by("name")
+            for m in ArenaModel.objects.order_by(Lower("name"), "name")
         ]
         pager = self.pagination_class()
         page = pager.paginate_queryset(models, request, view=self)
@@ -323,6 +329,7 @@ ModelCard = inline_serializer(
         "display_name": serializers.CharField(),
         "organization": serializers.CharField(),
         "license": serializers.CharField(),
+        "url": serializers.CharField(help_text="the model's page, empty when not given"),
         "status": serializers.CharField(),
         "ratings": inline_serializer(
             "ModelRating",
@@ -360,7 +367,7 @@ class ModelDetailApi(APIView):
         summary="A model's card: ratings per category, battles, win rate against each opponent",
     )
     def get(self, request, name):
-        if "\x00" in name:
+        if not is_valid_model_name(name):  # e.g. NUL, which PostgreSQL refuses in a query
             raise NotFound(f"no model {name!r}")
         model = get_object_or_404(ArenaModel, name=name)
         snap = selectors.latest_snapshot()
@@ -369,6 +376,7 @@ class ModelDetailApi(APIView):
             "display_name": model.label,
             "organization": model.organization,
             "license": model.license,
+            "url": model.url,
             "status": model.status,
             "ratings": [],
             "opponents": [],

@@ -9,7 +9,6 @@ malformed parameter a 400 page, never a 500.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlencode
@@ -21,6 +20,7 @@ from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_safe
 
 from arena.models import ArenaModel
+from arena.names import is_valid_model_name
 
 from . import plots, selectors
 from .models import Snapshot, SnapshotView
@@ -31,7 +31,6 @@ HISTORY_ROWS = 50  # newest snapshots listed under the history plot (the plot sh
 # phones; the stylesheet shows one of them (SVG text does not reflow).
 NARROW = 400.0
 CATEGORY_ORDER = ("overall", "coding", "long_prompt", "multi_turn", "no_ties")
-SLUG = re.compile(r"[-a-zA-Z0-9_]+")
 STYLE_LABELS = {"tokens": "length", "headers": "headers", "list_items": "list items", "bold": "bold"}
 FLAG_TEXT = {
     "only_wins": "won every battle: its rating is held finite by a weak penalty",
@@ -215,7 +214,7 @@ def leaderboard_page(request: HttpRequest) -> HttpResponse:
 def model_page(request: HttpRequest, name: str) -> HttpResponse:
     """One model: its rating in each view, its history in the chosen view, its opponents."""
     back = [("The leaderboard", reverse("leaderboard"))]
-    model = ArenaModel.objects.filter(name=name).first() if SLUG.fullmatch(name) else None
+    model = ArenaModel.objects.filter(name=name).first() if is_valid_model_name(name) else None
     if model is None:
         return _problem(request, 404, "No such model", f'No model is called "{name[:120]}".', back)
     try:

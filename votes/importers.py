@@ -34,6 +34,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from arena.names import model_name_error
+
 from . import features
 from .models import STYLE_COUNT_MAX, STYLE_FIELDS, ExclusionReason, style_columns
 
@@ -49,7 +51,6 @@ LABELS = {
 }
 SHARED_VOTER_KEY = "import:unknown"  # every vote whose file names no judge
 VOTER_KEY_MAX = 64
-MODEL_NAME_MAX = 120
 BAD_ROWS_SHOWN = 20
 KEY_CONSTRAINT = "votes_vote_external_key_unique"
 IMPORT_LOCK_ID = 0x766F746573  # pg_advisory_xact_lock key serialising imports ("votes")
@@ -177,13 +178,10 @@ def _winner(label) -> str:
 
 
 def _model(name, side: str) -> str:
-    if type(name) is str and 0 < len(name) <= MODEL_NAME_MAX and not name[0].isspace() and not name[-1].isspace():
-        return name
-    if not isinstance(name, str) or not name.strip():
-        raise _RowError(f"model_{side} must be a non-empty string")
-    name = name.strip()
-    if len(name) > MODEL_NAME_MAX:
-        raise _RowError(f"model_{side} is longer than {MODEL_NAME_MAX} characters")
+    # arena.names is the one rule for model names (cached: a file repeats a few hundred names).
+    error = model_name_error(name, f"model_{side}")
+    if error is not None:
+        raise _RowError(error)
     return name
 
 
