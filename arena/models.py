@@ -119,6 +119,8 @@ class Battle(models.Model):
         READY = "ready", "ready to vote"
         VOTED = "voted", "voted"
         FAILED = "failed", "failed"
+        # The voter passed without voting: never counted, never revealed.
+        SKIPPED = "skipped", "skipped"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     voter = models.ForeignKey(Voter, on_delete=models.PROTECT, related_name="battles")
