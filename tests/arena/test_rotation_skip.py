@@ -317,3 +317,32 @@ def test_the_boost_ends_for_a_model_whose_every_vote_is_excluded(settings):
     overall = SnapshotView.objects.get(key="overall", style_control=False)
     assert all(r["model"] != "leaky" or r["battles"] == 0 for r in overall.rows)  # the snapshot never counts it
     assert sampling_inputs(models)["weights"][leaky_at] == 1.0  # ... yet the boost is over
+
+
+def test_a_ready_live_battle_can_be_skipped_but_not_while_it_streams(client):
+    from django.utils import timezone
+
+    from arena.services import voter_for_session
+
+    a, b = (ArenaModelFactory(provider_kind=ArenaModel.Provider.OPENAI) for _ in range(2))
+    client.get("/api/schema/")  # any request: the session exists
+    session = client.session
+    voter = voter_for_session(session)
+    session.save()
+    streaming = Battle.objects.create(
+        voter=voter, model_a=a, model_b=b, prompt="hi", turns=[{"prompt": "hi", "a": "", "b": ""}],
+        status=Battle.Status.PENDING, streaming_since=timezone.now(),
+    )
+    ready = Battle.objects.create(
+        voter=voter, model_a=a, model_b=b, prompt="hi", turns=[{"prompt": "hi", "a": "x", "b": "y"}],
+        status=Battle.Status.READY, ready_at=timezone.now(),
+    )
+
+    busy = client.post(f"/api/v1/battles/{streaming.id}/skip/")
+    done = client.post(f"/api/v1/battles/{ready.id}/skip/")
+
+    assert busy.status_code == 409 and busy.json()["error"] == "battle_streaming"
+    assert Battle.objects.get(id=streaming.id).status == Battle.Status.PENDING
+    assert done.status_code == 200 and done.json() == {"id": str(ready.id), "status": "skipped"}
+    # The live page no longer resumes it.
+    assert client.get("/arena/").context["battle_id"] == str(streaming.id)
