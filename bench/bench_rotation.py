@@ -14,7 +14,9 @@ whose model was revealed to that voter, and prints: the votes before the
 first repeated question (expected: 80, every question once), the votes
 before nothing is left (expected: 80 × ⌊31/2⌋ = 1,200) and the per-open
 latency (median and 95th percentile, for the first 80 opens and the last 80,
-when the voter's history is longest).
+when the voter's history is longest). A snapshot is published every
+--recompute-every votes, as the worker does, so models leave the new-model
+boost and its look-up as they collect battles.
 """
 
 from __future__ import annotations
@@ -53,6 +55,9 @@ def prepare(url: str) -> None:
     import django
 
     django.setup()
+    import logging
+
+    logging.getLogger("ratings").setLevel(logging.WARNING)  # one line per snapshot would drown the figures
 
 
 def ms(values: list[float]) -> str:
@@ -61,9 +66,10 @@ def ms(values: list[float]) -> str:
     return f"median {statistics.median(values) * 1000:.1f} ms, p95 {p95 * 1000:.1f} ms"
 
 
-def run_voter(rng: random.Random) -> dict:
+def run_voter(rng: random.Random, recompute_every: int) -> dict:
     from arena.models import Answer, Voter
     from arena.services import NothingLeftToShow, battle_create
+    from ratings.services import recompute_publish
     from votes.services import vote_record
 
     voter = Voter.objects.create(key=f"bench-{rng.random()}")
@@ -93,6 +99,8 @@ def run_voter(rng: random.Random) -> dict:
         vote_record(battle_id=battle.id, voter=voter, winner=rng.choice(["a", "b", "tie", "both_bad"]))
         revealed |= shown
         votes += 1
+        if recompute_every and votes % recompute_every == 0:
+            recompute_publish()  # as the worker would: the boost reads the newest snapshot
     return {"first_repeat": first_repeat, "votes": votes, "timings": timings}
 
 
@@ -103,6 +111,8 @@ def main(argv=None) -> int:
     ap.add_argument("--voters", type=int, default=1)
     ap.add_argument("--policy", default="weighted", choices=["weighted", "uniform", "active"])
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--recompute-every", type=int, default=50,
+                    help="publish a snapshot every N votes, as the worker does after votes (0 = never)")
     ap.add_argument("--keep", action="store_true", help="keep a PostgreSQL scratch database")
     args = ap.parse_args(argv)
     os.environ["ARENA_SAMPLING_POLICY"] = args.policy
@@ -118,13 +128,13 @@ def main(argv=None) -> int:
         call_command("import_answers", args.answers, verbosity=0)
         n_q, n_m = Question.objects.count(), ArenaModel.objects.count()
         two_turn = sum(1 for t in Question.objects.values_list("turns", flat=True) if len(t) > 1)
-        print(f"# rotation benchmark: {connection.vendor}, policy {args.policy}, {os.cpu_count()} cores, "
-              f"load average {os.getloadavg()[0]:.1f}")
+        print(f"# rotation benchmark: {connection.vendor}, policy {args.policy}, a snapshot every "
+              f"{args.recompute_every} votes, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}")
         print(f"imported {n_q} questions ({two_turn} with two turns) × {n_m} models, "
               f"{Answer.objects.count():,} answers in {time.perf_counter() - started:.1f} s")
         rng = random.Random(args.seed)
         for v in range(args.voters):
-            result = run_voter(rng)
+            result = run_voter(rng, args.recompute_every)
             t = result["timings"]
             print(f"voter {v + 1}: {result['first_repeat']} votes before a question repeats "
                   f"(expected {n_q}); {result['votes']:,} votes before nothing unrevealed is left "
