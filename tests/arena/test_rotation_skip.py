@@ -175,7 +175,8 @@ def test_skipping_from_a_cookie_session_needs_the_csrf_token():
     assert forged.status_code == 403 and "CSRF" in forged.json()["detail"]
     assert Battle.objects.get().status == Battle.Status.READY
 
-    honest = browser.post(f"/api/v1/battles/{battle.id}/skip/", headers={"X-CSRFToken": browser.cookies["csrftoken"].value})
+    token = browser.cookies["csrftoken"].value
+    honest = browser.post(f"/api/v1/battles/{battle.id}/skip/", headers={"X-CSRFToken": token})
     assert honest.status_code == 200
     # The page then shows a new battle.
     browser.get("/arena/")
