@@ -15,7 +15,7 @@ from rest_framework.views import APIView
 from votes.services import BattleNotFound, vote_record
 
 from . import integrity, live
-from .services import battle_create, voter_for_session, voter_for_user
+from .services import battle_create, battle_skip, voter_for_session, voter_for_user
 
 
 def current_voter(request):
@@ -41,8 +41,18 @@ class BattleOut(serializers.Serializer):
         "BattleResponses",
         {"a": serializers.CharField(allow_blank=True), "b": serializers.CharField(allow_blank=True)},
     )
-    status = serializers.ChoiceField(choices=["pending", "ready", "voted", "failed"])
+    status = serializers.ChoiceField(choices=["pending", "ready", "voted", "failed", "skipped"])
     turns = TurnOut(many=True)
+
+
+class ArenaErrorOut(serializers.Serializer):
+    error = serializers.CharField(help_text="a stable code, e.g. battle_not_found")
+    detail = serializers.CharField(help_text="a sentence a client can show as is")
+
+
+class SkipOut(serializers.Serializer):
+    id = serializers.UUIDField()
+    status = serializers.ChoiceField(choices=["skipped"])
 
 
 class TurnIn(serializers.Serializer):
@@ -103,9 +113,18 @@ IDEMPOTENCY_PARAMETERS = [
 class BattleCreateApi(VoterApi):
     @extend_schema(
         request=BattleCreateIn,
-        responses={201: BattleOut},
+        responses={
+            201: BattleOut,
+            400: ArenaErrorOut,
+            403: ArenaErrorOut,
+            409: ArenaErrorOut,
+            429: ArenaErrorOut,
+            503: ArenaErrorOut,
+        },
         summary="Open an anonymous battle",
-        description="Without a prompt: two pre-generated answers to a prompt from the answer sets (status ready). "
+        description="Without a prompt: two pre-generated answers to the next question of the voter's rotation "
+        "(status ready; `turns` holds every turn of a multi-turn question). 409 `nothing_left_to_show` when every "
+        "answer this voter could be shown is by a model already revealed to them on that question. "
         "With a prompt: a live battle between two endpoints (status pending); "
         "POST its stream/ to receive both answers.",
     )
@@ -200,3 +219,19 @@ class BattleVoteApi(VoterApi):
         )
         headers = {"Idempotent-Replayed": "true"} if replayed else None
         return Response(payload, status=code, headers=headers)
+
+
+class BattleSkipApi(VoterApi):
+    @extend_schema(
+        request=None,
+        responses={200: SkipOut, 403: ArenaErrorOut, 404: ArenaErrorOut, 409: ArenaErrorOut, 429: ArenaErrorOut},
+        summary="Skip your battle without voting",
+        description="Ends the battle unvoted (status skipped): never counted, the models never revealed; "
+        "the next POST /api/v1/battles/ gives another battle. 404 for a missing battle or another session's; "
+        "409 `already_voted`, `already_skipped`, or `battle_streaming` while a live turn is being answered.",
+    )
+    def post(self, request, battle_id):
+        voter = current_voter(request)
+        integrity.check_rate("battle", request, voter)
+        battle = battle_skip(battle_id=battle_id, voter=voter)
+        return Response({"id": str(battle.id), "status": battle.status}, status=status.HTTP_200_OK)

@@ -130,6 +130,8 @@ class Battle(models.Model):
         READY = "ready", "ready to vote"
         VOTED = "voted", "voted"
         FAILED = "failed", "failed"
+        # The voter passed without voting: never counted, never revealed.
+        SKIPPED = "skipped", "skipped"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     voter = models.ForeignKey(Voter, on_delete=models.PROTECT, related_name="battles")
@@ -158,6 +160,15 @@ class Battle(models.Model):
         ordering = ["-created_at"]
         constraints = [
             models.CheckConstraint(condition=~Q(model_a=models.F("model_b")), name="arena_battle_distinct_models")
+        ]
+        # Opening a battle reads these without touching the wide rows (the
+        # answers' text): the voter's history for the question rotation and
+        # the reveals (arena.services.voter_history), and each model's voted
+        # battles for the end of the new-model boost (_voted_battles).
+        indexes = [
+            models.Index(fields=["voter", "question", "status", "model_a", "model_b"], name="arena_battle_history"),
+            models.Index(fields=["status", "model_a"], name="arena_battle_status_a"),
+            models.Index(fields=["status", "model_b"], name="arena_battle_status_b"),
         ]
 
     def __str__(self) -> str:

@@ -21,6 +21,7 @@ urlpatterns = [
     path("api/v1/battles/<str:battle_id>/vote/", arena_api.BattleVoteApi.as_view(), name="api-battle-vote"),
     path("api/v1/battles/<str:battle_id>/stream/", arena_api.BattleStreamApi.as_view(), name="api-battle-stream"),
     path("api/v1/battles/<str:battle_id>/turns/", arena_api.BattleTurnApi.as_view(), name="api-battle-turns"),
+    path("api/v1/battles/<str:battle_id>/skip/", arena_api.BattleSkipApi.as_view(), name="api-battle-skip"),
     path("api/v1/leaderboard/", ratings_api.LeaderboardApi.as_view(), name="api-leaderboard"),
     path("api/v1/votes/export/", votes_api.VoteExportApi.as_view(), name="api-votes-export"),
     path("api/v1/leaderboard/history/", ratings_api.HistoryApi.as_view(), name="api-leaderboard-history"),

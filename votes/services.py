@@ -13,7 +13,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from arena.models import Battle, Voter
-from arena.services import ArenaError
+from arena.services import ArenaError, BattleSkipped
 
 from . import features
 from .models import ExclusionReason, Vote
@@ -71,6 +71,8 @@ def vote_record(*, battle_id: uuid.UUID | str, voter: Voter, winner: str) -> Vot
                 raise BattleNotFound("no such battle for this voter")
             if battle.status == Battle.Status.VOTED or Vote.objects.filter(battle=battle).exists():
                 raise AlreadyVoted("this battle already has a vote")
+            if battle.status == Battle.Status.SKIPPED:
+                raise BattleSkipped("this battle was skipped; open a new one")
             if battle.status == Battle.Status.PENDING:
                 raise VoteRejected("the answers are not complete yet; vote when both have finished")
             if battle.status != Battle.Status.READY:
