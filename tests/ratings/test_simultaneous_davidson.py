@@ -202,10 +202,14 @@ def test_no_ties_gives_bradley_terry_with_nu_zero():
         assert any("no ties" in w for w in dav.warnings)
 
 
-def test_only_ties_is_a_clear_error():
+def test_only_ties_is_a_clear_error_for_the_fit_and_a_warned_fallback_for_the_board():
     pc = E.aggregate(np.array([0, 1]), np.array([1, 2]), np.array([0.5, 0.5]), 3)
     with pytest.raises(ValueError, match="decisive"):
-        E.leaderboard(pc, ties="davidson")
+        D.fit_davidson(pc)
+    lb = E.leaderboard(pc, ties="davidson")
+    assert lb.tie_model == "half" and lb.tie_param is None
+    assert any("every battle is a tie" in w for w in lb.warnings)
+    assert np.allclose(lb.rating, 1000.0)
 
 
 def test_swapping_sides_changes_nothing():
