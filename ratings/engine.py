@@ -653,13 +653,19 @@ def simultaneous_bootstrap(rating: np.ndarray, samples: np.ndarray, active: np.n
                            level: float = LEVEL) -> tuple[np.ndarray, np.ndarray, float]:
     """The max-statistic over rounds: t_r = max_i |sample_ri - rating_i| / sd_i,
     c = its ``level`` quantile, bounds rating ± c·sd (sd: the bootstrap
-    standard deviation). Returns (lower, upper, c)."""
+    standard deviation). Returns (lower, upper, c).
+
+    The quantile is the order statistic t_(k), k = ceil(level (R + 1)), not an
+    interpolated one: a new draw falls below the k-th smallest of R with
+    probability k / (R + 1), so with 100 rounds this is the 96th value and
+    covers 95%; linear interpolation (the 95.05th) covered 91.5% jointly in
+    bench/bench_coverage.py."""
     sd = samples.std(axis=0, ddof=1) if len(samples) > 1 else np.zeros(samples.shape[1])
     use = active & (sd > 1e-12)
     if not use.any():
         return rating.copy(), rating.copy(), 0.0
-    t = (np.abs(samples[:, use] - rating[use]) / sd[use]).max(axis=1)
-    c = float(np.quantile(t, level))
+    t = np.sort((np.abs(samples[:, use] - rating[use]) / sd[use]).max(axis=1))
+    c = float(t[min(len(t), math.ceil(level * (len(t) + 1))) - 1])
     half = np.where(use, c * sd, 0.0)
     return rating - half, rating + half, c
 
