@@ -116,7 +116,7 @@ def main(argv=None) -> int:
     mc = math.sqrt(0.95 * 0.05 / R)
     print(f"\nMonte Carlo standard error at 95%: {100 * mc:.2f} points (joint); per-model shares pool "
           f"{R * opts.models} model-replicates but are correlated within a replicate")
-    print(f"{'intervals':<34}{'per-model':>10}{'joint':>8}{'crit. value':>13}")
+    print(f"{'intervals':<40}{'per-model':>10}{'joint':>8}{'crit. value':>13}")
     ok = True
     for (ci, ties, kind), vals in per_model.items():
         pm, jt = 100 * np.mean(vals), 100 * np.mean(joint[(ci, ties, kind)])
@@ -131,7 +131,7 @@ def main(argv=None) -> int:
                 good = abs(pm - 95) <= 1.5
                 verdict = f"per-model {'PASS' if good else 'FAIL'} (95 ± 1.5)"
             ok &= good
-        print(f"{label:<34}{pm:>9.1f}%{jt:>7.1f}%{cv:>13.3f}   {verdict}")
+        print(f"{label:<40}{pm:>9.1f}%{jt:>7.1f}%{cv:>13.3f}   {verdict}")
     print(f"\ntotal {time.perf_counter() - t0:.0f} s")
     return 0 if ok else 1
 
