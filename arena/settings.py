@@ -258,6 +258,10 @@ ARENA_TRUSTED_PROXY_COUNT = env_int("ARENA_TRUSTED_PROXY_COUNT", 0)  # reverse p
 # Client addresses are stored only as HMAC-SHA256 under this salt.
 ARENA_ADDRESS_SALT = env_str("ARENA_ADDRESS_SALT", "") or f"address-salt:{SECRET_KEY}"
 ARENA_LEADERBOARD_CI = env_str("ARENA_LEADERBOARD_CI", "sandwich")
+# Intervals shown when ?intervals= is absent: "marginal" (per model, as LMArena) or "simultaneous".
+ARENA_LEADERBOARD_INTERVALS = env_str("ARENA_LEADERBOARD_INTERVALS", "marginal")
+# Tie model of the published ratings: "half" (a tie is half a win, as LMArena) or "davidson".
+RATINGS_TIES = env_str("RATINGS_TIES", "half")
 
 # --- i18n, static ---------------------------------------------------------
 LANGUAGE_CODE = "en-us"

@@ -7,6 +7,7 @@ from arena import api as arena_api
 from arena import site
 from arena import views as arena_views
 from ratings import api as ratings_api
+from ratings import personal_api
 from ratings import views as ratings_views
 from votes import api as votes_api
 
@@ -17,6 +18,7 @@ urlpatterns = [
     path("api/v1/csrf/", site.CsrfApi.as_view(), name="api-csrf"),
     path("leaderboard/", ratings_views.leaderboard_page, name="leaderboard"),
     path("leaderboard/models/<path:name>/", ratings_views.model_page, name="leaderboard-model"),
+    path("leaderboard/me/", personal_api.personal_page, name="leaderboard-me"),
     path("api/v1/battles/", arena_api.BattleCreateApi.as_view(), name="api-battles"),
     path("api/v1/battles/<str:battle_id>/vote/", arena_api.BattleVoteApi.as_view(), name="api-battle-vote"),
     path("api/v1/battles/<str:battle_id>/stream/", arena_api.BattleStreamApi.as_view(), name="api-battle-stream"),
@@ -31,6 +33,8 @@ urlpatterns = [
     path("api/v1/snapshots/", ratings_api.SnapshotListApi.as_view(), name="api-snapshots"),
     path("api/v1/snapshots/<int:snapshot_id>/", ratings_api.SnapshotDetailApi.as_view(), name="api-snapshot"),
     path("api/v1/categories/", ratings_api.CategoriesApi.as_view(), name="api-categories"),
+    path("api/v1/me/leaderboard/", personal_api.PersonalLeaderboardApi.as_view(), name="api-me-leaderboard"),
+    path("api/v1/me/votes/", personal_api.PersonalVotesApi.as_view(), name="api-me-votes"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("admin/dashboard/", include("ratings.admin_urls")),

@@ -31,7 +31,7 @@ from rest_framework.views import APIView
 from arena.models import ArenaModel
 from arena.names import is_valid_model_name, model_name_problem
 
-from . import runs, selectors
+from . import intervals, runs, selectors
 from .models import Snapshot
 
 CI_CHOICES = ("sandwich", "bootstrap", "none")
@@ -161,6 +161,8 @@ LeaderboardOut = inline_serializer(
         "category": serializers.CharField(),
         "style_control": serializers.BooleanField(),
         "ci": serializers.CharField(),
+        "intervals": serializers.ChoiceField(choices=intervals.CHOICES, help_text="which 95% intervals lower/upper "
+                                             "and rank (UB) use: per model, or all models at once"),
         "style_coefficients": serializers.DictField(child=serializers.FloatField(), allow_null=True),
         "models": LeaderboardRow(many=True),
     },
@@ -174,6 +176,8 @@ class LeaderboardApi(APIView):
             OpenApiParameter("style_control", bool),
             OpenApiParameter("ci", str, enum=list(CI_CHOICES), description="interval method of the snapshot"),
             OpenApiParameter("include_deprecated", bool),
+            OpenApiParameter("intervals", str, enum=list(intervals.CHOICES),
+                             description="marginal (default, as LMArena) or simultaneous 95% intervals"),
         ],
         responses={200: LeaderboardOut, 400: ErrorOut, 404: ErrorOut},
         summary="The leaderboard: rank (UB), rating points, 95% interval",
@@ -185,35 +189,43 @@ class LeaderboardApi(APIView):
         if ci is not None and ci not in CI_CHOICES:
             raise ValidationError({"ci": f"must be one of {', '.join(CI_CHOICES)}"})
         include_deprecated = _bool(request, "include_deprecated")
+        try:
+            shown = intervals.parse(_text(request, "intervals"))
+        except ValueError as exc:
+            raise ValidationError({"intervals": str(exc)}) from None
         snap = selectors.snapshot_head(ci=ci)
         if snap is None:
             if ci and selectors.latest_snapshot() is not None:
                 raise NotFound(f"no snapshot with {ci} intervals yet; staff can request one at /api/v1/snapshots/")
             return Response(
                 {"updated_at": None, "votes": 0, "snapshot": None, "category": category, "style_control": style,
-                 "ci": ci or settings.ARENA_LEADERBOARD_CI, "style_coefficients": None, "models": []}
+                 "ci": ci or settings.ARENA_LEADERBOARD_CI, "intervals": shown, "style_coefficients": None,
+                 "models": []}
             )
         # The answer depends on these and on the snapshot only.
         floor = selectors.min_votes()
-        query = f"{category}|{int(style)}|{ci or ''}|{int(include_deprecated)}|m{floor}"
+        query = f"{category}|{int(style)}|{ci or ''}|{int(include_deprecated)}|m{floor}|{shown}"
         early = not_modified(request, snap, query)
         if early is not None:
             return early
         if not isinstance(request.accepted_renderer, JSONRenderer):  # the browsable API renders the data itself
-            return cached_response(request, snap, self.data(snap, category, style, include_deprecated), query)
+            return cached_response(request, snap, self.data(snap, category, style, include_deprecated, shown), query)
         key = (snap.id, snap.created_at, query)
         body = LEADERBOARD_BODIES.get(key)
         if body is None:
-            body = JSONRenderer().render(self.data(snap, category, style, include_deprecated))
+            body = JSONRenderer().render(self.data(snap, category, style, include_deprecated, shown))
             LEADERBOARD_BODIES.put(key, body)
         return _validators(HttpResponse(body, content_type="application/json"), snap, _etag(snap, query))
 
     @staticmethod
-    def data(snap: Snapshot, category: str, style: bool, include_deprecated: bool) -> dict:
+    def data(snap: Snapshot, category: str, style: bool, include_deprecated: bool, shown: str = "marginal") -> dict:
         view = selectors.snapshot_view(snap, category, style)
         if view is None:
             raise NotFound(f"no view {category!r}{' with style control' if style else ''} in snapshot {snap.id}; "
                            "see /api/v1/categories/")
+        view = intervals.view_with(view, shown)  # rank (UB) below comes from the chosen bounds
+        if view is None:
+            raise NotFound(intervals.missing_detail(snap.id))
         rows = selectors.leaderboard_rows(view, include_deprecated=include_deprecated)
         keys = ("model", "rating", "lower", "upper", "rank", "battles", "organization", "license", "status",
                 "preliminary")
@@ -224,6 +236,7 @@ class LeaderboardApi(APIView):
             "category": category,
             "style_control": style,
             "ci": snap.ci,
+            "intervals": shown,
             "style_coefficients": view.style_coefficients,
             "models": [{k: r.get(k) for k in keys} for r in rows],
         }

@@ -112,6 +112,7 @@ class ViewResult:
     pairs: np.ndarray
     style_coefficients: dict | None = None
     warnings: list[str] = field(default_factory=list)
+    tie_param: dict | None = None  # Davidson's nu and its interval (RATINGS_TIES = "davidson")
 
 
 def vote_set_summary() -> tuple[int, int, int]:
@@ -357,6 +358,9 @@ def _rows(lb, names, meta, active) -> tuple[list[dict], dict[int, int]]:
             "theta": round(float(lb.theta[i]), 8),
             "flags": lb.flags.get(int(i), []),
             "_i": int(i),
+            # simultaneous 95% bounds (all models at once), for ?intervals=simultaneous
+            **({"lower_sim": round(float(lb.sim_lower[i]), 4), "upper_sim": round(float(lb.sim_upper[i]), 4)}
+               if lb.sim_lower is not None else {}),
         })
     rows.sort(key=lambda r: (r["rank"], -r["rating"], r["model"]))
     position = {r.pop("_i"): k for k, r in enumerate(rows)}
@@ -376,7 +380,8 @@ def _pairs(pc: engine.PairCounts, position: dict[int, int]) -> np.ndarray:
 
 
 def _view(key, label, pc, names, meta, *, ci, rounds, seed) -> ViewResult:
-    lb = engine.leaderboard(pc, names=names, ci=ci, rounds=rounds, seed=seed)
+    lb = engine.leaderboard(pc, names=names, ci=ci, rounds=rounds, seed=seed, simultaneous=True,
+                            ties=getattr(settings, "RATINGS_TIES", "half"))
     rows, position = _rows(lb, names, meta, lb.active)
     return ViewResult(
         key=key,
@@ -387,6 +392,7 @@ def _view(key, label, pc, names, meta, *, ci, rounds, seed) -> ViewResult:
         rows=rows,
         pairs=_pairs(pc, position),
         warnings=lb.warnings,
+        tie_param=lb.tie_param,
     )
 
 
@@ -420,6 +426,7 @@ def _style_view(
         fit=engine.BTFit(fit.theta, l2, fit.iterations, fit.grad_norm, True), warnings=diag.warnings,
         flags=diag.flags, ci="sandwich",
     )
+    lb.sim_lower, lb.sim_upper, lb.critical_value = engine.simultaneous_sandwich(rating, fit.cov_theta, active)
     rows, position = _rows(lb, names, meta, active)
     return ViewResult(
         key="overall",

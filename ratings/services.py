@@ -70,6 +70,7 @@ def recompute_publish(*, ci: str | None = None, rounds: int = 100, force: bool =
                 and newest is not None
                 and newest.ci == ci
                 and (ci != "bootstrap" or newest.params.get("rounds") == rounds)
+                and newest.params.get("ties", "half") == getattr(settings, "RATINGS_TIES", "half")
                 and newest.fingerprint == votes.fingerprint
             ):
                 return newest
@@ -91,6 +92,9 @@ def recompute_publish(*, ci: str | None = None, rounds: int = 100, force: bool =
                     "seed": 0,
                     "style_beta_l2": getattr(settings, "RATINGS_STYLE_L2", 0.5),
                     "min_category_votes": min_category_votes,
+                    "ties": getattr(settings, "RATINGS_TIES", "half"),
+                    "tie_param": overall.tie_param if overall else None,
+                    "intervals": ["marginal", "simultaneous"],
                     "views": [(v.key, v.style_control) for v in views],
                 },
                 vote_count=votes.count,

@@ -22,7 +22,7 @@ from django.views.decorators.http import require_safe
 from arena.models import ArenaModel
 from arena.names import is_valid_model_name
 
-from . import plots, selectors
+from . import intervals, plots, selectors
 from .models import Snapshot, SnapshotView
 
 HEATMAP_MODELS = 20  # the heatmaps show the top of the table; /api/v1/matrix/ has every pair
@@ -156,8 +156,12 @@ def leaderboard_page(request: HttpRequest) -> HttpResponse:
     try:
         choice = _choice(request)
         include_deprecated = _flag(request, "include_deprecated")
-    except BadParameter as exc:
-        return _problem(request, 400, "Bad request", str(exc), [("The leaderboard", reverse("leaderboard"))])
+        shown = intervals.parse(request.GET.get("intervals"))
+    except (BadParameter, ValueError) as exc:
+        message = str(exc) if isinstance(exc, BadParameter) else f"intervals {exc}"
+        return _problem(request, 400, "Bad request", message, [("The leaderboard", reverse("leaderboard"))])
+    # the chosen intervals travel in every link below, unless they are the default
+    keep = {"intervals": shown} if shown != intervals.default() else {}
     snap = selectors.latest_snapshot()
     if snap is None:
         return render(request, "ratings/leaderboard.html", {"snapshot": None})
@@ -167,6 +171,10 @@ def leaderboard_page(request: HttpRequest) -> HttpResponse:
         links = [(v.label, _board_url(category=v.key, style_control=v.style_control)) for v in views]
         message = f"Snapshot {snap.id} has no view {_view_name(choice)}."
         return _problem(request, 404, "No such leaderboard", message, links)
+    view = intervals.view_with(view, shown)  # rank (UB) below comes from the chosen bounds
+    if view is None:
+        links = [("Marginal intervals", _board_url(category=choice.category, style_control=choice.style_control))]
+        return _problem(request, 404, "No simultaneous intervals", intervals.missing_detail(snap.id), links)
 
     rows = selectors.leaderboard_rows(view, include_deprecated=include_deprecated)
     href = _model_href(choice)
@@ -194,8 +202,12 @@ def leaderboard_page(request: HttpRequest) -> HttpResponse:
         "include_deprecated": include_deprecated,
         "categories": _category_links(views, choice, include_deprecated),
         "style_href": _board_url(category=choice.category, style_control=not choice.style_control,
-                                 include_deprecated=include_deprecated) if has_style or choice.style_control else None,
-        "deprecated_href": _board_url(**same, include_deprecated=not include_deprecated),
+                                 include_deprecated=include_deprecated, **keep)
+        if has_style or choice.style_control else None,
+        "deprecated_href": _board_url(**same, include_deprecated=not include_deprecated, **keep),
+        "intervals": shown,
+        "intervals_href": _board_url(**same, include_deprecated=include_deprecated,
+                                     intervals="marginal" if shown == "simultaneous" else "simultaneous"),
         "deprecated_count": sum(1 for r in view.rows if r.get("status") == "deprecated"),
         "style_coefficients": _style_coefficients(view),
         "ranked": [r for r in rows if not r["preliminary"]],
@@ -204,7 +216,7 @@ def leaderboard_page(request: HttpRequest) -> HttpResponse:
         "plots": plot_svg,
         "heatmap_models": len(top),
         "listed": len(rows),
-        "api_href": reverse("api-leaderboard") + _query(**same, include_deprecated=include_deprecated),
+        "api_href": reverse("api-leaderboard") + _query(**same, include_deprecated=include_deprecated, **keep),
         "matrix_href": reverse("api-matrix") + "?" + urlencode({"kind": "winrate", **_kept(**same)}),
     }
     return render(request, "ratings/leaderboard.html", context)
