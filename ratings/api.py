@@ -33,6 +33,7 @@ from . import runs, selectors
 from .models import Snapshot
 
 CI_CHOICES = ("sandwich", "bootstrap", "none")
+MAX_ID = 2**63 - 1
 
 ErrorOut = inline_serializer(
     "Error",
@@ -42,10 +43,47 @@ ErrorOut = inline_serializer(
         "fields": serializers.DictField(required=False, help_text="invalid: the message lists per field"),
     },
 )
+MAX_PAGE_SIZE = 10_000
+MAX_OFFSET = 2**31 - 1
 PAGE_PARAMETERS = [
-    OpenApiParameter("limit", int, description="page size (default 50)"),
-    OpenApiParameter("offset", int, description="rows to skip"),
+    OpenApiParameter(
+        "limit",
+        {"type": "integer", "minimum": 1, "maximum": MAX_PAGE_SIZE},
+        description=f"page size (default 50, at most {MAX_PAGE_SIZE})",
+    ),
+    OpenApiParameter("offset", {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET}, description="rows to skip"),
 ]
+
+
+def _int(request, name: str, default: int, minimum: int, maximum: int) -> int:
+    """An integer query parameter within [minimum, maximum]; anything else is a
+    400 (an unchecked value would reach SQL, where it is out of range)."""
+    raw = request.query_params.get(name)
+    if raw in (None, ""):
+        return default
+    if not (raw.isascii() and raw.isdigit()) or not minimum <= int(raw) <= maximum:
+        raise ValidationError({name: f"must be an integer from {minimum} to {maximum}"})
+    return int(raw)
+
+
+class Pages(LimitOffsetPagination):
+    """limit/offset pages whose parameters are checked, not silently replaced."""
+
+    def get_limit(self, request):
+        return _int(request, self.limit_query_param, self.default_limit, 1, MAX_PAGE_SIZE)
+
+    def get_offset(self, request):
+        return _int(request, self.offset_query_param, 0, 0, MAX_OFFSET)
+
+
+class CanRecompute(IsAdminUser):
+    """Staff with the recompute permission: the admin group and superusers,
+    as on the admin pages (arena/roles.py); a moderator may not."""
+
+    message = "only the admin group may request a recompute"
+
+    def has_permission(self, request, view):
+        return super().has_permission(request, view) and request.user.has_perm("ratings.add_recomputerun")
 
 
 def paginated(name: str, row: serializers.Serializer) -> serializers.Serializer:
@@ -243,7 +281,7 @@ HistoryPoint = inline_serializer(
 
 
 class HistoryApi(APIView):
-    pagination_class = LimitOffsetPagination
+    pagination_class = Pages
 
     @extend_schema(
         parameters=[
@@ -285,7 +323,7 @@ ModelSummary = inline_serializer(
 
 
 class ModelListApi(APIView):
-    pagination_class = LimitOffsetPagination
+    pagination_class = Pages
 
     @extend_schema(
         operation_id="v1_models_list",
@@ -440,11 +478,11 @@ class RecomputeIn(serializers.Serializer):
 
 
 class SnapshotListApi(APIView):
-    pagination_class = LimitOffsetPagination
+    pagination_class = Pages
 
     def get_permissions(self):
         if self.request.method == "POST":
-            return [IsAdminUser()]
+            return [CanRecompute()]
         return super().get_permissions()
 
     @extend_schema(
@@ -513,6 +551,8 @@ class SnapshotDetailApi(APIView):
         summary="One snapshot: parameters, fingerprint and its views",
     )
     def get(self, request, snapshot_id: int):
+        if snapshot_id > MAX_ID:  # past bigint: no such row, and SQL would refuse the value
+            raise NotFound(f"no snapshot {snapshot_id}")
         snap = get_object_or_404(Snapshot, id=snapshot_id)
         data = dict(SnapshotSummary(snap).data)
         data["views"] = [
