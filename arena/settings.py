@@ -218,7 +218,7 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.TokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "arena.schema.ArenaAutoSchema",
     "EXCEPTION_HANDLER": "arena.api_errors.exception_handler",
     # DRF's JSON parser plus a body-size limit (413) and a nesting limit (400 too_deep).
     "DEFAULT_PARSER_CLASSES": [
