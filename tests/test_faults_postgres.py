@@ -170,6 +170,11 @@ def assert_nothing_lost(answers: dict[str, list], web) -> None:
         assert {code for code, _, _ in got} <= {201, 503}, (battle_id, got)
     assert Vote.objects.count() == len(answers)
     assert Battle.objects.filter(status=Battle.Status.VOTED).count() == len(answers)
+    first = [got[0][0] for got in answers.values()]
+    replayed = sum(1 for got in answers.values() for _, h, _ in got if h.get("idempotent-replayed") == "true")
+    print(f"\n{len(answers)} votes: {first.count(201)} answered 201 at once, {first.count(503)} answered 503 "
+          f"({sum(a[0] == 503 for a in every)} 503s in all), {replayed} stored votes recovered by their key, "
+          f"{len(stored)} stored, 0 lost, 0 doubled, 0 answered 500")
 
 
 def test_votes_survive_the_database_cutting_every_connection(proxied_web, django_user_model):
@@ -198,6 +203,61 @@ def test_votes_survive_a_database_that_holds_every_connection(proxied_web, djang
 
     answers = storm(base, token, battles, freeze)
     assert_nothing_lost(answers, web)
+
+
+def test_a_vote_committed_while_its_answer_is_lost_is_recovered_by_its_key(proxied_web, django_user_model):
+    """Issue #12 item 3, made deterministic: the COMMIT reaches the server, the
+    connection dies before its answer comes back. A deferred trigger (the
+    test's own, on the test database) makes the commit take 3 s, and the
+    proxy cuts while pg_stat_activity shows it running."""
+    import httpx
+    from django.db import connection
+
+    from tests.services import wait_for
+
+    base, proxy, web = proxied_web
+    token, (battle_id,) = voter_with_battles(django_user_model, 1)
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE FUNCTION fault_slow_commit() RETURNS trigger LANGUAGE plpgsql AS "
+                       "$$ BEGIN PERFORM pg_sleep(3); RETURN NULL; END $$")
+        cursor.execute("CREATE CONSTRAINT TRIGGER fault_slow_commit AFTER INSERT ON votes_vote "
+                       "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION fault_slow_commit()")
+    auth = {"Authorization": f"Token {token}"}
+    url = f"{base}/api/v1/battles/{battle_id}/vote/"
+
+    def committing() -> bool:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                           "AND state = 'active' AND query = 'COMMIT'")
+            return cursor.fetchone()[0] > 0
+
+    try:
+        answer: dict = {}
+        sender = threading.Thread(target=lambda: answer.update(
+            r=httpx.post(url, json={"winner": "b"}, headers={**auth, "Idempotency-Key": "lost"}, timeout=60)))
+        sender.start()
+        assert wait_for(committing, timeout=20, interval=0.05), web.output()[-3000:]
+        proxy.cut()
+        sender.join(timeout=60)
+        proxy.resume()
+        lost = answer["r"]
+        assert lost.status_code == 503, lost.text
+        assert lost.json()["error"] == "database_unavailable" and lost.headers["Retry-After"]
+        # The server finished the commit: the vote is stored though its voter got a 503.
+        assert wait_for(lambda: Vote.objects.filter(battle_id=battle_id).exists(), timeout=20)
+
+        retry = httpx.post(url, json={"winner": "b"}, headers={**auth, "Idempotency-Key": "lost"}, timeout=60)
+        vote = Vote.objects.select_related("model_a", "model_b").get(battle_id=battle_id)
+        assert retry.status_code == 201, retry.text
+        assert retry.headers["Idempotent-Replayed"] == "true"
+        assert retry.json() == {"winner": "b", "model_a": vote.model_a.name, "model_b": vote.model_b.name}
+        # Without the key a retry can only say so: the vote is already stored.
+        assert httpx.post(url, json={"winner": "b"}, headers=auth, timeout=60).status_code == 409
+        assert Vote.objects.filter(battle_id=battle_id).count() == 1
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("DROP TRIGGER IF EXISTS fault_slow_commit ON votes_vote")
+            cursor.execute("DROP FUNCTION IF EXISTS fault_slow_commit()")
 
 
 def test_a_held_database_is_a_503_within_the_io_timeout_not_a_hang(proxied_web, django_user_model):
