@@ -106,8 +106,30 @@ def _read_jsonl(path: Path) -> list[tuple[int, dict]]:
                 raise AnswerSetError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from exc
             if not isinstance(obj, dict):
                 raise AnswerSetError(f"{path}:{lineno}: expected a JSON object")
+            if _holds_nul(obj):
+                raise AnswerSetError(
+                    f"{path}:{lineno}: contains a NUL character (\\u0000), which the database cannot store"
+                )
             rows.append((lineno, obj))
     return rows
+
+
+def _holds_nul(value) -> bool:
+    """Whether any string (key or value) in a parsed JSON value holds U+0000:
+    PostgreSQL's text and jsonb refuse it, and the import must fail on the
+    line, before anything is written, not in the middle of the transaction."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
 
 
 def load_answer_set(

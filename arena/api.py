@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 
 from django.http import StreamingHttpResponse
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.renderers import BaseRenderer, JSONRenderer
@@ -15,6 +14,7 @@ from rest_framework.views import APIView
 from votes.services import BattleNotFound, vote_record
 
 from . import integrity, live
+from .schema import ErrorSerializer, ServerSentEvent
 from .services import battle_create, battle_skip, voter_for_session, voter_for_user
 
 
@@ -24,8 +24,26 @@ def current_voter(request):
     return voter_for_session(request.session)
 
 
+class StrictStringMixin:
+    """A string field that refuses numbers and booleans instead of turning
+    them into text: the schema says "string", so 5 is invalid input."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictCharField(StrictStringMixin, serializers.CharField):
+    pass
+
+
+class StrictRegexField(StrictStringMixin, serializers.RegexField):
+    pass
+
+
 class BattleCreateIn(serializers.Serializer):
-    prompt = serializers.CharField(required=False, allow_blank=True, max_length=100000)
+    prompt = StrictCharField(required=False, allow_blank=True, max_length=100000)
 
 
 class TurnOut(serializers.Serializer):
@@ -45,18 +63,14 @@ class BattleOut(serializers.Serializer):
     turns = TurnOut(many=True)
 
 
-class ArenaErrorOut(serializers.Serializer):
-    error = serializers.CharField(help_text="a stable code, e.g. battle_not_found")
-    detail = serializers.CharField(help_text="a sentence a client can show as is")
-
-
 class SkipOut(serializers.Serializer):
     id = serializers.UUIDField()
     status = serializers.ChoiceField(choices=["skipped"])
 
 
 class TurnIn(serializers.Serializer):
-    prompt = serializers.CharField(max_length=100000)
+    # The pattern puts "not blank" in the schema: at least one non-space character.
+    prompt = StrictRegexField(r"\S", max_length=100000)
 
 
 WINNERS = ["a", "b", "tie", "both_bad"]
@@ -102,7 +116,8 @@ class VoterApi(APIView):
 IDEMPOTENCY_PARAMETERS = [
     OpenApiParameter(
         "Idempotency-Key",
-        str,
+        # Printable ASCII; spaces inside only (HTTP drops them at the ends).
+        {"type": "string", "minLength": 1, "maxLength": 200, "pattern": "^[!-~]([ -~]*[!-~])?$"},
         OpenApiParameter.HEADER,
         required=False,
         description="A retry with the same key records one vote and returns the same answer (keys are per voter).",
@@ -112,14 +127,14 @@ IDEMPOTENCY_PARAMETERS = [
 
 class BattleCreateApi(VoterApi):
     @extend_schema(
-        request=BattleCreateIn,
+        request={"application/json": BattleCreateIn},
         responses={
             201: BattleOut,
-            400: ArenaErrorOut,
-            403: ArenaErrorOut,
-            409: ArenaErrorOut,
-            429: ArenaErrorOut,
-            503: ArenaErrorOut,
+            400: ErrorSerializer,
+            403: ErrorSerializer,
+            409: ErrorSerializer,
+            429: ErrorSerializer,
+            503: ErrorSerializer,
         },
         summary="Open an anonymous battle",
         description="Without a prompt: two pre-generated answers to the next question of the voter's rotation "
@@ -129,7 +144,7 @@ class BattleCreateApi(VoterApi):
         "POST its stream/ to receive both answers.",
     )
     def post(self, request):
-        body = BattleCreateIn(data=request.data or {})
+        body = BattleCreateIn(data=request.data)  # no body: {}; a JSON null or list: 400
         body.is_valid(raise_exception=True)
         voter = current_voter(request)
         integrity.check_rate("battle", request, voter)
@@ -158,7 +173,7 @@ class BattleStreamApi(VoterApi):
 
     @extend_schema(
         request=None,
-        responses={(200, "text/event-stream"): OpenApiTypes.STR},
+        responses={(200, "text/event-stream"): ServerSentEvent},
         summary="Stream both answers of the battle's current turn (server-sent events)",
         description="Events: start {turn, prompt_html}; delta {side, text}; side_done {side, html}; side_error {side, message}; "
         "end {status, turn, turns_left}. Also retries a failed turn.",
@@ -174,7 +189,7 @@ class BattleStreamApi(VoterApi):
 
 
 class BattleTurnApi(VoterApi):
-    @extend_schema(request=TurnIn, responses={201: BattleOut}, summary="Ask both models a follow-up prompt")
+    @extend_schema(request={"application/json": TurnIn}, responses={201: BattleOut}, summary="Ask both models a follow-up prompt")
     def post(self, request, battle_id):
         body = TurnIn(data=request.data)
         body.is_valid(raise_exception=True)
@@ -195,8 +210,15 @@ def _battle_uuid(battle_id: str) -> uuid.UUID:
 
 class BattleVoteApi(VoterApi):
     @extend_schema(
-        request=VoteIn,
-        responses={201: VoteOut},
+        request={"application/json": VoteIn},
+        responses={
+            201: VoteOut,
+            404: ErrorSerializer,  # battle_not_found (also someone else's battle)
+            409: ErrorSerializer,  # already_voted, idempotency_key_in_progress
+            410: ErrorSerializer,  # battle_expired
+            422: ErrorSerializer,  # idempotency_key_reused
+            429: ErrorSerializer,  # rate_limited, daily_cap_reached
+        },
         parameters=IDEMPOTENCY_PARAMETERS,
         summary="Vote on your battle; reveals the models",
     )
@@ -224,7 +246,7 @@ class BattleVoteApi(VoterApi):
 class BattleSkipApi(VoterApi):
     @extend_schema(
         request=None,
-        responses={200: SkipOut, 403: ArenaErrorOut, 404: ArenaErrorOut, 409: ArenaErrorOut, 429: ArenaErrorOut},
+        responses={200: SkipOut, 403: ErrorSerializer, 404: ErrorSerializer, 409: ErrorSerializer, 429: ErrorSerializer},
         summary="Skip your battle without voting",
         description="Ends the battle unvoted (status skipped): never counted, the models never revealed; "
         "the next POST /api/v1/battles/ gives another battle. 404 for a missing battle or another session's; "

@@ -214,50 +214,63 @@ def _request_hash(request, body: dict) -> str:
 def idempotent(
     request, voter: Voter, body: dict, handle: Callable[[], tuple[int, dict]]
 ) -> tuple[int, dict, bool]:
-    """Run ``handle`` once per (voter, Idempotency-Key).
+    """Run ``handle`` once per (voter, Idempotency-Key), in one transaction
+    with the key's record.
 
-    Returns (status, body, replayed). The first request claims the key with a
-    pending record; a retry gets the stored answer (also a stored 4xx); a
-    retry while the first is still running gets 409; the same key with a
-    different body gets 422. A request that fails unexpectedly releases its
-    key, so the client's retry runs it again.
+    Returns (status, body, replayed). The key's record, the write ``handle``
+    makes and the answer it returns commit together or not at all: a vote is
+    never stored without the answer a retry will replay, and an answer is
+    never stored for a vote that was rolled back. ``handle`` must compute its
+    whole answer inside (no lazy reads after the commit).
+
+    A retry gets the stored answer (also a stored 4xx); a retry that arrives
+    while the first is still running waits for it on the key's unique index
+    and then gets its answer; the same key with a different body gets 422. A
+    request that fails unexpectedly (a database outage, a 429) stores
+    nothing, so the client's retry runs it again.
     """
     key = idempotency_key(request)
     if key is None:
-        status, payload = handle()
+        with transaction.atomic():
+            status, payload = handle()
         return status, payload, False
     digest = _request_hash(request, body)
-    record = None
-    for _attempt in range(2):
-        try:
-            with transaction.atomic():
-                record = IdempotencyRecord.objects.create(
-                    voter=voter, key=key, request_hash=digest, status_code=PENDING, body={}
-                )
-            break
-        except IntegrityError:
-            stored = IdempotencyRecord.objects.filter(voter=voter, key=key).first()
-            if stored is None:  # released by its first request just now
-                continue
-            if stored.request_hash != digest:
-                raise IdempotencyConflict("this Idempotency-Key was already used for a different request") from None
-            if stored.status_code != PENDING:
-                return stored.status_code, stored.body, True
-            if timezone.now() - stored.created_at < timedelta(seconds=PENDING_TTL_SECONDS):
-                raise IdempotencyInProgress("a request with this Idempotency-Key is still being processed") from None
-            # Its process died mid-request: release the key and run this one.
-            IdempotencyRecord.objects.filter(pk=stored.pk, status_code=PENDING).delete()
-    if record is None:
+    for _attempt in range(3):
+        with transaction.atomic():
+            try:
+                with transaction.atomic():  # a savepoint: a lost race leaves the outer transaction usable
+                    record = IdempotencyRecord.objects.create(
+                        voter=voter, key=key, request_hash=digest, status_code=PENDING, body={}
+                    )
+            except IntegrityError:
+                stored = _stored_answer(voter, key, digest)
+                if stored is None:
+                    continue  # a stale pending record was just released: claim again
+                return stored[0], stored[1], True
+            try:
+                with transaction.atomic():
+                    status, payload = handle()
+            except ArenaError as exc:
+                if exc.status == 429:  # "not now" is no answer to keep: the retry may pass
+                    raise
+                status, payload = exc.status, {"error": exc.code, "detail": exc.message}
+            IdempotencyRecord.objects.filter(pk=record.pk).update(status_code=status, body=payload)
+        return status, payload, False
+    raise IdempotencyInProgress("a request with this Idempotency-Key is still being processed")
+
+
+def _stored_answer(voter: Voter, key: str, digest: str) -> tuple[int, dict] | None:
+    """The answer stored under a key another request holds; None once a
+    stale pending record (written by an older release, which claimed keys
+    in a transaction of their own) has been released."""
+    stored = IdempotencyRecord.objects.filter(voter=voter, key=key).first()
+    if stored is None:
+        return None
+    if stored.request_hash != digest:
+        raise IdempotencyConflict("this Idempotency-Key was already used for a different request")
+    if stored.status_code != PENDING:
+        return stored.status_code, stored.body
+    if timezone.now() - stored.created_at < timedelta(seconds=PENDING_TTL_SECONDS):
         raise IdempotencyInProgress("a request with this Idempotency-Key is still being processed")
-    try:
-        status, payload = handle()
-    except ArenaError as exc:
-        if exc.status == 429:
-            record.delete()
-            raise
-        status, payload = exc.status, {"error": exc.code, "detail": exc.message}
-    except BaseException:
-        record.delete()
-        raise
-    IdempotencyRecord.objects.filter(pk=record.pk).update(status_code=status, body=payload)
-    return status, payload, False
+    IdempotencyRecord.objects.filter(pk=stored.pk, status_code=PENDING).delete()
+    return None

@@ -88,6 +88,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: it turns a database outage anywhere below into a 503 (not a 500).
+    "arena.api_errors.ApiErrorMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -135,6 +137,16 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     }
     # A file, not memory, so worker processes started by tests see the test database.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-db.sqlite3")}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # An outage must end a request in seconds with a 503, never hang it
+    # (docs/VOTES.md "Database outages"): libpq gives up on a new connection
+    # after DB_CONNECT_TIMEOUT s, and arena.pgbackend on any single wait for the
+    # server (a query, a fetch, a commit) after DB_IO_TIMEOUT s (0: no bound).
+    DATABASES["default"]["ENGINE"] = "arena.pgbackend"
+    DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = env_int("DB_CONNECT_TIMEOUT", 3)
+DB_IO_TIMEOUT = env_float("DB_IO_TIMEOUT", 10.0)
+# Seconds a client is told to wait (Retry-After) when the database is unreachable.
+ARENA_DB_RETRY_AFTER = env_int("ARENA_DB_RETRY_AFTER", 5)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- cache (rate limits, debounce flags): shared by every process ----------
@@ -206,8 +218,14 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.TokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "arena.schema.ArenaAutoSchema",
     "EXCEPTION_HANDLER": "arena.api_errors.exception_handler",
+    # DRF's JSON parser plus a body-size limit (413) and a nesting limit (400 too_deep).
+    "DEFAULT_PARSER_CLASSES": [
+        "arena.parsers.ArenaJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_RENDERER_CLASSES": [

@@ -42,5 +42,6 @@ urlpatterns = [
 ]
 
 # Errors outside DRF views (no route, an unhandled exception) in the API's shape too.
+handler400 = "arena.api_errors.bad_request"
 handler404 = "arena.api_errors.not_found"
 handler500 = "arena.api_errors.server_error"

@@ -30,24 +30,58 @@ from rest_framework.views import APIView
 
 from arena.models import ArenaModel
 from arena.names import is_valid_model_name, model_name_problem
+from arena.schema import ErrorSerializer
 
 from . import intervals, runs, selectors
 from .models import Snapshot
 
 CI_CHOICES = ("sandwich", "bootstrap", "none")
+MAX_ID = 2**63 - 1
+# Text parameters: PostgreSQL text cannot hold NUL, so a NUL is refused (400).
+NO_NUL = {"type": "string", "pattern": "^[^\\x00]*$"}
 
-ErrorOut = inline_serializer(
-    "Error",
-    {
-        "error": serializers.CharField(help_text="a stable code, e.g. invalid, not_found"),
-        "detail": serializers.CharField(help_text="a sentence to show"),
-        "fields": serializers.DictField(required=False, help_text="invalid: the message lists per field"),
-    },
-)
+ErrorOut = ErrorSerializer
+MAX_PAGE_SIZE = 10_000
+MAX_OFFSET = 2**31 - 1
 PAGE_PARAMETERS = [
-    OpenApiParameter("limit", int, description="page size (default 50)"),
-    OpenApiParameter("offset", int, description="rows to skip"),
+    OpenApiParameter(
+        "limit",
+        {"type": "integer", "minimum": 1, "maximum": MAX_PAGE_SIZE},
+        description=f"page size (default 50, at most {MAX_PAGE_SIZE})",
+    ),
+    OpenApiParameter("offset", {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET}, description="rows to skip"),
 ]
+
+
+def _int(request, name: str, default: int, minimum: int, maximum: int) -> int:
+    """An integer query parameter within [minimum, maximum]; anything else is a
+    400 (an unchecked value would reach SQL, where it is out of range)."""
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    if not (raw.isascii() and raw.isdigit()) or not minimum <= int(raw) <= maximum:
+        raise ValidationError({name: f"must be an integer from {minimum} to {maximum}"})
+    return int(raw)
+
+
+class Pages(LimitOffsetPagination):
+    """limit/offset pages whose parameters are checked, not silently replaced."""
+
+    def get_limit(self, request):
+        return _int(request, self.limit_query_param, self.default_limit, 1, MAX_PAGE_SIZE)
+
+    def get_offset(self, request):
+        return _int(request, self.offset_query_param, 0, 0, MAX_OFFSET)
+
+
+class CanRecompute(IsAdminUser):
+    """Staff with the recompute permission: the admin group and superusers,
+    as on the admin pages (arena/roles.py); a moderator may not."""
+
+    message = "only the admin group may request a recompute"
+
+    def has_permission(self, request, view):
+        return super().has_permission(request, view) and request.user.has_perm("ratings.add_recomputerun")
 
 
 def paginated(name: str, row: serializers.Serializer) -> serializers.Serializer:
@@ -70,9 +104,20 @@ def _text(request, name: str, default: str = "") -> str:
     return value
 
 
+def _choice(request, name: str, choices: tuple[str, ...], default: str | None) -> str | None:
+    """An enum query parameter: absent → default; present, it must be one of
+    the choices (an empty value too: the schema's enum has no "")."""
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    if raw not in choices:
+        raise ValidationError({name: f"must be one of {', '.join(choices)}"})
+    return raw
+
+
 def _bool(request, name: str, default: bool = False) -> bool:
     raw = request.query_params.get(name)
-    if raw in (None, ""):
+    if raw is None:
         return default
     if raw.lower() in ("1", "true", "yes", "on"):
         return True
@@ -172,7 +217,7 @@ LeaderboardOut = inline_serializer(
 class LeaderboardApi(APIView):
     @extend_schema(
         parameters=[
-            OpenApiParameter("category", str, description="a key from /api/v1/categories/ (default overall)"),
+            OpenApiParameter("category", NO_NUL, description="a key from /api/v1/categories/ (default overall)"),
             OpenApiParameter("style_control", bool),
             OpenApiParameter("ci", str, enum=list(CI_CHOICES), description="interval method of the snapshot"),
             OpenApiParameter("include_deprecated", bool),
@@ -185,9 +230,7 @@ class LeaderboardApi(APIView):
     def get(self, request):
         category = _text(request, "category", "overall")
         style = _bool(request, "style_control")
-        ci = _text(request, "ci") or None
-        if ci is not None and ci not in CI_CHOICES:
-            raise ValidationError({"ci": f"must be one of {', '.join(CI_CHOICES)}"})
+        ci = _choice(request, "ci", CI_CHOICES, None)
         include_deprecated = _bool(request, "include_deprecated")
         try:
             shown = intervals.parse(_text(request, "intervals"))
@@ -258,12 +301,12 @@ HistoryPoint = inline_serializer(
 
 
 class HistoryApi(APIView):
-    pagination_class = LimitOffsetPagination
+    pagination_class = Pages
 
     @extend_schema(
         parameters=[
-            OpenApiParameter("model", str, required=True),
-            OpenApiParameter("category", str),
+            OpenApiParameter("model", {**NO_NUL, "minLength": 1}, required=True),
+            OpenApiParameter("category", NO_NUL),
             OpenApiParameter("style_control", bool),
             *PAGE_PARAMETERS,
         ],
@@ -303,7 +346,7 @@ ModelSummary = inline_serializer(
 
 
 class ModelListApi(APIView):
-    pagination_class = LimitOffsetPagination
+    pagination_class = Pages
 
     @extend_schema(
         operation_id="v1_models_list",
@@ -420,16 +463,14 @@ class MatrixApi(APIView):
     @extend_schema(
         parameters=[
             OpenApiParameter("kind", str, enum=["winrate", "count", "predicted"]),
-            OpenApiParameter("category", str),
+            OpenApiParameter("category", NO_NUL),
             OpenApiParameter("style_control", bool),
         ],
         responses={200: MatrixOut, 400: ErrorOut, 404: ErrorOut},
         summary="Pairwise matrix: observed win rate (a tie is half a win), battle counts, or BT-predicted win rate",
     )
     def get(self, request):
-        kind = _text(request, "kind", "winrate")
-        if kind not in ("winrate", "count", "predicted"):
-            raise ValidationError({"kind": "must be winrate, count or predicted"})
+        kind = _choice(request, "kind", ("winrate", "count", "predicted"), "winrate")
         category = _text(request, "category", "overall")
         style = _bool(request, "style_control")
         snap = selectors.latest_snapshot()
@@ -461,11 +502,11 @@ class RecomputeIn(serializers.Serializer):
 
 
 class SnapshotListApi(APIView):
-    pagination_class = LimitOffsetPagination
+    pagination_class = Pages
 
     def get_permissions(self):
         if self.request.method == "POST":
-            return [IsAdminUser()]
+            return [CanRecompute()]
         return super().get_permissions()
 
     @extend_schema(
@@ -534,6 +575,8 @@ class SnapshotDetailApi(APIView):
         summary="One snapshot: parameters, fingerprint and its views",
     )
     def get(self, request, snapshot_id: int):
+        if snapshot_id > MAX_ID:  # past bigint: no such row, and SQL would refuse the value
+            raise NotFound(f"no snapshot {snapshot_id}")
         snap = get_object_or_404(Snapshot, id=snapshot_id)
         data = dict(SnapshotSummary(snap).data)
         data["views"] = [

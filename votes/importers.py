@@ -321,6 +321,8 @@ def _finish(get, ma: str, mb: str, winner: str, namespace: str, seen: dict, want
     judge = get("judge")
     if judge is not None:
         judge = str(judge).strip() or None
+        if judge and "\x00" in judge:
+            raise _RowError("judge contains a NUL character (\\u0000), which the database cannot store")
     anony = get("anony")
     anony = True if anony is True or anony is None else _anony(anony)
     ident = get("id")
@@ -343,7 +345,7 @@ def _finish(get, ma: str, mb: str, winner: str, namespace: str, seen: dict, want
         reason = ""
         excluded = get("excluded")
         if excluded is not None and _truthy(excluded):
-            original = str(get("exclusion_reason") or "excluded").strip() or "excluded"
+            original = str(get("exclusion_reason") or "excluded").strip().replace("\x00", "") or "excluded"
             if original in (ExclusionReason.NAMED, ExclusionReason.SELF_BATTLE):
                 reason = original
             elif original.startswith(ExclusionReason.IMPORTED_PREFIX):

@@ -66,7 +66,20 @@ def vote_record(*, battle_id: uuid.UUID | str, voter: Voter, winner: str) -> Vot
         raise VoteRejected(f"winner must be one of {', '.join(Vote.Winner.values)}")
     try:
         with transaction.atomic():
-            battle = Battle.objects.select_for_update().filter(id=battle_id, voter=voter).first()
+            # The voter row is this voter's mutex: every per-voter rule below
+            # (banned, the daily cap) is read-then-insert, and two simultaneous
+            # votes must not both pass a count that each would push over the cap.
+            locked = Voter.objects.select_for_update().filter(pk=voter.pk).values("banned").first()
+            if locked is None:
+                raise BattleNotFound("no such battle for this voter")
+            # The models come with the battle: the reveal is read inside this
+            # transaction, so nothing after the commit touches the database.
+            battle = (
+                Battle.objects.select_for_update(of=("self",))
+                .select_related("model_a", "model_b")
+                .filter(id=battle_id, voter=voter)
+                .first()
+            )
             if battle is None:
                 raise BattleNotFound("no such battle for this voter")
             if battle.status == Battle.Status.VOTED or Vote.objects.filter(battle=battle).exists():
@@ -77,7 +90,7 @@ def vote_record(*, battle_id: uuid.UUID | str, voter: Voter, winner: str) -> Vot
                 raise VoteRejected("the answers are not complete yet; vote when both have finished")
             if battle.status != Battle.Status.READY:
                 raise VoteRejected("this battle cannot be voted on: one of the answers failed")
-            if voter.banned:
+            if locked["banned"]:
                 raise VoteRejected("this voter may not vote")
             now = timezone.now()
             window = settings.ARENA_VOTE_WINDOW_SECONDS
@@ -90,8 +103,8 @@ def vote_record(*, battle_id: uuid.UUID | str, voter: Voter, winner: str) -> Vot
             vote = Vote.objects.create(
                 battle=battle,
                 voter=voter,
-                model_a_id=battle.model_a_id,
-                model_b_id=battle.model_b_id,
+                model_a=battle.model_a,
+                model_b=battle.model_b,
                 winner=winner,
                 created_at=now,
                 **text_features(
