@@ -148,6 +148,13 @@ class Battle(models.Model):
         constraints = [
             models.CheckConstraint(condition=~Q(model_a=models.F("model_b")), name="arena_battle_distinct_models")
         ]
+        indexes = [
+            # Claiming a live stream counts the battles streaming now
+            # (arena/live.py): a few rows among millions, so a partial index.
+            models.Index(
+                fields=["streaming_since"], name="arena_battle_streaming", condition=Q(streaming_since__isnull=False)
+            )
+        ]
 
     def __str__(self) -> str:
         return str(self.id)

@@ -337,15 +337,14 @@ def counts_fingerprint(pc: engine.PairCounts, names: list[str]) -> str:
     return digest.hexdigest()
 
 
-def _rows(lb, names, meta, active) -> tuple[list[dict], dict[int, int]]:
+def _rows(lb, names, model_ids, active) -> tuple[list[dict], dict[int, int]]:
+    """Stored rows hold the model id and numbers only: names and registry
+    details are joined when read (ratings.selectors.joined), so an edit in
+    the registry never waits for a recompute."""
     rows = []
     for i in np.flatnonzero(active):
-        info = meta[i]
         rows.append({
-            "model": names[i],
-            "organization": info["organization"],
-            "license": info["license"],
-            "status": info["status"],
+            "model_id": int(model_ids[i]),
             "rating": round(float(lb.rating[i]), 4),
             "lower": round(float(lb.lower[i]), 4),
             "upper": round(float(lb.upper[i]), 4),
@@ -358,7 +357,7 @@ def _rows(lb, names, meta, active) -> tuple[list[dict], dict[int, int]]:
             "flags": lb.flags.get(int(i), []),
             "_i": int(i),
         })
-    rows.sort(key=lambda r: (r["rank"], -r["rating"], r["model"]))
+    rows.sort(key=lambda r: (r["rank"], -r["rating"], names[r["_i"]]))
     position = {r.pop("_i"): k for k, r in enumerate(rows)}
     return rows, position
 
@@ -375,9 +374,9 @@ def _pairs(pc: engine.PairCounts, position: dict[int, int]) -> np.ndarray:
     return np.column_stack([pos[lo][keep], pos[hi][keep], c[keep], s[keep]]).astype(np.float64)
 
 
-def _view(key, label, pc, names, meta, *, ci, rounds, seed) -> ViewResult:
+def _view(key, label, pc, names, model_ids, *, ci, rounds, seed) -> ViewResult:
     lb = engine.leaderboard(pc, names=names, ci=ci, rounds=rounds, seed=seed)
-    rows, position = _rows(lb, names, meta, lb.active)
+    rows, position = _rows(lb, names, model_ids, lb.active)
     return ViewResult(
         key=key,
         label=label,
@@ -391,7 +390,7 @@ def _view(key, label, pc, names, meta, *, ci, rounds, seed) -> ViewResult:
 
 
 def _style_view(
-    t: VoteTable, style: StyleVotes, names, meta, *, beta_l2: float, theta0: np.ndarray
+    t: VoteTable, style: StyleVotes, names, model_ids, *, beta_l2: float, theta0: np.ndarray
 ) -> ViewResult | None:
     """Contextual BT over the votes with style counts; sandwich intervals
     from the full (theta, beta) Hessian."""
@@ -420,7 +419,7 @@ def _style_view(
         fit=engine.BTFit(fit.theta, l2, fit.iterations, fit.grad_norm, True), warnings=diag.warnings,
         flags=diag.flags, ci="sandwich",
     )
-    rows, position = _rows(lb, names, meta, active)
+    rows, position = _rows(lb, names, model_ids, active)
     return ViewResult(
         key="overall",
         label="Overall, style controlled",
@@ -437,15 +436,12 @@ def _style_view(
 def compute_views(
     t: VoteTable, style: StyleVotes | None, *, ci: str = "sandwich", rounds: int = 100, seed: int = 0
 ) -> list[ViewResult]:
-    """All views of one vote set (``style`` None: no style-controlled view). Reads only the model names."""
+    """All views of one vote set (``style`` None: no style-controlled view).
+    Reads only the model names (for warnings and the count fingerprints)."""
     if not t.model_ids:
         return []
-    models = {m.id: m for m in ArenaModel.objects.filter(id__in=t.model_ids)}
-    names = [models[i].name for i in t.model_ids]
-    meta = [
-        {"organization": models[i].organization, "license": models[i].license, "status": models[i].status}
-        for i in t.model_ids
-    ]
+    models = dict(ArenaModel.objects.filter(id__in=t.model_ids).values_list("id", "name"))
+    names = [models[i] for i in t.model_ids]
     n = len(t.model_ids)
     views = []
     for key, (label, counts) in t.counts.items():
@@ -454,14 +450,32 @@ def compute_views(
         pc = engine.aggregate(t.a, t.b, t.y, n, count=counts)
         if pc.total == 0:
             continue
-        views.append(_view(key, label, pc, names, meta, ci=ci, rounds=rounds, seed=seed))
+        views.append(_view(key, label, pc, names, t.model_ids, ci=ci, rounds=rounds, seed=seed))
     if style is not None:
         overall = next((v for v in views if v.key == "overall"), None)
         theta0 = np.zeros(n)
         if overall is not None:
-            by_name = {r["model"]: r["theta"] for r in overall.rows}
-            theta0 = np.array([by_name.get(name, 0.0) for name in names])
-        sv = _style_view(t, style, names, meta, beta_l2=getattr(settings, "RATINGS_STYLE_L2", 0.5), theta0=theta0)
+            by_id = {r["model_id"]: r["theta"] for r in overall.rows}
+            theta0 = np.array([by_id.get(mid, 0.0) for mid in t.model_ids])
+        sv = _style_view(t, style, names, t.model_ids, beta_l2=getattr(settings, "RATINGS_STYLE_L2", 0.5), theta0=theta0)
         if sv is not None:
             views.append(sv)
     return views
+
+
+def rating_points(snap, views: list[ViewResult]) -> list:
+    """The snapshot's RatingPoint rows (one per model and view), ranked as
+    the leaderboard shows them now (ratings.selectors.standings), for one
+    bulk insert in the snapshot's transaction."""
+    from .models import RatingPoint
+    from .selectors import registry, standings
+
+    reg = registry()
+    points = []
+    for v in views:
+        for model_id, r in standings(v.rows, reg).items():
+            points.append(RatingPoint(
+                snapshot=snap, key=v.key, style_control=v.style_control, model_id=model_id, rating=r["rating"],
+                lower=r["lower"], upper=r["upper"], rank=r["rank"], battles=r["battles"], created_at=snap.created_at,
+            ))  # fmt: skip
+    return points
