@@ -93,11 +93,13 @@ class Registry:
         info = self.models.get(model_id) if model_id is not None else None
         if info is not None:
             return info
-        # A row of a model no longer registered: what the row itself says.
+        # A row of a model no longer registered (an old row naming a model
+        # since renamed or deleted): its own name, shown as deprecated, so the
+        # default board leaves it out.
         fallback = fallback or {}
         name = fallback.get("model") or f"#{model_id}"
         return {"model": name, "display_name": name, "organization": fallback.get("organization", ""),
-                "license": fallback.get("license", ""), "status": fallback.get("status", "deprecated")}  # fmt: skip
+                "license": fallback.get("license", ""), "status": "deprecated"}  # fmt: skip
 
 
 def registry() -> Registry:
