@@ -3,8 +3,11 @@
 Every response derived from a snapshot carries an ETag and Last-Modified
 taken from that snapshot, so clients and proxies revalidate with a 304.
 The leaderboard, the most requested answer, is rendered once per process
-for each snapshot and query (a snapshot never changes) and then served
-from memory: one small query for the newest snapshot, then bytes.
+for each snapshot, query and registry version (a snapshot never changes;
+model names and details are joined from the registry when read) and then
+served from memory: two small queries (the newest snapshot, the registry),
+then bytes. Answers that show registry details carry the registry version
+in their ETag too, so an admin edit is never answered with a stale 304.
 """
 
 from __future__ import annotations
@@ -112,7 +115,8 @@ def cached_response(request, snap: Snapshot | None, data, extra: str = "") -> Re
 
 class RenderedBodies:
     """A small per-process LRU of rendered JSON bodies. Keys must name the
-    snapshot (id and creation time), so an entry is never stale."""
+    snapshot (id and creation time) and the registry version, so an entry is
+    never stale."""
 
     def __init__(self, size: int):
         self.size = size
