@@ -463,19 +463,41 @@ def compute_views(
     return views
 
 
-def rating_points(snap, views: list[ViewResult]) -> list:
+def rating_points(snap, views: list[ViewResult]) -> list[tuple]:
     """The snapshot's RatingPoint rows (one per model and view), ranked as
-    the leaderboard shows them now (ratings.selectors.standings), for one
-    bulk insert in the snapshot's transaction."""
-    from .models import RatingPoint
+    the leaderboard shows them now (ratings.selectors.standings), as tuples
+    (key, style_control, model_id, rating, lower, upper, rank, battles)."""
     from .selectors import registry, standings
 
     reg = registry()
-    points = []
-    for v in views:
-        for model_id, r in standings(v.rows, reg).items():
-            points.append(RatingPoint(
-                snapshot=snap, key=v.key, style_control=v.style_control, model_id=model_id, rating=r["rating"],
-                lower=r["lower"], upper=r["upper"], rank=r["rank"], battles=r["battles"], created_at=snap.created_at,
-            ))  # fmt: skip
-    return points
+    return [
+        (v.key, v.style_control, model_id, r["rating"], r["lower"], r["upper"], r["rank"], r["battles"])
+        for v in views
+        for model_id, r in standings(v.rows, reg).items()
+    ]
+
+
+def write_rating_points(snap, points: list[tuple]) -> None:
+    """Insert the points in the snapshot's transaction. PostgreSQL: one
+    INSERT … SELECT FROM unnest() of one array per column (measured faster
+    than bulk_create's one parameter per value); elsewhere bulk_create."""
+    from .models import RatingPoint
+
+    if not points:
+        return
+    if connection.vendor != "postgresql":
+        fields = ("key", "style_control", "model_id", "rating", "lower", "upper", "rank", "battles")
+        RatingPoint.objects.bulk_create(
+            [RatingPoint(snapshot=snap, created_at=snap.created_at, **dict(zip(fields, p, strict=True))) for p in points],
+            batch_size=500,
+        )
+        return
+    columns = list(zip(*points, strict=True))
+    with connection.cursor() as cur:
+        cur.execute(
+            f"INSERT INTO {RatingPoint._meta.db_table} "
+            "(snapshot_id, created_at, key, style_control, model_id, rating, lower, upper, rank, battles) "
+            "SELECT %s, %s, * FROM unnest(%s::varchar[], %s::boolean[], %s::bigint[], %s::float8[], %s::float8[], "
+            "%s::float8[], %s::int[], %s::int[])",
+            [snap.id, snap.created_at, *(list(c) for c in columns)],
+        )

@@ -137,12 +137,12 @@ def joined(rows: list[dict], reg: Registry) -> list[dict]:
 
 def _caveats(row: dict, floor: int) -> tuple[list[str], list[str]]:
     """(flags, caveats in words) of a row; any makes it unranked."""
-    flags = list(row.get("flags") or [])
-    words = []
+    engine_flags = [f for f in row.get("flags") or [] if f != "few_votes"]  # a row ranked twice keeps one
+    flags, words = list(engine_flags), []
     if row["battles"] < floor:
         flags.insert(0, "few_votes")
         words.append(f"only {row['battles']} vote{'' if row['battles'] == 1 else 's'}; a rank needs {floor}")
-    words += [FLAG_TEXT.get(f, f.replace("_", " ")) for f in row.get("flags") or []]
+    words += [FLAG_TEXT.get(f, f.replace("_", " ")) for f in engine_flags]
     return flags, words
 
 
@@ -185,8 +185,10 @@ def standings(rows: list[dict], reg: Registry) -> dict[int, dict]:
     with deprecated models for a deprecated one. The model page, the model
     API and the admin read ranks here, so they match the leaderboard."""
     everyone = joined(rows, reg)
-    out = {r["model_id"]: r for r in rank_rows([dict(r) for r in everyone])}
-    out.update({r["model_id"]: r for r in rank_rows([dict(r) for r in everyone if r["status"] != "deprecated"])})
+    listed = [r for r in everyone if r["status"] != "deprecated"]
+    out = {r["model_id"]: r for r in rank_rows(listed)}
+    if len(listed) < len(everyone):  # deprecated models: ranked as the board that shows them ranks them
+        out.update({r["model_id"]: r for r in rank_rows([dict(r) for r in everyone]) if r["status"] == "deprecated"})
     return out
 
 

@@ -10,7 +10,7 @@ from django.db import transaction
 
 from . import engine
 from .locks import recompute_lock
-from .models import RatingPoint, Snapshot, SnapshotView
+from .models import Snapshot, SnapshotView
 from .recompute import (
     compute_views,
     consistent_reads,
@@ -19,6 +19,7 @@ from .recompute import (
     vote_set_from,
     vote_set_summary,
     vote_table,
+    write_rating_points,
 )
 from .selectors import newest_snapshot
 
@@ -119,7 +120,7 @@ def recompute_publish(*, ci: str | None = None, rounds: int = 100, force: bool =
                     for v in views
                 ]
             )
-            RatingPoint.objects.bulk_create(rating_points(snap, views), batch_size=2000)
+            write_rating_points(snap, rating_points(snap, views))
             snap.duration = time.perf_counter() - started
             Snapshot.objects.filter(id=snap.id).update(duration=snap.duration)
             _test_pause()
