@@ -130,12 +130,13 @@ class ArenaModelForm(forms.ModelForm):
         return model
 
 
-def newest_overall_rows() -> dict[str, dict]:
-    """model name → its row in the newest snapshot's overall view (one query)."""
-    from ratings.models import Snapshot
+def newest_overall_rows() -> dict[int, dict]:
+    """model id → its overall row as the leaderboard listing it shows it
+    (ratings.selectors.overall_standings): the same rank as the leaderboard,
+    the model page and the model API."""
+    from ratings.selectors import overall_standings
 
-    found = Snapshot.objects.order_by("-created_at", "-id").values_list("rows", flat=True).first()
-    return {r["model"]: r for r in found or []}
+    return overall_standings()
 
 
 class AnswerSetFilter(admin.SimpleListFilter):
@@ -188,7 +189,7 @@ class ArenaModelAdmin(admin.ModelAdmin):
         cl = super().get_changelist_instance(request)
         rows = newest_overall_rows()
         for obj in cl.result_list:
-            obj.standing_row = rows.get(obj.name)
+            obj.standing_row = rows.get(obj.pk)
         return cl
 
     @admin.display(description="rating")
@@ -199,7 +200,7 @@ class ArenaModelAdmin(admin.ModelAdmin):
     @admin.display(description="rank")
     def rank(self, obj) -> str:
         row = getattr(obj, "standing_row", None)
-        return str(row["rank"]) if row else "–"
+        return str(row["rank"]) if row and row["rank"] is not None else ("preliminary" if row else "–")
 
     @admin.display(description="counted votes")
     def counted_votes(self, obj) -> str:
@@ -215,12 +216,13 @@ class ArenaModelAdmin(admin.ModelAdmin):
 
     @admin.display(description="standing")
     def standing(self, obj) -> str:
-        row = newest_overall_rows().get(obj.name)
+        row = newest_overall_rows().get(obj.pk)
         battles = Battle.objects.filter(Q(model_a=obj) | Q(model_b=obj))
         rating = (
             format_html(
                 "rating <b>{}</b> (95% CI {}–{}), rank {}; {} counted votes: {} wins, {} losses, {} ties",
-                f"{row['rating']:.0f}", f"{row['lower']:.0f}", f"{row['upper']:.0f}", row["rank"],
+                f"{row['rating']:.0f}", f"{row['lower']:.0f}", f"{row['upper']:.0f}",
+                "preliminary (" + "; ".join(row["caveats"]) + ")" if row["rank"] is None else row["rank"],
                 f"{row['battles']:,}", row.get("wins", "?"), row.get("losses", "?"), row.get("ties", "?"),
             )
             if row

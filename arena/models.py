@@ -169,6 +169,11 @@ class Battle(models.Model):
             models.Index(fields=["voter", "question", "status", "model_a", "model_b"], name="arena_battle_history"),
             models.Index(fields=["status", "model_a"], name="arena_battle_status_a"),
             models.Index(fields=["status", "model_b"], name="arena_battle_status_b"),
+            # Claiming a live stream counts the battles streaming now
+            # (arena/live.py): a few rows among millions, so a partial index.
+            models.Index(
+                fields=["streaming_since"], name="arena_battle_streaming", condition=Q(streaming_since__isnull=False)
+            ),
         ]
 
     def __str__(self) -> str:

@@ -94,16 +94,19 @@ def sampling_inputs(models: list[ArenaModel]) -> dict:
     for models still collecting their first RATINGS_MIN_VOTES battles
     (sampling.boosted_weights), or (active) strengths and pair counts from
     the newest published snapshot."""
-    from ratings.models import Snapshot, SnapshotView
+    from ratings.selectors import joined, newest_snapshot, registry, snapshot_view
 
     policy = settings.ARENA_SAMPLING_POLICY
     if policy == "uniform":
         return {}
-    snapshot = Snapshot.objects.order_by("-created_at", "-id").values("id", "rows").first()
-    rows = {r["model"]: r for r in (snapshot or {}).get("rows", [])}
+    snapshot = newest_snapshot()
+    view = snapshot_view(snapshot, "overall", False, with_pairs=policy != "weighted") if snapshot else None
+    # Stored rows name models by id (older snapshots by name): joined() reads both.
+    stored = joined(view.rows, registry()) if view is not None else []
+    rows = {r["model_id"]: r for r in stored}
     if policy == "weighted":
         established = settings.RATINGS_MIN_VOTES
-        counted = [int(rows.get(m.name, {}).get("battles", 0)) for m in models]
+        counted = [int(rows.get(m.id, {}).get("battles", 0)) for m in models]
         # The snapshot only knows counted votes: a model whose votes are all
         # excluded (its answers name it) would stay "new" there for ever, so
         # the arena's own voted battles are counted too, excluded or not.
@@ -116,14 +119,13 @@ def sampling_inputs(models: list[ArenaModel]) -> dict:
         }
     if snapshot is None:
         return {}
-    index = {m.name: k for k, m in enumerate(models)}
-    theta = [(rows[m.name]["rating"] - 1000.0) / POINTS_PER_THETA if m.name in rows else 0.0 for m in models]
+    index = {m.id: k for k, m in enumerate(models)}
+    theta = [(rows[m.id]["rating"] - 1000.0) / POINTS_PER_THETA if m.id in rows else 0.0 for m in models]
     counts: dict[tuple[int, int], float] = {}
-    view = SnapshotView.objects.filter(snapshot_id=snapshot["id"], key="overall", style_control=False).first()
     if view is not None:
-        names = [r["model"] for r in view.rows]
+        ids = [r["model_id"] for r in stored]
         for i, j, battles, _points in view.pair_table():
-            a, b = index.get(names[int(i)]), index.get(names[int(j)])
+            a, b = index.get(ids[int(i)]), index.get(ids[int(j)])
             if a is not None and b is not None:
                 counts[(min(a, b), max(a, b))] = float(battles)
     return {"theta": theta, "counts": counts}

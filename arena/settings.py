@@ -209,7 +209,13 @@ CELERY_BEAT_SCHEDULE = {
         "task": "votes.detect_anomalies",
         "schedule": env_float("VOTES_ANOMALY_PERIODIC_SECONDS", 3600.0),
     },
+    "retention": {"task": "ratings.prune", "schedule": env_float("RETENTION_PERIODIC_SECONDS", 3600.0)},
 }
+# Retention (ratings/retention.py): every snapshot of the last RATINGS_KEEP_ALL_DAYS
+# days, then the newest of each day; idempotency records for
+# ARENA_IDEMPOTENCY_RETENTION_HOURS (default: the vote window).
+RATINGS_KEEP_ALL_DAYS = env_float("RATINGS_KEEP_ALL_DAYS", 30.0)
+RETENTION_CHUNK = env_int("RETENTION_CHUNK", 500)
 
 # --- REST framework -------------------------------------------------------
 REST_FRAMEWORK = {
@@ -272,6 +278,7 @@ ARENA_AUTO_PAUSE_FAILURES = env_int("ARENA_AUTO_PAUSE_FAILURES", 3)  # failed an
 ARENA_PENDING_STALE_SECONDS = env_int("ARENA_PENDING_STALE_SECONDS", 300)  # a turn still pending after this was abandoned
 ARENA_DAILY_VOTE_CAP = env_int("ARENA_DAILY_VOTE_CAP", 1000)  # per voter, rolling 24 h; 0 = no cap
 ARENA_VOTE_WINDOW_SECONDS = env_int("ARENA_VOTE_WINDOW_SECONDS", 6 * 3600)  # after the answers completed
+ARENA_IDEMPOTENCY_RETENTION_HOURS = env_float("ARENA_IDEMPOTENCY_RETENTION_HOURS", ARENA_VOTE_WINDOW_SECONDS / 3600)
 ARENA_TRUSTED_PROXY_COUNT = env_int("ARENA_TRUSTED_PROXY_COUNT", 0)  # reverse proxies setting X-Forwarded-For
 # Client addresses are stored only as HMAC-SHA256 under this salt.
 ARENA_ADDRESS_SALT = env_str("ARENA_ADDRESS_SALT", "") or f"address-salt:{SECRET_KEY}"

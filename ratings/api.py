@@ -3,8 +3,11 @@
 Every response derived from a snapshot carries an ETag and Last-Modified
 taken from that snapshot, so clients and proxies revalidate with a 304.
 The leaderboard, the most requested answer, is rendered once per process
-for each snapshot and query (a snapshot never changes) and then served
-from memory: one small query for the newest snapshot, then bytes.
+for each snapshot, query and registry version (a snapshot never changes;
+model names and details are joined from the registry when read) and then
+served from memory: two small queries (the newest snapshot, the registry),
+then bytes. Answers that show registry details carry the registry version
+in their ETag too, so an admin edit is never answered with a stale 304.
 """
 
 from __future__ import annotations
@@ -159,7 +162,8 @@ def cached_response(request, snap: Snapshot | None, data, extra: str = "") -> Re
 
 class RenderedBodies:
     """A small per-process LRU of rendered JSON bodies. Keys must name the
-    snapshot (id and creation time), so an entry is never stale."""
+    snapshot (id and creation time) and the registry version, so an entry is
+    never stale."""
 
     def __init__(self, size: int):
         self.size = size
@@ -189,12 +193,22 @@ class LeaderboardRow(serializers.Serializer):
     rating = serializers.FloatField(help_text="rating points (400/ln10 scale, base 1000)")
     lower = serializers.FloatField(help_text="95% interval, lower bound")
     upper = serializers.FloatField(help_text="95% interval, upper bound")
-    rank = serializers.IntegerField(help_text="rank (UB) among the listed models")
+    rank = serializers.IntegerField(
+        allow_null=True, help_text="rank (UB) among the listed established models; null for a preliminary row"
+    )
     battles = serializers.IntegerField()
+    display_name = serializers.CharField()
     organization = serializers.CharField()
     license = serializers.CharField()
     status = serializers.CharField()
-    preliminary = serializers.BooleanField(help_text="fewer votes than the minimum for a settled rating")
+    preliminary = serializers.BooleanField(
+        help_text="unranked: fewer votes than RATINGS_MIN_VOTES, or flagged (see flags and caveats)"
+    )
+    flags = serializers.ListField(
+        child=serializers.CharField(),
+        help_text="why a row is preliminary: few_votes, one_battle, only_wins, only_losses, separated, disconnected",
+    )
+    caveats = serializers.ListField(child=serializers.CharField(), help_text="the flags in words")
 
 
 LeaderboardOut = inline_serializer(
@@ -236,32 +250,44 @@ class LeaderboardApi(APIView):
             shown = intervals.parse(_text(request, "intervals"))
         except ValueError as exc:
             raise ValidationError({"intervals": str(exc)}) from None
-        snap = selectors.snapshot_head(ci=ci)
+        snap = selectors.newest_snapshot(ci=ci)
         if snap is None:
-            if ci and selectors.latest_snapshot() is not None:
+            if ci and selectors.newest_snapshot() is not None:
                 raise NotFound(f"no snapshot with {ci} intervals yet; staff can request one at /api/v1/snapshots/")
             return Response(
                 {"updated_at": None, "votes": 0, "snapshot": None, "category": category, "style_control": style,
                  "ci": ci or settings.ARENA_LEADERBOARD_CI, "intervals": shown, "style_coefficients": None,
                  "models": []}
             )
-        # The answer depends on these and on the snapshot only.
+        # The answer depends on these, on the snapshot and on the registry
+        # (names, organizations, statuses are joined when read): an admin
+        # edit changes reg.version, hence the ETag and the cache key.
+        reg = selectors.registry()
         floor = selectors.min_votes()
-        query = f"{category}|{int(style)}|{ci or ''}|{int(include_deprecated)}|m{floor}|{shown}"
+        query = f"{category}|{int(style)}|{ci or ''}|{int(include_deprecated)}|m{floor}|{shown}|r{reg.version}"
         early = not_modified(request, snap, query)
         if early is not None:
             return early
         if not isinstance(request.accepted_renderer, JSONRenderer):  # the browsable API renders the data itself
-            return cached_response(request, snap, self.data(snap, category, style, include_deprecated, shown), query)
+            return cached_response(
+                request, snap, self.data(snap, category, style, include_deprecated, reg, shown), query
+            )
         key = (snap.id, snap.created_at, query)
         body = LEADERBOARD_BODIES.get(key)
         if body is None:
-            body = JSONRenderer().render(self.data(snap, category, style, include_deprecated, shown))
+            body = JSONRenderer().render(self.data(snap, category, style, include_deprecated, reg, shown))
             LEADERBOARD_BODIES.put(key, body)
         return _validators(HttpResponse(body, content_type="application/json"), snap, _etag(snap, query))
 
     @staticmethod
-    def data(snap: Snapshot, category: str, style: bool, include_deprecated: bool, shown: str = "marginal") -> dict:
+    def data(
+        snap: Snapshot,
+        category: str,
+        style: bool,
+        include_deprecated: bool,
+        reg: selectors.Registry | None = None,
+        shown: str = "marginal",
+    ) -> dict:
         view = selectors.snapshot_view(snap, category, style)
         if view is None:
             raise NotFound(f"no view {category!r}{' with style control' if style else ''} in snapshot {snap.id}; "
@@ -269,9 +295,9 @@ class LeaderboardApi(APIView):
         view = intervals.view_with(view, shown)  # rank (UB) below comes from the chosen bounds
         if view is None:
             raise NotFound(intervals.missing_detail(snap.id))
-        rows = selectors.leaderboard_rows(view, include_deprecated=include_deprecated)
-        keys = ("model", "rating", "lower", "upper", "rank", "battles", "organization", "license", "status",
-                "preliminary")
+        rows = selectors.leaderboard_rows(view, include_deprecated=include_deprecated, reg=reg)
+        keys = ("model", "rating", "lower", "upper", "rank", "battles", "display_name", "organization", "license",
+                "status", "preliminary", "flags", "caveats")
         return {
             "updated_at": snap.created_at,
             "votes": view.vote_count,
@@ -293,7 +319,7 @@ HistoryPoint = inline_serializer(
         "rating": serializers.FloatField(),
         "lower": serializers.FloatField(),
         "upper": serializers.FloatField(),
-        "rank": serializers.IntegerField(),
+        "rank": serializers.IntegerField(allow_null=True, help_text="as the leaderboard showed it; null: preliminary"),
         "battles": serializers.IntegerField(),
     },
     many=True,
@@ -319,14 +345,15 @@ class HistoryApi(APIView):
             raise ValidationError({"model": "required"})
         if (problem := model_name_problem(name)) is not None:
             raise ValidationError({"model": f"a model name {problem}"})
-        if not ArenaModel.objects.filter(name=name).exists():
+        model_id = ArenaModel.objects.filter(name=name).values_list("id", flat=True).first()
+        if model_id is None:
             raise NotFound(f"no model {name!r}")
         category = _text(request, "category", "overall")
         style = _bool(request, "style_control")
-        points = selectors.model_history(name, category, style)
+        # Paginated in SQL: a COUNT and one page of the indexed RatingPoint table.
         pager = self.pagination_class()
-        page = pager.paginate_queryset(points, request, view=self)
-        return pager.get_paginated_response(page)
+        page = pager.paginate_queryset(selectors.model_history(model_id, category, style), request, view=self)
+        return pager.get_paginated_response(selectors.history_points(page))
 
 
 ModelSummary = inline_serializer(
@@ -339,6 +366,9 @@ ModelSummary = inline_serializer(
         "url": serializers.CharField(help_text="the model's page, empty when not given"),
         "status": serializers.CharField(),
         "rating": serializers.FloatField(allow_null=True, help_text="overall rating points; null before any vote"),
+        "rank": serializers.IntegerField(
+            allow_null=True, help_text="overall rank (UB), as the leaderboard shows it; null: unranked"
+        ),
         "battles": serializers.IntegerField(),
     },
     many=True,
@@ -355,11 +385,7 @@ class ModelListApi(APIView):
         summary="Registered models with their current overall rating",
     )
     def get(self, request):
-        snap = selectors.latest_snapshot()
-        ratings = {}
-        if snap is not None:
-            view = selectors.snapshot_view(snap, "overall", False)
-            ratings = {r["model"]: r for r in (view.rows if view else [])}
+        ratings = selectors.overall_standings()
         models = [
             {
                 "name": m.name,
@@ -368,8 +394,9 @@ class ModelListApi(APIView):
                 "license": m.license,
                 "url": m.url,
                 "status": m.status,
-                "rating": ratings.get(m.name, {}).get("rating"),
-                "battles": ratings.get(m.name, {}).get("battles", 0),
+                "rating": ratings.get(m.id, {}).get("rating"),
+                "rank": ratings.get(m.id, {}).get("rank"),
+                "battles": ratings.get(m.id, {}).get("battles", 0),
             }
             for m in ArenaModel.objects.order_by(Lower("name"), "name")
         ]
@@ -396,7 +423,11 @@ ModelCard = inline_serializer(
                 "rating": serializers.FloatField(),
                 "lower": serializers.FloatField(),
                 "upper": serializers.FloatField(),
-                "rank": serializers.IntegerField(),
+                "rank": serializers.IntegerField(
+                    allow_null=True, help_text="as the leaderboard listing the model ranks it; null: preliminary"
+                ),
+                "preliminary": serializers.BooleanField(),
+                "caveats": serializers.ListField(child=serializers.CharField()),
                 "battles": serializers.IntegerField(),
                 "wins": serializers.IntegerField(),
                 "losses": serializers.IntegerField(),
@@ -426,7 +457,8 @@ class ModelDetailApi(APIView):
         if not is_valid_model_name(name):  # e.g. NUL, which PostgreSQL refuses in a query
             raise NotFound(f"no model {name!r}")
         model = get_object_or_404(ArenaModel, name=name)
-        snap = selectors.latest_snapshot()
+        snap = selectors.newest_snapshot()
+        reg = selectors.registry()
         data = {
             "name": model.name,
             "display_name": model.label,
@@ -438,9 +470,10 @@ class ModelDetailApi(APIView):
             "opponents": [],
         }
         if snap is not None:
-            data["ratings"] = selectors.model_ratings(snap, model.name)
-            data["opponents"] = selectors.model_opponents(snap, model.name)
-        return cached_response(request, snap, data, f"model-{model.name}")
+            data["ratings"] = selectors.model_ratings(snap, model, reg)
+            data["opponents"] = selectors.model_opponents(snap, model, reg)
+        # The registry version too: a status or organization edit is a new answer, never a 304.
+        return cached_response(request, snap, data, f"model-{model.name}|r{reg.version}")
 
 
 MatrixOut = inline_serializer(
@@ -473,17 +506,18 @@ class MatrixApi(APIView):
         kind = _choice(request, "kind", ("winrate", "count", "predicted"), "winrate")
         category = _text(request, "category", "overall")
         style = _bool(request, "style_control")
-        snap = selectors.latest_snapshot()
+        snap = selectors.newest_snapshot()
         if snap is None:
             raise NotFound("no snapshot published yet")
-        query = f"matrix|{kind}|{category}|{int(style)}"
+        reg = selectors.registry()
+        query = f"matrix|{kind}|{category}|{int(style)}|r{reg.version}"
         early = not_modified(request, snap, query)
         if early is not None:
             return early
         view = selectors.snapshot_view(snap, category, style, with_pairs=True)
         if view is None:
             raise NotFound(f"no view {category!r} in snapshot {snap.id}")
-        models, matrix = selectors.matrix(view, kind)
+        models, matrix = selectors.matrix(view, kind, reg)
         clean = [[None if (v is None or (isinstance(v, float) and math.isnan(v))) else v for v in row] for row in matrix]
         data = {"kind": kind, "category": category, "style_control": style, "snapshot": snap.id, "models": models,
                 "matrix": clean}
@@ -612,7 +646,7 @@ class CategoriesApi(APIView):
         responses=CategoriesOut, summary="The leaderboard views of the newest snapshot and their vote counts"
     )
     def get(self, request):
-        snap = selectors.latest_snapshot()
+        snap = selectors.newest_snapshot()
         if snap is None:
             return Response({"snapshot": None, "categories": []})
         views = [

@@ -49,3 +49,13 @@ def recompute_if_stale() -> int | None:
         snap = services.recompute_publish()
         return snap.id if snap else None
     return None
+
+
+@shared_task(name="ratings.prune", acks_late=True)
+def prune() -> dict:
+    """Retention (ratings.retention): old snapshots down to one a day, expired idempotency records."""
+    from dataclasses import asdict
+
+    from . import retention
+
+    return asdict(retention.prune())
