@@ -15,7 +15,7 @@ from arena.models import ArenaModel, Voter
 from votes.models import Vote
 
 from . import engine, personal
-from .selectors import latest_snapshot, snapshot_view
+from .selectors import newest_snapshot, registry, row_model_id, snapshot_view
 
 SCORE = {"a": 1.0, "b": 0.0, "tie": 0.5, "both_bad": 0.5}
 
@@ -50,17 +50,19 @@ def personal_leaderboard(voter: Voter | None) -> dict:
     # it does not rate yet (too new) sits at the centre, theta = 0.
     prior = np.zeros(len(ids))
     global_rating = np.full(len(ids), engine.INIT_RATING)
-    snap = latest_snapshot()
+    snap = newest_snapshot()
     view = snapshot_view(snap, "overall", False) if snap is not None else None
     if view is not None:
         out["snapshot"] = snap.id
-        by_name = {r["model"]: r for r in view.rows}
-        for k, name in enumerate(names):
-            r = by_name.get(name)
+        # Stored rows name models by id (older snapshots by name).
+        reg = registry()
+        by_id = {row_model_id(r, reg): r for r in view.rows}
+        for k, mid in enumerate(ids):
+            r = by_id.get(int(mid))
             if r is not None:
                 prior[k] = r.get("theta", 0.0)
                 global_rating[k] = r["rating"]
-        missing = [k for k, name in enumerate(names) if name not in by_name]
+        missing = [k for k, mid in enumerate(ids) if int(mid) not in by_id]
         if missing:  # the same points as the rated models: their shift applied to theta = 0
             rated = [k for k in range(len(names)) if k not in set(missing)]
             shift = float(np.mean(global_rating[rated] - engine.theta_to_points(prior[rated]))) if rated else 0.0
