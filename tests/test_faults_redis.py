@@ -214,3 +214,101 @@ def test_a_worker_sigkilled_mid_burst_is_restarted_by_run_arena_and_ratings_catc
         assert ledger["201"] == len(battles), voter.sent
     finally:
         arena.stop()
+
+
+# --- the pieces, one at a time ------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_an_empty_rate_setting_turns_the_limit_off():
+    """Issue #12 item 9: `ARENA_VOTE_RATE=` (set, empty) means no limit, as the
+    README says; unset keeps the default."""
+    import subprocess
+
+    from tests.services import ROOT
+
+    code = "from django.conf import settings; print(repr(settings.ARENA_RATE_LIMITS['vote']['voter']))"
+    read = [sys.executable, "manage.py", "shell", "-v", "0", "-c", code]
+    env = worker_env({"ARENA_VOTE_RATE": ""})
+    off = subprocess.run(read, cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+    env.pop("ARENA_VOTE_RATE")
+    default = subprocess.run(read, cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+    assert off.stdout.strip().splitlines()[-1] == "''"
+    assert default.stdout.strip().splitlines()[-1] == "'30/m'"
+
+
+@pytest.mark.django_db
+def test_an_empty_vote_rate_lets_a_session_vote_past_any_window(settings, demo_models):
+    import copy
+
+    from django.test import Client
+
+    from tests.arena.helpers import open_battle, vote
+
+    rates = copy.deepcopy(settings.ARENA_RATE_LIMITS)
+    rates["vote"].update(voter="", address="")
+    settings.ARENA_RATE_LIMITS = rates
+    voter = Client()
+    codes = [vote(voter, open_battle(voter)["id"], "a").status_code for _ in range(35)]
+    assert codes == [201] * 35
+
+
+@pytest.mark.django_db
+def test_with_the_cache_unreachable_the_limits_still_hold_in_process_memory(settings, demo_models):
+    """The documented fallback: the breaker opens on the first failure and the
+    windows are counted in this process; the vote is never blocked or failed."""
+    import copy
+
+    from django.core.cache import cache
+    from django.test import Client
+
+    from arena import redis_guard
+    from tests.arena.helpers import open_battle, vote
+
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": f"redis://127.0.0.1:{free_port()}/0",  # nothing listens there
+            "OPTIONS": {"socket_connect_timeout": 0.25, "socket_timeout": 0.25},
+        }
+    }
+    redis_guard.reset()
+    voter = Client()
+    battles = [open_battle(voter)["id"] for _ in range(4)]  # battle limits fall back too
+    rates = copy.deepcopy(settings.ARENA_RATE_LIMITS)
+    rates["vote"].update(voter="3/m")
+    settings.ARENA_RATE_LIMITS = rates
+    try:
+        assert redis_guard.is_open(redis_guard.cache_server())
+        codes = [vote(voter, b, "a").status_code for b in battles]
+        # 3 allowed, the 4th limited: unless a minute boundary fell between them.
+        assert codes[:3] == [201, 201, 201] and codes[3] in (429, 201)
+        assert Vote.objects.count() == codes.count(201)
+        with pytest.raises(Exception):  # noqa: B017 - the cache really is unreachable
+            cache.get("anything")
+    finally:
+        redis_guard.reset()
+
+
+def test_a_recompute_that_finds_the_lock_held_is_run_by_the_holder_afterwards(settings, demo_models, start_worker):
+    """Issue #12 item 6 (lost wake-up): a vote arriving while a recompute holds
+    the lock queues a task that finds the lock held; the holder runs again for
+    it, so the leaderboard counts that vote with no beat running at all."""
+    from django.test import Client
+
+    from tests.arena.helpers import open_battle, vote
+
+    slow = {"RATINGS_TEST_PAUSE_SECONDS": "4", "RATINGS_DEBOUNCE_SECONDS": "0.5"}
+    workers = [start_worker(env=slow), start_worker(env=slow)]
+    voter = Client()
+    first, second = open_battle(voter)["id"], open_battle(voter)["id"]
+    assert vote(voter, first, "a").status_code == 201
+
+    def holding() -> bool:
+        return any("holding snapshot uncommitted" in w.output() for w in workers)
+
+    assert wait_for(holding, 30), [w.output()[-2000:] for w in workers]
+    assert vote(voter, second, "b").status_code == 201  # its task finds the lock held
+
+    assert wait_for(lambda: caught_up() and Vote.objects.count() == 2, 60), [w.output()[-3000:] for w in workers]
+    assert Snapshot.objects.order_by("-id").first().vote_count == 2
