@@ -179,7 +179,16 @@ if not REDIS_URL:
         "store_processed": False,
     }
 else:
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 1, "socket_timeout": 2}
+    # ack_emulation off: kombu 5.7's redis transport (the newest release) kills
+    # the worker ("'NoneType' object has no attribute 'hostname'" in
+    # _connparams, via restore_unacked) whenever the connection drops while
+    # it holds an unacknowledged message, ETA or executing: it restores them
+    # through a connection already torn down. Without ack emulation the
+    # restore is the base transport's, which logs a failure instead of dying.
+    # The price: a message a killed worker held is gone rather than restored
+    # after the visibility timeout; every task here is idempotent and beat's
+    # recompute_if_stale catches up (docs/RATINGS.md#faults).
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 1, "socket_timeout": 2, "ack_emulation": False}
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
@@ -190,9 +199,9 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # (the periodic recompute catches up). The vote path itself publishes with
 # retry=False on a connection with ARENA_REDIS_TIMEOUT (votes/services.py).
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}
-# No task of ours is ever parked in the worker as an ETA/countdown message:
-# kombu 5.7's redis transport crashes the worker when it restores one after a
-# Redis restart (docs/RATINGS.md#faults). The debounce waits inside the task.
+# No task of ours is ever parked in the worker as an ETA/countdown message
+# (the debounce waits inside the task): the worker holds as little as
+# possible unacknowledged when the broker goes away (docs/RATINGS.md#faults).
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 RATINGS_DEBOUNCE_SECONDS = env_float("RATINGS_DEBOUNCE_SECONDS", 2.0)
 # Test hook only (tests/test_e2e_recompute_crash.py): seconds a recompute holds its snapshot uncommitted.

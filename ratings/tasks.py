@@ -1,12 +1,13 @@
 """Celery tasks: thin wrappers that own the retry and debounce policy.
 
-No task here ever asks Celery for a countdown or an ETA. A message the
-worker holds unacknowledged until a due time is exactly what kombu 5.7's
-redis transport fails to restore after a Redis restart (the worker dies with
-``AttributeError: 'NoneType' object has no attribute 'hostname'`` in
-``_connparams``, issue #12). So the debounce waits inside the task, an
-operator's run waits for a busy lock inside the task, and failures are left
-to beat's periodic ``recompute_if_stale`` instead of Celery's retry backoff.
+No task here ever asks Celery for a countdown or an ETA: the worker should
+hold as few messages unacknowledged as possible, since kombu 5.7's redis
+transport with ack emulation dies restoring them after a Redis restart
+(``AttributeError: 'NoneType' object has no attribute 'hostname'`` in
+``_connparams``, issue #12; settings turn ack emulation off). So the debounce
+waits inside the task, an operator's run waits for a busy lock inside the
+task, and failures are left to beat's periodic ``recompute_if_stale`` instead
+of Celery's retry backoff (every retry would be a countdown message).
 """
 
 from __future__ import annotations
