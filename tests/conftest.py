@@ -165,3 +165,14 @@ def own_redis(tmp_path):
     server = RedisServer(binary, free_port(), tmp_path / "redis").start()
     yield server
     server.stop(kill=True)
+
+
+@pytest.fixture(autouse=True)
+def _closed_redis_breakers():
+    """Each test starts with every Redis circuit breaker closed
+    (arena/redis_guard.py keeps per-process state)."""
+    from arena import redis_guard
+
+    redis_guard.reset()
+    yield
+    redis_guard.reset()
