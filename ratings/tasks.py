@@ -16,7 +16,6 @@ import logging
 import time
 
 from celery import shared_task
-from django.conf import settings
 from django.core.cache import cache
 
 from votes.services import RECOMPUTE_QUEUED_KEY
@@ -45,14 +44,17 @@ def _cache_call(what: str, fn, default=None):
         return default
 
 
+MAX_DEBOUNCE_WAIT_SECONDS = 60
+
+
 def wait_out_debounce() -> None:
     """Let the burst that queued this task finish, then clear the flag, so
     votes committed after this point queue the next task. The flag's value
-    is when the first vote of the burst set it."""
-    debounce = settings.RATINGS_DEBOUNCE_SECONDS
-    since = _cache_call("debounce flag", lambda: cache.get(RECOMPUTE_QUEUED_KEY))
-    if isinstance(since, int | float) and debounce > 0:
-        time.sleep(min(debounce, max(0.0, since + debounce - time.time())))
+    is when the window ends, as the voting process's RATINGS_DEBOUNCE_SECONDS
+    set it (capped, in case a clock is far off)."""
+    due = _cache_call("debounce flag", lambda: cache.get(RECOMPUTE_QUEUED_KEY))
+    if isinstance(due, int | float):
+        time.sleep(min(MAX_DEBOUNCE_WAIT_SECONDS, max(0.0, due - time.time())))
     _cache_call("debounce flag", lambda: cache.delete(RECOMPUTE_QUEUED_KEY))
 
 

@@ -134,9 +134,7 @@ def test_a_redis_restart_while_the_worker_holds_a_recompute_task_kills_nothing_a
     restarts (here a recompute waiting out a 4 s debounce, in a prefork pool
     as in production) used to kill the worker in kombu's restore_unacked, and
     the leaderboard stayed stale for good."""
-    stack = stack_factory(
-        worker_extra={"RATINGS_DEBOUNCE_SECONDS": "4"}, worker_args=("--pool", "prefork", "--concurrency", "2")
-    )
+    stack = stack_factory(worker_args=("--pool", "prefork", "--concurrency", "2"), RATINGS_DEBOUNCE_SECONDS="4")
     voter = HttpVoter(stack.url)
     battles = [voter.open_battle() for _ in range(8)]
 
@@ -304,7 +302,7 @@ def test_a_recompute_that_finds_the_lock_held_is_run_by_the_holder_afterwards(se
 
     from tests.arena.helpers import open_battle, vote
 
-    slow = {"RATINGS_TEST_PAUSE_SECONDS": "4", "RATINGS_DEBOUNCE_SECONDS": "0.5"}
+    slow = {"RATINGS_TEST_PAUSE_SECONDS": "6"}
     workers = [start_worker(env=slow), start_worker(env=slow)]
     voter = Client()
     first, second = open_battle(voter)["id"], open_battle(voter)["id"]

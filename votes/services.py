@@ -134,7 +134,8 @@ def text_features(prompt: str, turns_a: list[str], turns_b: list[str], n_turns: 
 def request_recompute() -> bool:
     """Ask the worker for a ratings recompute, debounced; never blocks the vote.
 
-    The first vote of a burst sets the debounce flag (its value: when) and
+    The first vote of a burst sets the debounce flag (its value: when the
+    window ends) and
     publishes a plain ``ratings.recompute`` message, with no countdown: the
     task itself waits out the debounce window (ratings/tasks.py), so the
     worker never holds an ETA message that a Redis restart would make it
@@ -151,7 +152,7 @@ def request_recompute() -> bool:
     debounce = settings.RATINGS_DEBOUNCE_SECONDS
     flagged = redis_guard.call(
         redis_guard.cache_server(),
-        lambda: cache.add(RECOMPUTE_QUEUED_KEY, time.time(), timeout=debounce + RECOMPUTE_FLAG_GRACE_SECONDS),
+        lambda: cache.add(RECOMPUTE_QUEUED_KEY, time.time() + debounce, timeout=debounce + RECOMPUTE_FLAG_GRACE_SECONDS),
         lambda: None,
         "recompute debounce flag",
     )
