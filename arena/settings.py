@@ -154,12 +154,19 @@ REDIS_URL = env_str("REDIS_URL")
 # The cache may live in another Redis database than the broker's queue, so
 # that clearing the cache never drops queued tasks.
 REDIS_CACHE_URL = env_str("REDIS_CACHE_URL", REDIS_URL)
+# Seconds any web-side Redis call (cache, rate limits, debounce flag, task
+# publish) may wait; after one failure the per-process circuit breaker keeps
+# requests off that Redis for ARENA_REDIS_BREAKER_SECONDS (docs/VOTES.md).
+ARENA_REDIS_TIMEOUT = env_float("ARENA_REDIS_TIMEOUT", 0.25)
+ARENA_REDIS_BREAKER_SECONDS = env_float("ARENA_REDIS_BREAKER_SECONDS", 5.0)
 if REDIS_CACHE_URL:
     CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_CACHE_URL,
-            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 2},
+            # One short timeout, no retry: a frozen Redis costs a request at most
+            # ARENA_REDIS_TIMEOUT once, then arena/redis_guard.py's breaker skips it.
+            "OPTIONS": {"socket_connect_timeout": ARENA_REDIS_TIMEOUT, "socket_timeout": ARENA_REDIS_TIMEOUT},
         }
     }
 else:
@@ -184,7 +191,16 @@ if not REDIS_URL:
         "store_processed": False,
     }
 else:
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 1, "socket_timeout": 2}
+    # ack_emulation off: kombu 5.7's redis transport (the newest release) kills
+    # the worker ("'NoneType' object has no attribute 'hostname'" in
+    # _connparams, via restore_unacked) whenever the connection drops while
+    # it holds an unacknowledged message, ETA or executing: it restores them
+    # through a connection already torn down. Without ack emulation the
+    # restore is the base transport's, which logs a failure instead of dying.
+    # The price: a message a killed worker held is gone rather than restored
+    # after the visibility timeout; every task here is idempotent and beat's
+    # recompute_if_stale catches up (docs/RATINGS.md#faults).
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 1, "socket_timeout": 2, "ack_emulation": False}
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
@@ -192,14 +208,18 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_TIMEOUT = 2
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # A vote must never wait on a dead broker: one quick retry, then give up
-# (the periodic recompute catches up).
+# (the periodic recompute catches up). The vote path itself publishes with
+# retry=False on a connection with ARENA_REDIS_TIMEOUT (votes/services.py).
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}
+# No task of ours is ever parked in the worker as an ETA/countdown message
+# (the debounce waits inside the task): the worker holds as little as
+# possible unacknowledged when the broker goes away (docs/RATINGS.md#faults).
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 RATINGS_DEBOUNCE_SECONDS = env_float("RATINGS_DEBOUNCE_SECONDS", 2.0)
 # Test hook only (tests/test_e2e_recompute_crash.py): seconds a recompute holds its snapshot uncommitted.
 RATINGS_TEST_PAUSE_SECONDS = env_float("RATINGS_TEST_PAUSE_SECONDS", 0.0)
 RATINGS_MIN_VOTES = env_int("RATINGS_MIN_VOTES", 30)  # fewer battles: "preliminary"; weighted sampling boosts them
-RATINGS_PERIODIC_SECONDS = env_float("RATINGS_PERIODIC_SECONDS", 60.0)
+RATINGS_PERIODIC_SECONDS = env_float("RATINGS_PERIODIC_SECONDS", 30.0)
 CELERY_BEAT_SCHEDULE = {
     "recompute-if-stale": {
         "task": "ratings.recompute_if_stale",
@@ -257,14 +277,22 @@ if ARENA_SAMPLING_POLICY not in ("weighted", "uniform", "active"):
 # Abuse resistance (arena/integrity.py, docs/VOTES.md). Rates are "N/<s|m|h|d>";
 # empty or 0 turns one off. A person reads two answers before voting, so 30
 # votes a minute from one session is already far above human speed.
+
+
+def _env_rate(name: str, default: str) -> str:
+    """Unset → the default; set but empty → "" (the limit is off, as documented)."""
+    value = os.environ.get(name)
+    return default if value is None else value.strip()
+
+
 ARENA_RATE_LIMITS = {
     "vote": {
-        "voter": env_str("ARENA_VOTE_RATE", "30/m"),
-        "address": env_str("ARENA_VOTE_RATE_PER_ADDRESS", "300/m"),
+        "voter": _env_rate("ARENA_VOTE_RATE", "30/m"),
+        "address": _env_rate("ARENA_VOTE_RATE_PER_ADDRESS", "300/m"),
     },
     "battle": {
-        "voter": env_str("ARENA_BATTLE_RATE", "60/m"),
-        "address": env_str("ARENA_BATTLE_RATE_PER_ADDRESS", "600/m"),
+        "voter": _env_rate("ARENA_BATTLE_RATE", "60/m"),
+        "address": _env_rate("ARENA_BATTLE_RATE_PER_ADDRESS", "600/m"),
     },
 }
 for _action, _scopes in ARENA_RATE_LIMITS.items():

@@ -4,6 +4,7 @@ checks ownership and state and turns violations into clear errors."""
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from datetime import timedelta
 
@@ -22,6 +23,9 @@ log = logging.getLogger(__name__)
 
 RECOMPUTE_TASK = "ratings.recompute"
 RECOMPUTE_QUEUED_KEY = "ratings:recompute-queued"
+# The debounce flag outlives its window by this much: if its task is lost
+# (a worker SIGKILLed holding it), the next vote after that queues another.
+RECOMPUTE_FLAG_GRACE_SECONDS = 10
 
 
 class VoteRejected(ArenaError):
@@ -143,27 +147,51 @@ def text_features(prompt: str, turns_a: list[str], turns_b: list[str], n_turns: 
 
 
 def request_recompute() -> bool:
-    """Ask the worker for a ratings recompute, debounced.
+    """Ask the worker for a ratings recompute, debounced; never blocks the vote.
 
-    Many votes inside the debounce window queue one task. A dead broker or
-    cache never fails the vote: the periodic recompute catches up. Returns
-    whether a task was queued.
+    The first vote of a burst sets the debounce flag (its value: when the
+    window ends) and
+    publishes a plain ``ratings.recompute`` message, with no countdown: the
+    task itself waits out the debounce window (ratings/tasks.py), so the
+    worker never holds an ETA message that a Redis restart would make it
+    restore (kombu crashes on that, issue #12). Later votes find the flag and
+    publish nothing: the queued task will count them.
+
+    Each Redis call waits at most ARENA_REDIS_TIMEOUT and goes through the
+    circuit breaker (arena/redis_guard.py): a sick Redis costs one vote one
+    short timeout, then votes skip it. A dead broker or cache never fails the
+    vote: beat's periodic recompute catches up. Returns whether a task was queued.
     """
-    from arena.celery import app
+    from arena import redis_guard
 
     debounce = settings.RATINGS_DEBOUNCE_SECONDS
-    try:
-        if not cache.add(RECOMPUTE_QUEUED_KEY, 1, timeout=debounce + 60):
-            return False
-    except Exception:  # noqa: BLE001 - cache down: still try to queue
-        log.warning("cache unavailable; queueing a recompute without debounce")
-    try:
-        app.send_task(RECOMPUTE_TASK, countdown=debounce)
-        return True
-    except Exception as exc:  # noqa: BLE001 - broker down must not lose the vote
-        log.warning("could not queue a ratings recompute (%s); the periodic run will catch up", exc)
-        try:
-            cache.delete(RECOMPUTE_QUEUED_KEY)
-        except Exception:  # noqa: BLE001
-            pass
-        return False
+    flagged = redis_guard.call(
+        redis_guard.cache_server(),
+        lambda: cache.add(RECOMPUTE_QUEUED_KEY, time.time() + debounce, timeout=debounce + RECOMPUTE_FLAG_GRACE_SECONDS),
+        lambda: None,
+        "recompute debounce flag",
+    )
+    if flagged is False:
+        return False  # a queued (or lost, until the flag expires) task will count this vote
+    sent = redis_guard.call(redis_guard.broker_server(), _publish_recompute, lambda: False, "recompute publish")
+    if not sent:
+        log.warning("could not queue a ratings recompute; the periodic run will catch up")
+        if flagged:
+            redis_guard.call(
+                redis_guard.cache_server(), lambda: cache.delete(RECOMPUTE_QUEUED_KEY), lambda: None, "flag delete"
+            )
+    return sent
+
+
+def _publish_recompute() -> bool:
+    """Publish on a connection of its own with the short request-path
+    timeouts and no retry (the worker's own connections keep theirs)."""
+    from arena.celery import app
+
+    options = {}
+    if settings.CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+        timeout = settings.ARENA_REDIS_TIMEOUT
+        options = {"socket_timeout": timeout, "socket_connect_timeout": timeout}
+    with app.connection_for_write(transport_options=options) as conn:
+        app.send_task(RECOMPUTE_TASK, connection=conn, retry=False)
+    return True
