@@ -1,7 +1,7 @@
 """Votes under faults: what voters were told, what was stored, and how long the
 leaderboard took to catch up, per fault (issue #12).
 
-    .venv/bin/python bench/bench_faults.py [--database postgres://postgres@127.0.0.1:5432/h4bench]
+    .venv/bin/python bench/bench_faults.py [--database postgres://postgres@127.0.0.1:5432/arena_bench_faults]
         [--clients 6] [--before 3] [--fault 10] [--after 3]
         [--scenarios redis_restart,redis_freeze,worker_kill,pg_cut,pg_hold]
 
@@ -265,7 +265,7 @@ def fmt(value, digits: int = 0) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--database", default="postgres://postgres@127.0.0.1:5432/h4bench")
+    parser.add_argument("--database", default="postgres://postgres@127.0.0.1:5432/arena_bench_faults")
     parser.add_argument("--clients", type=int, default=6)
     parser.add_argument("--before", type=float, default=3.0)
     parser.add_argument("--fault", type=float, default=10.0)
