@@ -25,6 +25,8 @@ ALLOWED = "letters, digits and . _ - / : @ +"
 
 def _bad_char(ch: str) -> str:
     code = f"U+{ord(ch):04X}"
+    if ch == "\x00":  # named apart: a common corruption, and one PostgreSQL text can't hold
+        return f"contains a NUL character ({code})"
     if unicodedata.category(ch).startswith("C"):
         return f"contains a control or invisible character ({code})"
     if ch.isspace():

@@ -246,10 +246,7 @@ class LeaderboardApi(APIView):
         style = _bool(request, "style_control")
         ci = _choice(request, "ci", CI_CHOICES, None)
         include_deprecated = _bool(request, "include_deprecated")
-        try:
-            shown = intervals.parse(_text(request, "intervals"))
-        except ValueError as exc:
-            raise ValidationError({"intervals": str(exc)}) from None
+        shown = _choice(request, "intervals", intervals.CHOICES, None) or intervals.default()
         snap = selectors.newest_snapshot(ci=ci)
         if snap is None:
             if ci and selectors.newest_snapshot() is not None:
@@ -344,7 +341,8 @@ class HistoryApi(APIView):
         if not name:
             raise ValidationError({"model": "required"})
         if (problem := model_name_problem(name)) is not None:
-            raise ValidationError({"model": f"a model name {problem}"})
+            # No model can have such a name (arena.names), so none is found.
+            raise NotFound(f"no model {name!r}: a model name {problem}")
         model_id = ArenaModel.objects.filter(name=name).values_list("id", flat=True).first()
         if model_id is None:
             raise NotFound(f"no model {name!r}")

@@ -249,6 +249,16 @@ def test_an_empty_vote_rate_lets_a_session_vote_past_any_window(settings, demo_m
 
     from tests.arena.helpers import open_battle, vote
 
+    from arena.models import Answer, ArenaModel, Question
+
+    # One voter sees each answer revealed at most once (docs/VOTES.md): the
+    # demo's 5 models × 12 questions allow 24 votes, so 4 more models answer
+    # every question to give room for 35, past the default 30/m window.
+    for k in range(4):
+        extra = ArenaModel.objects.create(name=f"extra-{k}")
+        Answer.objects.bulk_create(
+            Answer(question=q, model=extra, turns=[f"Answer {k} to {q.external_id}."]) for q in Question.objects.all()
+        )
     rates = copy.deepcopy(settings.ARENA_RATE_LIMITS)
     rates["vote"].update(voter="", address="")
     settings.ARENA_RATE_LIMITS = rates

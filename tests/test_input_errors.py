@@ -115,6 +115,6 @@ def test_import_battles_with_a_nul_character_names_the_line_and_writes_nothing(t
     with pytest.raises(CommandError) as err:
         call_command("import_battles", str(path), stdout=io.StringIO(), stderr=io.StringIO(), no_progress=True)
     message = str(err.value)
-    assert f"{path}:2: model_a contains a NUL character" in message
+    assert f"{path}:2: model_a " in message and "contains a NUL character (U+0000)" in message
     assert f"{path}:3: judge contains a NUL character" in message
     assert not Vote.objects.exists() and not ArenaModel.objects.exists()

@@ -316,7 +316,7 @@ def test_the_boost_ends_for_a_model_whose_every_vote_is_excluded(settings):
     assert not Vote.objects.filter(excluded=False).filter(model_a=leaky).exists()
     assert not Vote.objects.filter(excluded=False).filter(model_b=leaky).exists()
     overall = SnapshotView.objects.get(key="overall", style_control=False)
-    assert all(r["model"] != "leaky" or r["battles"] == 0 for r in overall.rows)  # the snapshot never counts it
+    assert all(r["model_id"] != leaky.id or r["battles"] == 0 for r in overall.rows)  # the snapshot never counts it
     assert sampling_inputs(models)["weights"][leaky_at] == 1.0  # ... yet the boost is over
 
 

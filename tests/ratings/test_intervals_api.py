@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from rest_framework.test import APIClient
 
+from arena.models import ArenaModel
 from ratings import engine
 from ratings.models import SnapshotView
 from ratings.services import recompute_publish
@@ -39,8 +40,10 @@ def test_every_view_stores_simultaneous_bounds_around_the_marginal_ones(publishe
 def test_api_default_is_marginal_and_says_so(client, published):
     body = client.get("/api/v1/leaderboard/").json()
     assert body["intervals"] == "marginal"
-    stored = {r["model"]: r for r in SnapshotView.objects.get(snapshot=published, key="overall",
-                                                             style_control=False).rows}
+    # Stored rows name models by id; the registry gives their names.
+    names = dict(ArenaModel.objects.values_list("id", "name"))
+    stored = {names[r["model_id"]]: r for r in SnapshotView.objects.get(snapshot=published, key="overall",
+                                                                        style_control=False).rows}
     for m in body["models"]:
         assert (m["lower"], m["upper"]) == (stored[m["model"]]["lower"], stored[m["model"]]["upper"])
 
@@ -97,10 +100,11 @@ def test_ratings_ties_davidson_publishes_its_tie_parameter(demo_models, settings
     nu = dav.params["tie_param"]
     assert 0 < nu["lower"] < nu["nu"] < nu["upper"]
     assert recompute_publish().id == dav.id  # and then idempotent again
-    rows = {r["model"]: r["rating"] for r in SnapshotView.objects.get(snapshot=dav, key="overall",
-                                                                      style_control=False).rows}
-    old = {r["model"]: r["rating"] for r in SnapshotView.objects.get(snapshot=half, key="overall",
-                                                                     style_control=False).rows}
+    names = dict(ArenaModel.objects.values_list("id", "name"))
+    rows = {names[r["model_id"]]: r["rating"] for r in SnapshotView.objects.get(snapshot=dav, key="overall",
+                                                                                style_control=False).rows}
+    old = {names[r["model_id"]]: r["rating"] for r in SnapshotView.objects.get(snapshot=half, key="overall",
+                                                                               style_control=False).rows}
     # a tie is evidence of nearness, not half a win: the spread differs
     assert np.ptp(list(rows.values())) != pytest.approx(np.ptp(list(old.values())), abs=0.5)
     assert max(rows, key=rows.get) == ORDER[0]

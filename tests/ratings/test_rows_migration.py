@@ -15,6 +15,9 @@ AFTER = [("ratings", "0005_rows_by_model_id")]
 def migrate(targets):
     executor = MigrationExecutor(connection)
     executor.loader.build_graph()
+    # The arena app stays at its newest migration: the historical ArenaModel
+    # must have every column the table has (later ones, e.g. url, included).
+    targets = [*targets, *executor.loader.graph.leaf_nodes("arena")]
     executor.migrate(targets)
     return executor.loader.project_state(targets).apps
 
