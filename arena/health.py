@@ -88,8 +88,8 @@ def connect_worker_signals() -> None:
     """Called from arena/celery.py: beat while a worker runs."""
     from celery.signals import worker_ready, worker_shutdown
 
-    worker_ready.connect(lambda sender=None, **kw: start_heartbeat(sender.hostname), weak=False)
-    worker_shutdown.connect(lambda sender=None, **kw: stop_heartbeat(sender.hostname), weak=False)
+    worker_ready.connect(lambda sender=None, **kw: start_heartbeat(f"{sender.hostname}:{os.getpid()}"), weak=False)
+    worker_shutdown.connect(lambda sender=None, **kw: stop_heartbeat(f"{sender.hostname}:{os.getpid()}"), weak=False)
 
 
 # --- the probe -----------------------------------------------------------------
