@@ -20,19 +20,24 @@ from arena.providers import OpenAICompatible, ProviderError
 from tests.fake_openai import FakeOpenAI
 from tests.services import ROOT, ChildProcess, free_port, redis_server_binary, unavailable, wait_for
 
-# The production environment deploy/env.example documents (the parts Django's
-# deployment checks read), with a fresh 50-character secret.
-PRODUCTION_ENV = {
-    "DEBUG": "false",
-    "ALLOWED_HOSTS": "arena.example.org",
-    "CSRF_TRUSTED_ORIGINS": "https://arena.example.org",
-    "ARENA_TRUSTED_PROXY_COUNT": "1",
-}
+def documented_production_env() -> dict[str, str]:
+    """deploy/env.example, the production environment the README points to."""
+    env = {}
+    for line in (ROOT / "deploy" / "env.example").read_text().splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            key, _, value = line.partition("=")
+            env[key.strip()] = value.strip()
+    return env
 
 
 def check_deploy(tmp_path, **extra: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SECURE_", "SESSION_COOKIE", "CSRF_COOKIE"))}
-    env.update(PRODUCTION_ENV, SECRET_KEY=secrets.token_urlsafe(48)[:50], ARENA_VAR_DIR=str(tmp_path), **extra)
+    documented = documented_production_env()
+    assert documented["DEBUG"] == "false" and "SECRET_KEY" in documented
+    # This machine's services and a fresh 50-character secret instead of the placeholders.
+    for keep in ("DATABASE_URL", "REDIS_URL", "REDIS_CACHE_URL"):
+        documented.pop(keep, None)
+    env.update(documented, SECRET_KEY=secrets.token_urlsafe(48)[:50], ARENA_VAR_DIR=str(tmp_path), **extra)
     return subprocess.run([sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
 
