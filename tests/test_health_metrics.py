@@ -295,3 +295,15 @@ def test_a_stream_the_voter_leaves_is_neither_answered_nor_failed(provider):
     assert _value(PROVIDER_FIRST_TOKEN, "m-slow") == 1
     assert _value(PROVIDER_ANSWER, "m-slow") == 0
     assert sum(_value(PROVIDER_ERRORS, "m-slow", kind, suffix="_total") for kind in ("stream", "crash", "http")) == 0
+
+
+def test_probes_are_not_redirected_to_https_but_pages_are(client, transactional_db, settings):
+    """Probes and scrapers talk plain HTTP to the web process behind the proxy."""
+    settings.SECURE_SSL_REDIRECT = True
+    settings.ARENA_METRICS_TOKEN = "t"
+    assert client.get("/arena/").status_code == 301
+    assert client.get("/healthz").status_code in (200, 503)
+    assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer t").status_code == 200
+    # Behind the TLS proxy, a request it marks as HTTPS is served.
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    assert client.get("/arena/", HTTP_X_FORWARDED_PROTO="https").status_code == 200
