@@ -142,7 +142,9 @@ class ArenaCollector:
         yield skipped
 
         streams = GaugeMetricFamily("arena_streams_in_progress", "Live turns being answered now (all web processes)")
-        streams.add_metric([], Battle.objects.filter(streaming_since__isnull=False).count())
+        # A streaming turn is always pending: the status index narrows the scan to those.
+        streaming = Battle.objects.filter(status=Battle.Status.PENDING, streaming_since__isnull=False)
+        streams.add_metric([], streaming.count())
         yield streams
 
         totals = Snapshot.objects.aggregate(n=Count("id"), seconds=Sum("duration"))
