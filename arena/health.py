@@ -242,7 +242,9 @@ def healthz_view(request):
     from django.http import JsonResponse
 
     if request.method not in ("GET", "HEAD"):
-        return JsonResponse({"error": "method_not_allowed", "detail": "use GET"}, status=405, headers={"Allow": "GET, HEAD"})
+        return JsonResponse(
+            {"error": "method_not_allowed", "detail": "use GET"}, status=405, headers={"Allow": "GET, HEAD"}
+        )
     result = health()
     return JsonResponse(
         result, status=200 if result["status"] == "ok" else 503, headers={"Cache-Control": "no-store"}

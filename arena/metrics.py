@@ -120,8 +120,9 @@ class ArenaCollector:
         from ratings.models import Snapshot
         from votes.models import Vote
 
-        votes = CounterMetricFamily("arena_votes_stored", "Votes stored, by winner (counted and excluded)",
-                                    labels=["winner"])  # fmt: skip
+        votes = CounterMetricFamily(
+            "arena_votes_stored", "Votes stored, by winner (counted and excluded)", labels=["winner"]
+        )
         for winner, n in Vote.objects.order_by().values_list("winner").annotate(n=Count("id")):
             votes.add_metric([winner], n)
         yield votes
@@ -136,8 +137,9 @@ class ArenaCollector:
         yield status
         # Skipped: answered and shown, never voted on, and now past the vote window.
         window = timezone.now() - timedelta(seconds=settings.ARENA_VOTE_WINDOW_SECONDS)
-        skipped = CounterMetricFamily("arena_battles_skipped",
-                                      "Battles whose answers were shown but got no vote within the vote window")  # fmt: skip
+        skipped = CounterMetricFamily(
+            "arena_battles_skipped", "Battles whose answers were shown, never voted on within the vote window"
+        )
         skipped.add_metric([], Battle.objects.filter(status=Battle.Status.READY, ready_at__lt=window).count())
         yield skipped
 
@@ -148,7 +150,9 @@ class ArenaCollector:
         yield streams
 
         totals = Snapshot.objects.aggregate(n=Count("id"), seconds=Sum("duration"))
-        recompute = SummaryMetricFamily("arena_recompute_duration_seconds", "Duration of the recomputes that published a snapshot")  # fmt: skip
+        recompute = SummaryMetricFamily(
+            "arena_recompute_duration_seconds", "Duration of the recomputes that published a snapshot"
+        )
         recompute.add_metric([], count_value=totals["n"] or 0, sum_value=totals["seconds"] or 0.0)
         yield recompute
         newest = Snapshot.objects.order_by("-created_at", "-id").values_list("created_at", "duration").first()

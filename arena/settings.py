@@ -295,7 +295,9 @@ if _proxy_ssl.lower() in ("off", "none", "0", "false"):
 else:
     _header, _sep, _value = _proxy_ssl.partition(",")
     if not _sep or not _header.strip() or not _value.strip():
-        raise ImproperlyConfigured(f"SECURE_PROXY_SSL_HEADER is {_proxy_ssl!r}; write HEADER,value, e.g. X-Forwarded-Proto,https")
+        raise ImproperlyConfigured(
+            f"SECURE_PROXY_SSL_HEADER is {_proxy_ssl!r}; write HEADER,value, e.g. X-Forwarded-Proto,https"
+        )
     SECURE_PROXY_SSL_HEADER = ("HTTP_" + _header.strip().upper().replace("-", "_"), _value.strip())
 # Probes and scrapers talk to the app directly over plain HTTP on the private
 # network; redirecting them to HTTPS would fail every probe.

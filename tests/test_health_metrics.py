@@ -103,11 +103,12 @@ def test_a_worker_process_writes_its_heartbeat_and_removes_it_on_shutdown(celery
     assert client.get("/healthz").json()["checks"]["worker"]["workers"] == 0
 
 
-def test_a_counted_vote_left_without_a_snapshot_fails_the_snapshot_check(client, transactional_db, demo_models, settings):
+def test_a_counted_vote_left_without_a_snapshot_fails_the_snapshot_check(
+    client, transactional_db, demo_models, settings
+):
+    from arena.models import Voter
     from ratings.services import recompute_publish
     from votes.models import Vote
-
-    from arena.models import Voter
 
     voter = Voter.objects.create(key="health")
     Vote.objects.create(voter=voter, model_a=demo_models[0], model_b=demo_models[1], winner="a")
@@ -307,3 +308,31 @@ def test_probes_are_not_redirected_to_https_but_pages_are(client, transactional_
     # Behind the TLS proxy, a request it marks as HTTPS is served.
     settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     assert client.get("/arena/", HTTP_X_FORWARDED_PROTO="https").status_code != 301
+
+
+def test_an_async_provider_stream_is_observed_the_same_way():
+    """For the async stream path (httpx.AsyncClient): latency and errors by model."""
+    import asyncio
+
+    from arena.metrics import observe_astream
+
+    async def answer():
+        for piece in ("x", "y"):
+            await asyncio.sleep(0)
+            yield piece
+
+    async def failing():
+        yield "x"
+        raise ProviderError("stream", "cut")
+
+    async def run():
+        got = [p async for p in observe_astream("m-async", answer())]
+        with pytest.raises(ProviderError):
+            async for _ in observe_astream("m-async-bad", failing()):
+                pass
+        return got
+
+    assert asyncio.run(run()) == ["x", "y"]
+    assert _value(PROVIDER_ANSWER, "m-async") == 1 and _value(PROVIDER_FIRST_TOKEN, "m-async-bad") == 1
+    assert _value(PROVIDER_ERRORS, "m-async-bad", "stream", suffix="_total") == 1
+    assert _value(PROVIDER_ANSWER, "m-async-bad") == 0

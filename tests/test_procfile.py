@@ -176,3 +176,21 @@ def test_the_procfile_runs_a_live_battle_to_the_leaderboard_and_healthz_sees_the
     finally:
         for process in running.values():
             process.stop()
+
+
+def test_the_systemd_units_run_the_procfile_lines():
+    """deploy/procfile-run is the units' only way in, so they can't drift from the Procfile."""
+    entries = procfile()
+    for name in ("web", "worker", "beat", "release"):
+        unit = (ROOT / "deploy" / f"arena-{name}.service").read_text()
+        assert f"ExecStart=/srv/arena/deploy/procfile-run {name}\n" in unit
+        assert "EnvironmentFile=/etc/arena/env" in unit and "User=arena" in unit
+        if name != "release":
+            assert "Restart=always" in unit
+    assert os.access(ROOT / "deploy" / "procfile-run", os.X_OK)
+    shown = subprocess.run([str(ROOT / "deploy" / "procfile-run"), "nosuch"], capture_output=True, text=True)
+    assert shown.returncode == 64 and "no 'nosuch' entry" in shown.stderr
+    # The runner hands the line to a shell unchanged: $VARS expand there.
+    echo = subprocess.run(["/bin/sh", "-c", entries["beat"].replace("celery", "echo", 1)], capture_output=True,
+                          text=True, env={**os.environ, "ARENA_VAR_DIR": "/x"})  # fmt: skip
+    assert "--schedule /x/celerybeat-schedule" in echo.stdout
