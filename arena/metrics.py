@@ -176,18 +176,25 @@ def token_ok(header: str, token: str) -> bool:
     return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
 
 
-def exposition() -> tuple[bytes, str]:
-    """The text page Prometheus scrapes, and its content type."""
+def observed_registry() -> CollectorRegistry:
+    """The figures observed in processes: this one's, or every process's
+    sharing PROMETHEUS_MULTIPROC_DIR."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         from prometheus_client import multiprocess
 
-        live = CollectorRegistry()
-        multiprocess.MultiProcessCollector(live)
-    else:
-        from prometheus_client import REGISTRY as live
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return registry
+    from prometheus_client import REGISTRY
+
+    return REGISTRY
+
+
+def exposition() -> tuple[bytes, str]:
+    """The text page Prometheus scrapes, and its content type."""
     scraped = CollectorRegistry(auto_describe=False)
     scraped.register(ArenaCollector())
-    return generate_latest(live) + generate_latest(scraped), CONTENT_TYPE_LATEST
+    return generate_latest(observed_registry()) + generate_latest(scraped), CONTENT_TYPE_LATEST
 
 
 def metrics_view(request):

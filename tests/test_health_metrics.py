@@ -336,3 +336,31 @@ def test_an_async_provider_stream_is_observed_the_same_way():
     assert _value(PROVIDER_ANSWER, "m-async") == 1 and _value(PROVIDER_FIRST_TOKEN, "m-async-bad") == 1
     assert _value(PROVIDER_ERRORS, "m-async-bad", "stream", suffix="_total") == 1
     assert _value(PROVIDER_ANSWER, "m-async-bad") == 0
+
+
+def test_with_a_multiprocess_directory_metrics_sum_every_web_process(tmp_path):
+    """PROMETHEUS_MULTIPROC_DIR: what two processes observed, a third one's scrape shows (as gunicorn workers)."""
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path), "DJANGO_SETTINGS_MODULE": "arena.settings"}
+    observe = (
+        "import django; django.setup()\n"
+        "from arena.metrics import observe_stream, observe_provider_error\n"
+        "list(observe_stream('m-multi', iter(['a', 'b'])))\n"
+        "observe_provider_error('m-multi', type('E', (Exception,), {'kind': 'http'})())\n"
+    )
+    for _ in range(2):
+        subprocess.run([sys.executable, "-c", observe], cwd=ROOT, env=env, check=True, timeout=120)
+    scrape_script = (
+        "import django; django.setup()\n"
+        "from prometheus_client import generate_latest\n"
+        "from arena.metrics import observed_registry\n"
+        "print(generate_latest(observed_registry()).decode())\n"
+    )
+    text = subprocess.run([sys.executable, "-c", scrape_script], cwd=ROOT, env=env, check=True, timeout=120,
+                          capture_output=True, text=True).stdout  # fmt: skip
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+    assert samples[("arena_provider_answer_seconds_count", (("model", "m-multi"),))] == 2
+    assert samples[("arena_provider_errors_total", (("kind", "http"), ("model", "m-multi")))] == 2
