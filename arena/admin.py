@@ -16,7 +16,8 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import DateFieldListFilter
 from django.core.exceptions import PermissionDenied
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
+from django.db.models.functions import Lower
 from django.http import Http404, HttpRequest
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -26,7 +27,8 @@ from django.utils.safestring import mark_safe
 
 from . import registry
 from .admin_tools import EitherSideModelFilter, EstimatedCountPaginator, log_bulk_change
-from .models import AnswerSet, ArenaModel, Battle, Question
+from .models import Answer, AnswerSet, ArenaModel, Battle, Question
+from .names import MODEL_NAME_MAX, validate_model_name
 from .rendering import render_markdown
 
 admin.site.site_header = "Arena admin"
@@ -41,6 +43,14 @@ PROVIDER_FIELDS = ("base_url", "model", "api_key_env", "temperature", "max_token
 class ArenaModelForm(forms.ModelForm):
     """Provider settings as separate, validated fields (stored together in
     ``provider_settings``); identity words as one comma-separated line."""
+
+    # Not stripped: " gpt-4" is refused with the reason (arena.names), not silently changed.
+    name = forms.CharField(
+        max_length=MODEL_NAME_MAX, strip=False, validators=[validate_model_name],
+        help_text=ArenaModel._meta.get_field("name").help_text,
+    )  # fmt: skip
+    url = forms.URLField(required=False, max_length=500, assume_scheme="https",
+                         help_text=ArenaModel._meta.get_field("url").help_text)
 
     base_url = forms.CharField(
         required=False, max_length=500, label="Base URL",
@@ -63,7 +73,7 @@ class ArenaModelForm(forms.ModelForm):
     class Meta:
         model = ArenaModel
         fields = [
-            "name", "display_name", "organization", "license", "provider_kind", "weight", "max_concurrency",
+            "name", "display_name", "organization", "license", "url", "provider_kind", "weight", "max_concurrency",
             "status", "paused_reason",
         ]  # fmt: skip
 
@@ -120,12 +130,32 @@ class ArenaModelForm(forms.ModelForm):
         return model
 
 
-def newest_overall_rows() -> dict[str, dict]:
-    """model name → its row in the newest snapshot's overall view (one query)."""
-    from ratings.models import Snapshot
+def newest_overall_rows() -> dict[int, dict]:
+    """model id → its overall row as the leaderboard listing it shows it
+    (ratings.selectors.overall_standings): the same rank as the leaderboard,
+    the model page and the model API."""
+    from ratings.selectors import overall_standings
 
-    found = Snapshot.objects.order_by("-created_at", "-id").values_list("rows", flat=True).first()
-    return {r["model"]: r for r in found or []}
+    return overall_standings()
+
+
+class AnswerSetFilter(admin.SimpleListFilter):
+    """Models with at least one answer in the chosen answer set."""
+
+    title = "answer set"
+    parameter_name = "answer_set"
+
+    def lookups(self, request, model_admin):
+        return [(str(pk), name) for pk, name in AnswerSet.objects.order_by(Lower("name")).values_list("pk", "name")]
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if not value:
+            return queryset
+        if not value.isdigit():
+            return queryset.none()
+        # EXISTS, not a join: a model has many answers in a set, the list wants it once.
+        return queryset.filter(Exists(Answer.objects.filter(model=OuterRef("pk"), question__answer_set_id=value)))
 
 
 @admin.register(ArenaModel)
@@ -135,12 +165,12 @@ class ArenaModelAdmin(admin.ModelAdmin):
         "name", "display_name", "organization", "provider_kind", "status", "weight", "rating", "rank",
         "counted_votes", "links",
     ]  # fmt: skip
-    list_filter = ["status", "provider_kind"]
+    list_filter = ["status", "provider_kind", AnswerSetFilter]
     search_fields = ["name", "display_name", "organization"]
     actions = ["activate", "pause", "deprecate"]
     readonly_fields = ["consecutive_failures", "paused_at", "created_at", "standing"]
     fieldsets = [
-        (None, {"fields": ["name", "display_name", "organization", "license"]}),
+        (None, {"fields": ["name", "display_name", "organization", "license", "url"]}),
         ("Provider", {"fields": ["provider_kind", "base_url", "model", "api_key_env", "temperature", "max_tokens",
                                  "timeout"]}),
         ("Sampling", {"fields": ["status", "weight", "max_concurrency", "identity_words_text"]}),
@@ -159,7 +189,7 @@ class ArenaModelAdmin(admin.ModelAdmin):
         cl = super().get_changelist_instance(request)
         rows = newest_overall_rows()
         for obj in cl.result_list:
-            obj.standing_row = rows.get(obj.name)
+            obj.standing_row = rows.get(obj.pk)
         return cl
 
     @admin.display(description="rating")
@@ -170,7 +200,7 @@ class ArenaModelAdmin(admin.ModelAdmin):
     @admin.display(description="rank")
     def rank(self, obj) -> str:
         row = getattr(obj, "standing_row", None)
-        return str(row["rank"]) if row else "–"
+        return str(row["rank"]) if row and row["rank"] is not None else ("preliminary" if row else "–")
 
     @admin.display(description="counted votes")
     def counted_votes(self, obj) -> str:
@@ -186,12 +216,13 @@ class ArenaModelAdmin(admin.ModelAdmin):
 
     @admin.display(description="standing")
     def standing(self, obj) -> str:
-        row = newest_overall_rows().get(obj.name)
+        row = newest_overall_rows().get(obj.pk)
         battles = Battle.objects.filter(Q(model_a=obj) | Q(model_b=obj))
         rating = (
             format_html(
                 "rating <b>{}</b> (95% CI {}–{}), rank {}; {} counted votes: {} wins, {} losses, {} ties",
-                f"{row['rating']:.0f}", f"{row['lower']:.0f}", f"{row['upper']:.0f}", row["rank"],
+                f"{row['rating']:.0f}", f"{row['lower']:.0f}", f"{row['upper']:.0f}",
+                "preliminary (" + "; ".join(row["caveats"]) + ")" if row["rank"] is None else row["rank"],
                 f"{row['battles']:,}", row.get("wins", "?"), row.get("losses", "?"), row.get("ties", "?"),
             )
             if row

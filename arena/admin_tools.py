@@ -14,6 +14,7 @@ from django.core.exceptions import EmptyResultSet
 from django.core.paginator import Paginator
 from django.db import connections
 from django.db.models import Q, QuerySet
+from django.db.models.functions import Lower
 
 # Up to this many changed objects, a bulk action writes one admin-log entry
 # per object (each links to it); above, one summary entry for the action.
@@ -110,7 +111,7 @@ class EitherSideModelFilter(admin.SimpleListFilter):
     def lookups(self, request, model_admin):
         from .models import ArenaModel
 
-        return [(str(pk), name) for pk, name in ArenaModel.objects.order_by("name").values_list("pk", "name")]
+        return [(str(pk), name) for pk, name in ArenaModel.objects.order_by(Lower("name"), "name").values_list("pk", "name")]
 
     def queryset(self, request, queryset):
         value = self.value()

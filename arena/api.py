@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 
 from django.http import StreamingHttpResponse
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.renderers import BaseRenderer, JSONRenderer
@@ -15,7 +14,8 @@ from rest_framework.views import APIView
 from votes.services import BattleNotFound, vote_record
 
 from . import integrity, live
-from .services import battle_create, voter_for_session, voter_for_user
+from .schema import ErrorSerializer, ServerSentEvent
+from .services import battle_create, battle_skip, voter_for_session, voter_for_user
 
 
 def current_voter(request):
@@ -24,8 +24,26 @@ def current_voter(request):
     return voter_for_session(request.session)
 
 
+class StrictStringMixin:
+    """A string field that refuses numbers and booleans instead of turning
+    them into text: the schema says "string", so 5 is invalid input."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictCharField(StrictStringMixin, serializers.CharField):
+    pass
+
+
+class StrictRegexField(StrictStringMixin, serializers.RegexField):
+    pass
+
+
 class BattleCreateIn(serializers.Serializer):
-    prompt = serializers.CharField(required=False, allow_blank=True, max_length=100000)
+    prompt = StrictCharField(required=False, allow_blank=True, max_length=100000)
 
 
 class TurnOut(serializers.Serializer):
@@ -41,12 +59,18 @@ class BattleOut(serializers.Serializer):
         "BattleResponses",
         {"a": serializers.CharField(allow_blank=True), "b": serializers.CharField(allow_blank=True)},
     )
-    status = serializers.ChoiceField(choices=["pending", "ready", "voted", "failed"])
+    status = serializers.ChoiceField(choices=["pending", "ready", "voted", "failed", "skipped"])
     turns = TurnOut(many=True)
 
 
+class SkipOut(serializers.Serializer):
+    id = serializers.UUIDField()
+    status = serializers.ChoiceField(choices=["skipped"])
+
+
 class TurnIn(serializers.Serializer):
-    prompt = serializers.CharField(max_length=100000)
+    # The pattern puts "not blank" in the schema: at least one non-space character.
+    prompt = StrictRegexField(r"\S", max_length=100000)
 
 
 WINNERS = ["a", "b", "tie", "both_bad"]
@@ -92,7 +116,8 @@ class VoterApi(APIView):
 IDEMPOTENCY_PARAMETERS = [
     OpenApiParameter(
         "Idempotency-Key",
-        str,
+        # Printable ASCII; spaces inside only (HTTP drops them at the ends).
+        {"type": "string", "minLength": 1, "maxLength": 200, "pattern": "^[!-~]([ -~]*[!-~])?$"},
         OpenApiParameter.HEADER,
         required=False,
         description="A retry with the same key records one vote and returns the same answer (keys are per voter).",
@@ -102,15 +127,24 @@ IDEMPOTENCY_PARAMETERS = [
 
 class BattleCreateApi(VoterApi):
     @extend_schema(
-        request=BattleCreateIn,
-        responses={201: BattleOut},
+        request={"application/json": BattleCreateIn},
+        responses={
+            201: BattleOut,
+            400: ErrorSerializer,
+            403: ErrorSerializer,
+            409: ErrorSerializer,
+            429: ErrorSerializer,
+            503: ErrorSerializer,
+        },
         summary="Open an anonymous battle",
-        description="Without a prompt: two pre-generated answers to a prompt from the answer sets (status ready). "
+        description="Without a prompt: two pre-generated answers to the next question of the voter's rotation "
+        "(status ready; `turns` holds every turn of a multi-turn question). 409 `nothing_left_to_show` when every "
+        "answer this voter could be shown is by a model already revealed to them on that question. "
         "With a prompt: a live battle between two endpoints (status pending); "
         "POST its stream/ to receive both answers.",
     )
     def post(self, request):
-        body = BattleCreateIn(data=request.data or {})
+        body = BattleCreateIn(data=request.data)  # no body: {}; a JSON null or list: 400
         body.is_valid(raise_exception=True)
         voter = current_voter(request)
         integrity.check_rate("battle", request, voter)
@@ -139,7 +173,7 @@ class BattleStreamApi(VoterApi):
 
     @extend_schema(
         request=None,
-        responses={(200, "text/event-stream"): OpenApiTypes.STR},
+        responses={(200, "text/event-stream"): ServerSentEvent},
         summary="Stream both answers of the battle's current turn (server-sent events)",
         description="Events: start {turn, prompt_html}; delta {side, text}; side_done {side, html}; side_error {side, message}; "
         "end {status, turn, turns_left}. Also retries a failed turn.",
@@ -155,7 +189,7 @@ class BattleStreamApi(VoterApi):
 
 
 class BattleTurnApi(VoterApi):
-    @extend_schema(request=TurnIn, responses={201: BattleOut}, summary="Ask both models a follow-up prompt")
+    @extend_schema(request={"application/json": TurnIn}, responses={201: BattleOut}, summary="Ask both models a follow-up prompt")
     def post(self, request, battle_id):
         body = TurnIn(data=request.data)
         body.is_valid(raise_exception=True)
@@ -176,8 +210,15 @@ def _battle_uuid(battle_id: str) -> uuid.UUID:
 
 class BattleVoteApi(VoterApi):
     @extend_schema(
-        request=VoteIn,
-        responses={201: VoteOut},
+        request={"application/json": VoteIn},
+        responses={
+            201: VoteOut,
+            404: ErrorSerializer,  # battle_not_found (also someone else's battle)
+            409: ErrorSerializer,  # already_voted, idempotency_key_in_progress
+            410: ErrorSerializer,  # battle_expired
+            422: ErrorSerializer,  # idempotency_key_reused
+            429: ErrorSerializer,  # rate_limited, daily_cap_reached
+        },
         parameters=IDEMPOTENCY_PARAMETERS,
         summary="Vote on your battle; reveals the models",
     )
@@ -200,3 +241,19 @@ class BattleVoteApi(VoterApi):
         )
         headers = {"Idempotent-Replayed": "true"} if replayed else None
         return Response(payload, status=code, headers=headers)
+
+
+class BattleSkipApi(VoterApi):
+    @extend_schema(
+        request=None,
+        responses={200: SkipOut, 403: ErrorSerializer, 404: ErrorSerializer, 409: ErrorSerializer, 429: ErrorSerializer},
+        summary="Skip your battle without voting",
+        description="Ends the battle unvoted (status skipped): never counted, the models never revealed; "
+        "the next POST /api/v1/battles/ gives another battle. 404 for a missing battle or another session's; "
+        "409 `already_voted`, `already_skipped`, or `battle_streaming` while a live turn is being answered.",
+    )
+    def post(self, request, battle_id):
+        voter = current_voter(request)
+        integrity.check_rate("battle", request, voter)
+        battle = battle_skip(battle_id=battle_id, voter=voter)
+        return Response({"id": str(battle.id), "status": battle.status}, status=status.HTTP_200_OK)

@@ -3,9 +3,11 @@ salted hashes, rate limits per voter and per address, CSRF for cookie-based
 voters, and ``Idempotency-Key`` for API clients that retry.
 
 The limits are fixed windows counted in the cache (Redis in production, where
-``incr`` is atomic across web replicas). A dead cache never blocks a voter:
-the limit is skipped with a warning, the vote itself still goes through every
-database rule (one vote per battle, owner only, daily cap, time window).
+``INCR`` is atomic across web replicas; one pipelined round trip per request).
+A sick cache never blocks a voter: after one short timeout the circuit breaker
+(arena/redis_guard.py) opens and the windows are counted in process memory
+until Redis answers again; the vote itself still goes through every database
+rule (one vote per battle, owner only, daily cap, time window).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import hmac
 import json
 import logging
 import math
+import threading
 import time
 from collections.abc import Callable
 from datetime import timedelta
@@ -28,6 +31,7 @@ from django.utils import timezone
 from rest_framework import exceptions
 from rest_framework.authentication import TokenAuthentication
 
+from . import redis_guard
 from .models import IdempotencyRecord, Voter
 from .services import ArenaError
 
@@ -110,44 +114,94 @@ class Rate:
         return cls(int(count), span)
 
 
-def _hit(key: str, rate: Rate) -> int | None:
-    """Count one request in the current window; seconds to wait when over."""
-    now = time.time()
-    window = int(now // rate.seconds)
-    cache_key = f"arena:rl:{key}:{window}"
-    if cache.add(cache_key, 1, timeout=rate.seconds + 5):
-        count = 1
-    else:
+def _window(rate: Rate, now: float) -> int:
+    return int(now // rate.seconds)
+
+
+def _count_in_redis(hits: list[tuple[str, int]]) -> list[int]:
+    """One pipelined round trip for every limit of a request: per key
+    ``SET key 0 EX ttl NX`` then ``INCR key``; returns the counts."""
+    client = cache._cache.get_client(write=True)
+    pipe = client.pipeline(transaction=False)
+    for key, ttl in hits:
+        real_key = cache.make_and_validate_key(key)
+        pipe.set(real_key, 0, ex=ttl, nx=True)
+        pipe.incr(real_key)
+    results = pipe.execute()
+    return [int(n) for n in results[1::2]]
+
+
+def _count_in_cache(hits: list[tuple[str, int]]) -> list[int]:
+    """The same through Django's cache API (the file cache of a single machine)."""
+    counts = []
+    for key, ttl in hits:
+        if cache.add(key, 1, timeout=ttl):
+            counts.append(1)
+            continue
         try:
-            count = cache.incr(cache_key)
+            counts.append(cache.incr(key))
         except ValueError:  # expired between add and incr
-            cache.add(cache_key, 1, timeout=rate.seconds + 5)
-            count = 1
-    if count > rate.count:
-        return max(1, math.ceil((window + 1) * rate.seconds - now))
-    return None
+            cache.add(key, 1, timeout=ttl)
+            counts.append(1)
+    return counts
+
+
+# The fallback while the cache is unreachable: the same fixed windows counted
+# in this process's memory. With N web processes a client can get up to N
+# times the limit until the cache is back; the database's daily cap still
+# holds exactly. Old windows are dropped as new ones start.
+_local_lock = threading.Lock()
+_local_counts: dict[str, tuple[float, int]] = {}
+
+
+def _count_in_memory(hits: list[tuple[str, int]]) -> list[int]:
+    now = time.time()
+    counts = []
+    with _local_lock:
+        if len(_local_counts) > 50_000:
+            for key in [k for k, (expires, _) in _local_counts.items() if expires < now]:
+                del _local_counts[key]
+        for key, ttl in hits:
+            expires, count = _local_counts.get(key, (0.0, 0))
+            if expires < now:
+                expires, count = now + ttl, 0
+            _local_counts[key] = (expires, count + 1)
+            counts.append(count + 1)
+    return counts
+
+
+def _count(hits: list[tuple[str, int]]) -> list[int]:
+    """Count one request against each key; Redis in one round trip, or the
+    per-process fallback while Redis is failing (arena/redis_guard.py)."""
+    server = redis_guard.cache_server()
+    counter = _count_in_redis if server is not None else _count_in_cache
+    return redis_guard.call(server, lambda: counter(hits), lambda: _count_in_memory(hits), "rate-limit cache")
 
 
 def check_rate(action: str, request, voter: Voter) -> None:
     """Enforce ARENA_RATE_LIMITS[action] for this voter and this address.
 
-    Raises RateLimited (429 with Retry-After). Staff are not limited.
+    Raises RateLimited (429 with Retry-After). Staff are not limited. All
+    limits of the request are counted in one Redis round trip; while Redis
+    fails they are counted per process in memory (docs/VOTES.md).
     """
     user = getattr(request, "user", None)
     if user is not None and user.is_authenticated and user.is_staff:
         return
     limits = settings.ARENA_RATE_LIMITS.get(action, {})
     subjects = {"voter": voter.key, "address": request_address_hash(request)}
+    now = time.time()
+    checks = []
     for scope, subject in subjects.items():
         rate = Rate.parse(limits.get(scope))
-        if rate is None:
-            continue
-        try:
-            wait = _hit(f"{action}:{scope}:{subject}", rate)
-        except Exception as exc:  # noqa: BLE001 - a dead cache must not stop voting
-            log.warning("rate limit %s/%s skipped: cache unavailable (%s)", action, scope, exc)
-            return
-        if wait is not None:
+        if rate is not None:
+            checks.append((scope, rate, f"arena:rl:{action}:{scope}:{subject}:{_window(rate, now)}"))
+    if not checks:
+        return
+    counts = _count([(key, rate.seconds + 5) for _, rate, key in checks])
+    for (scope, rate, _), count in zip(checks, counts, strict=True):
+        if count > rate.count:
+            wait = max(1, math.ceil((_window(rate, now) + 1) * rate.seconds - now))
             who = "this browser session" if scope == "voter" else "your network address"
             raise RateLimited(
                 f"too many {action} requests from {who}: at most {rate.count} per "
@@ -214,50 +268,63 @@ def _request_hash(request, body: dict) -> str:
 def idempotent(
     request, voter: Voter, body: dict, handle: Callable[[], tuple[int, dict]]
 ) -> tuple[int, dict, bool]:
-    """Run ``handle`` once per (voter, Idempotency-Key).
+    """Run ``handle`` once per (voter, Idempotency-Key), in one transaction
+    with the key's record.
 
-    Returns (status, body, replayed). The first request claims the key with a
-    pending record; a retry gets the stored answer (also a stored 4xx); a
-    retry while the first is still running gets 409; the same key with a
-    different body gets 422. A request that fails unexpectedly releases its
-    key, so the client's retry runs it again.
+    Returns (status, body, replayed). The key's record, the write ``handle``
+    makes and the answer it returns commit together or not at all: a vote is
+    never stored without the answer a retry will replay, and an answer is
+    never stored for a vote that was rolled back. ``handle`` must compute its
+    whole answer inside (no lazy reads after the commit).
+
+    A retry gets the stored answer (also a stored 4xx); a retry that arrives
+    while the first is still running waits for it on the key's unique index
+    and then gets its answer; the same key with a different body gets 422. A
+    request that fails unexpectedly (a database outage, a 429) stores
+    nothing, so the client's retry runs it again.
     """
     key = idempotency_key(request)
     if key is None:
-        status, payload = handle()
+        with transaction.atomic():
+            status, payload = handle()
         return status, payload, False
     digest = _request_hash(request, body)
-    record = None
-    for _attempt in range(2):
-        try:
-            with transaction.atomic():
-                record = IdempotencyRecord.objects.create(
-                    voter=voter, key=key, request_hash=digest, status_code=PENDING, body={}
-                )
-            break
-        except IntegrityError:
-            stored = IdempotencyRecord.objects.filter(voter=voter, key=key).first()
-            if stored is None:  # released by its first request just now
-                continue
-            if stored.request_hash != digest:
-                raise IdempotencyConflict("this Idempotency-Key was already used for a different request") from None
-            if stored.status_code != PENDING:
-                return stored.status_code, stored.body, True
-            if timezone.now() - stored.created_at < timedelta(seconds=PENDING_TTL_SECONDS):
-                raise IdempotencyInProgress("a request with this Idempotency-Key is still being processed") from None
-            # Its process died mid-request: release the key and run this one.
-            IdempotencyRecord.objects.filter(pk=stored.pk, status_code=PENDING).delete()
-    if record is None:
+    for _attempt in range(3):
+        with transaction.atomic():
+            try:
+                with transaction.atomic():  # a savepoint: a lost race leaves the outer transaction usable
+                    record = IdempotencyRecord.objects.create(
+                        voter=voter, key=key, request_hash=digest, status_code=PENDING, body={}
+                    )
+            except IntegrityError:
+                stored = _stored_answer(voter, key, digest)
+                if stored is None:
+                    continue  # a stale pending record was just released: claim again
+                return stored[0], stored[1], True
+            try:
+                with transaction.atomic():
+                    status, payload = handle()
+            except ArenaError as exc:
+                if exc.status == 429:  # "not now" is no answer to keep: the retry may pass
+                    raise
+                status, payload = exc.status, {"error": exc.code, "detail": exc.message}
+            IdempotencyRecord.objects.filter(pk=record.pk).update(status_code=status, body=payload)
+        return status, payload, False
+    raise IdempotencyInProgress("a request with this Idempotency-Key is still being processed")
+
+
+def _stored_answer(voter: Voter, key: str, digest: str) -> tuple[int, dict] | None:
+    """The answer stored under a key another request holds; None once a
+    stale pending record (written by an older release, which claimed keys
+    in a transaction of their own) has been released."""
+    stored = IdempotencyRecord.objects.filter(voter=voter, key=key).first()
+    if stored is None:
+        return None
+    if stored.request_hash != digest:
+        raise IdempotencyConflict("this Idempotency-Key was already used for a different request")
+    if stored.status_code != PENDING:
+        return stored.status_code, stored.body
+    if timezone.now() - stored.created_at < timedelta(seconds=PENDING_TTL_SECONDS):
         raise IdempotencyInProgress("a request with this Idempotency-Key is still being processed")
-    try:
-        status, payload = handle()
-    except ArenaError as exc:
-        if exc.status == 429:
-            record.delete()
-            raise
-        status, payload = exc.status, {"error": exc.code, "detail": exc.message}
-    except BaseException:
-        record.delete()
-        raise
-    IdempotencyRecord.objects.filter(pk=record.pk).update(status_code=status, body=payload)
-    return status, payload, False
+    IdempotencyRecord.objects.filter(pk=stored.pk, status_code=PENDING).delete()
+    return None

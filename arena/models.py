@@ -7,6 +7,9 @@ import uuid
 
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Lower
+
+from .names import MODEL_NAME_MAX, validate_model_name
 
 
 class ArenaModel(models.Model):
@@ -21,10 +24,17 @@ class ArenaModel(models.Model):
         ANSWER_SET = "answer_set", "pre-generated answer set"
         OPENAI = "openai", "OpenAI-compatible endpoint"
 
-    name = models.SlugField(max_length=120, unique=True, help_text="public identity, e.g. gpt-4")
+    # Spelled as registries spell them (gpt-3.5-turbo, meta-llama/Llama-3.1-8B-Instruct,
+    # llama3.1:8b); arena/names.py has the one rule every entrance checks.
+    name = models.CharField(
+        max_length=MODEL_NAME_MAX, unique=True, validators=[validate_model_name],
+        help_text="public identity as its registry spells it, e.g. gpt-4o or meta-llama/Llama-3.1-8B-Instruct: "
+        "letters, digits and . _ - / : @ +",
+    )
     display_name = models.CharField(max_length=200, blank=True)
     organization = models.CharField(max_length=200, blank=True)
     license = models.CharField(max_length=100, blank=True)
+    url = models.URLField(max_length=500, blank=True, help_text="the model's page, e.g. its model card")
     provider_kind = models.CharField(max_length=20, choices=Provider.choices, default=Provider.ANSWER_SET)
     provider_settings = models.JSONField(default=dict, blank=True)
     weight = models.FloatField(default=1.0, help_text="sampling weight; 0 never samples it")
@@ -41,7 +51,8 @@ class ArenaModel(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        ordering = ["name"]
+        # Case-insensitive, as people read lists: alpaca before RWKV.
+        ordering = [Lower("name"), "name"]
         verbose_name = "model"
         constraints = [models.CheckConstraint(condition=Q(weight__gte=0), name="arena_model_weight_non_negative")]
 
@@ -119,6 +130,8 @@ class Battle(models.Model):
         READY = "ready", "ready to vote"
         VOTED = "voted", "voted"
         FAILED = "failed", "failed"
+        # The voter passed without voting: never counted, never revealed.
+        SKIPPED = "skipped", "skipped"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     voter = models.ForeignKey(Voter, on_delete=models.PROTECT, related_name="battles")
@@ -147,6 +160,20 @@ class Battle(models.Model):
         ordering = ["-created_at"]
         constraints = [
             models.CheckConstraint(condition=~Q(model_a=models.F("model_b")), name="arena_battle_distinct_models")
+        ]
+        # Opening a battle reads these without touching the wide rows (the
+        # answers' text): the voter's history for the question rotation and
+        # the reveals (arena.services.voter_history), and each model's voted
+        # battles for the end of the new-model boost (_voted_battles).
+        indexes = [
+            models.Index(fields=["voter", "question", "status", "model_a", "model_b"], name="arena_battle_history"),
+            models.Index(fields=["status", "model_a"], name="arena_battle_status_a"),
+            models.Index(fields=["status", "model_b"], name="arena_battle_status_b"),
+            # Claiming a live stream counts the battles streaming now
+            # (arena/live.py): a few rows among millions, so a partial index.
+            models.Index(
+                fields=["streaming_since"], name="arena_battle_streaming", condition=Q(streaming_since__isnull=False)
+            ),
         ]
 
     def __str__(self) -> str:

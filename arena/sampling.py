@@ -5,6 +5,8 @@ bench/bench_sampling.py run the same code.
 
 - weighted: FastChat's rule. First model with probability ∝ its weight
   (new models boosted, paused ones at 0), opponent likewise among the rest.
+  The boost (boosted_weights) lasts while a model has fewer than
+  RATINGS_MIN_VOTES battles, counting its excluded votes too.
 - uniform: every unordered pair equally likely.
 - active: the paper's rule (Chiang et al. 2024, §4): a pair with probability
   ∝ the shrink of its interval from one more vote, √(Σ/n) − √(Σ/(n+1)).
@@ -21,6 +23,24 @@ from collections.abc import Sequence
 
 POLICIES = ("weighted", "uniform", "active")
 NEW_MODEL_BOOST = 5.0  # FastChat boosts models still collecting their first votes
+
+
+def boosted_weights(
+    weights: Sequence[float], counted: Sequence[int], voted: Sequence[int], min_votes: int
+) -> list[float]:
+    """FastChat's new-model boost: a model's weight × NEW_MODEL_BOOST while it
+    is still collecting its first ``min_votes`` battles.
+
+    ``counted``: its battles in the newest snapshot (counted votes, imports
+    included); ``voted``: its battles voted in the arena, counted or excluded.
+    The boost ends when either reaches ``min_votes``: a model whose votes are
+    all excluded (say its answers name it) never gets counted battles, and
+    would otherwise keep the boost for ever and take a growing share of
+    battles whose votes are thrown away.
+    """
+    return [
+        w * (1.0 if max(c, v) >= min_votes else NEW_MODEL_BOOST) for w, c, v in zip(weights, counted, voted)
+    ]
 
 
 def pair_weights_active(theta: Sequence[float], counts: dict[tuple[int, int], float], n: int) -> dict:

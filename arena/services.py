@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import random
 import secrets
-from collections import defaultdict
+import uuid
+from collections import Counter, defaultdict
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Count
 from django.utils import timezone
 
 from ratings.engine import POINTS_PER_THETA
 
 from . import sampling
 from .leaks import battle_leaks
-from .models import Answer, ArenaModel, Battle, Voter
+from .models import Answer, ArenaModel, Battle, Question, Voter
 
 
 class ArenaError(Exception):
@@ -59,48 +62,97 @@ def _answer_set_candidates() -> tuple[list[ArenaModel], dict[int, set[int]]]:
         )
     )
     questions: dict[int, set[int]] = defaultdict(set)
-    for model_id, question_id in Answer.objects.filter(model__in=models).values_list("model_id", "question_id"):
-        questions[model_id].add(question_id)
+    active = {m.id for m in models}
+    # Every (model, question) pair, filtered here: the database reads them
+    # from the (question, model) unique index alone, never the answers' text.
+    for model_id, question_id in Answer.objects.order_by().values_list("model_id", "question_id"):
+        if model_id in active:
+            questions[model_id].add(question_id)
     return [m for m in models if questions[m.id]], questions
 
 
+def _voted_battles(model_ids: list[int]) -> Counter:
+    """Battles each model was voted on in this arena, counted or excluded
+    (one indexed look-up per side, over the given models' battles only)."""
+    voted: Counter = Counter()
+    if not model_ids:
+        return voted
+    for side in ("model_a_id", "model_b_id"):
+        rows = (
+            Battle.objects.filter(status=Battle.Status.VOTED, **{f"{side}__in": model_ids})
+            .order_by()
+            .values_list(side)
+            .annotate(n=Count("*"))  # not "id": COUNT(*) is answered from the index alone
+        )
+        for model_id, n in rows:
+            voted[model_id] += n
+    return voted
+
+
 def sampling_inputs(models: list[ArenaModel]) -> dict:
-    """What the configured policy needs from the newest published snapshot:
-    FastChat's weights with the boost for models still collecting their
-    first RATINGS_MIN_VOTES battles, or (active) strengths and pair counts."""
-    from ratings.models import Snapshot, SnapshotView
+    """What the configured policy needs: FastChat's weights with the boost
+    for models still collecting their first RATINGS_MIN_VOTES battles
+    (sampling.boosted_weights), or (active) strengths and pair counts from
+    the newest published snapshot."""
+    from ratings.selectors import joined, newest_snapshot, registry, snapshot_view
 
     policy = settings.ARENA_SAMPLING_POLICY
     if policy == "uniform":
         return {}
-    snapshot = Snapshot.objects.order_by("-created_at", "-id").values("id", "rows").first()
-    rows = {r["model"]: r for r in (snapshot or {}).get("rows", [])}
+    snapshot = newest_snapshot()
+    view = snapshot_view(snapshot, "overall", False, with_pairs=policy != "weighted") if snapshot else None
+    # Stored rows name models by id (older snapshots by name): joined() reads both.
+    stored = joined(view.rows, registry()) if view is not None else []
+    rows = {r["model_id"]: r for r in stored}
     if policy == "weighted":
         established = settings.RATINGS_MIN_VOTES
+        counted = [int(rows.get(m.id, {}).get("battles", 0)) for m in models]
+        # The snapshot only knows counted votes: a model whose votes are all
+        # excluded (its answers name it) would stay "new" there for ever, so
+        # the arena's own voted battles are counted too, excluded or not.
+        # Only models the snapshot doesn't already settle are looked up.
+        voted = _voted_battles([m.id for m, c in zip(models, counted) if c < established])
         return {
-            "weights": [
-                m.weight * (1.0 if rows.get(m.name, {}).get("battles", 0) >= established else sampling.NEW_MODEL_BOOST)
-                for m in models
-            ]
+            "weights": sampling.boosted_weights(
+                [m.weight for m in models], counted, [voted[m.id] for m in models], established
+            )
         }
     if snapshot is None:
         return {}
-    index = {m.name: k for k, m in enumerate(models)}
-    theta = [(rows[m.name]["rating"] - 1000.0) / POINTS_PER_THETA if m.name in rows else 0.0 for m in models]
+    index = {m.id: k for k, m in enumerate(models)}
+    theta = [(rows[m.id]["rating"] - 1000.0) / POINTS_PER_THETA if m.id in rows else 0.0 for m in models]
     counts: dict[tuple[int, int], float] = {}
-    view = SnapshotView.objects.filter(snapshot_id=snapshot["id"], key="overall", style_control=False).first()
     if view is not None:
-        names = [r["model"] for r in view.rows]
+        ids = [r["model_id"] for r in stored]
         for i, j, battles, _points in view.pair_table():
-            a, b = index.get(names[int(i)]), index.get(names[int(j)])
+            a, b = index.get(ids[int(i)]), index.get(ids[int(j)])
             if a is not None and b is not None:
                 counts[(min(a, b), max(a, b))] = float(battles)
     return {"theta": theta, "counts": counts}
 
 
-def choose_pair(models: list[ArenaModel], rng: random.Random) -> tuple[ArenaModel, ArenaModel]:
-    """Two models by ARENA_SAMPLING_POLICY (arena.sampling), sides shuffled."""
-    inputs = sampling_inputs(models)
+def _restrict_inputs(inputs: dict, keep: list[int]) -> dict:
+    """The policy's inputs for the models at positions ``keep`` (ascending)."""
+    out: dict = {}
+    if "weights" in inputs:
+        out["weights"] = [inputs["weights"][k] for k in keep]
+    if "theta" in inputs:
+        out["theta"] = [inputs["theta"][k] for k in keep]
+    if "counts" in inputs:
+        pos = {k: n for n, k in enumerate(keep)}
+        out["counts"] = {
+            (pos[a], pos[b]): c for (a, b), c in inputs["counts"].items() if a in pos and b in pos
+        }
+    return out
+
+
+def choose_pair(
+    models: list[ArenaModel], rng: random.Random, inputs: dict | None = None
+) -> tuple[ArenaModel, ArenaModel]:
+    """Two models by ARENA_SAMPLING_POLICY (arena.sampling), sides shuffled.
+    ``inputs``: sampling_inputs(models), when the caller already has them."""
+    if inputs is None:
+        inputs = sampling_inputs(models)
     if settings.ARENA_SAMPLING_POLICY == "weighted" and sum(1 for w in inputs["weights"] if w > 0) < 2:
         raise NoBattleAvailable("fewer than two models have a positive sampling weight")
     i, j = sampling.pick_pair(settings.ARENA_SAMPLING_POLICY, len(models), rng, **inputs)
@@ -114,20 +166,97 @@ class VoterBanned(ArenaError):
     code = "voter_banned"
 
 
+class NothingLeftToShow(ArenaError):
+    """Every answer this voter could still be shown was written by a model
+    already revealed to them on that question: showing one would make the
+    vote not anonymous, so no battle is opened."""
+
+    status = 409
+    code = "nothing_left_to_show"
+
+
+def voter_history(voter: Voter) -> tuple[Counter, dict[int, set[int]]]:
+    """For each question: how many battles were opened for this voter on it
+    (voted, skipped or abandoned), and the models whose answer to it were
+    revealed to them (by a vote: the reveal names both models).
+
+    One query over the voter's battles, through the battle's voter index.
+    """
+    seen: Counter = Counter()
+    revealed: dict[int, set[int]] = defaultdict(set)
+    rows = (
+        Battle.objects.filter(voter=voter, question__isnull=False)
+        .order_by()
+        .values_list("question_id", "model_a_id", "model_b_id", "status")
+    )
+    for question_id, model_a, model_b, status in rows:
+        seen[question_id] += 1
+        if status == Battle.Status.VOTED:
+            revealed[question_id].update((model_a, model_b))
+    return seen, revealed
+
+
+def next_question(
+    models: list[ArenaModel], questions: dict[int, set[int]], seen: Counter, revealed: dict[int, set[int]],
+    rng: random.Random,
+) -> tuple[int, list[int]]:
+    """The voter's next question and the positions in ``models`` of the
+    models whose answers to it may be shown.
+
+    Rotation: among the questions at least two active models answered and
+    whose answers from at least two of them were never revealed to the voter, one of
+    those opened for this voter the fewest times. So every such question
+    comes once before any comes twice, and so on.
+    """
+    answerers: dict[int, list[int]] = defaultdict(list)
+    for k, m in enumerate(models):
+        for question_id in questions[m.id]:
+            answerers[question_id].append(k)
+    shared = {q: ks for q, ks in answerers.items() if len(ks) >= 2}
+    if not shared:
+        raise NoBattleAvailable("no two active models share an answered question; load an answer set first")
+    showable = {}
+    for q, ks in shared.items():
+        hidden = [k for k in ks if models[k].id not in revealed.get(q, ())]
+        if len(hidden) >= 2:
+            showable[q] = hidden
+    if not showable:
+        raise NothingLeftToShow(
+            "you have voted on every answer you could be shown: any further battle would show you an "
+            "answer whose model you already know; come back when new models or questions are added"
+        )
+    fewest = min(seen[q] for q in showable)
+    question_id = rng.choice(sorted(q for q in showable if seen[q] == fewest))
+    return question_id, showable[question_id]
+
+
+def conversation(question: Question, answer_a: Answer, answer_b: Answer) -> list[dict]:
+    """Every turn both models answered, as {"prompt", "a", "b"}: a question
+    with several turns is one conversation (MT-bench's follow-ups)."""
+    n = min(len(question.turns), len(answer_a.turns), len(answer_b.turns))
+    if n == 0:
+        return [{"prompt": question.prompt, "a": answer_a.text, "b": answer_b.text}]
+    return [{"prompt": question.turns[t], "a": answer_a.turns[t], "b": answer_b.turns[t]} for t in range(n)]
+
+
 def battle_create(*, voter: Voter, client_hash: str = "", rng: random.Random | None = None) -> Battle:
-    """Open a battle on the pre-generated answer sets for this voter."""
+    """Open a battle on the pre-generated answer sets for this voter: the
+    next question of their rotation, two models by the sampling policy among
+    those whose answers to it the voter doesn't know (docs/VOTES.md#rotation)."""
     if voter.banned:
         raise VoterBanned("this voter may not open battles")
     rng = rng or random.SystemRandom()
     models, questions = _answer_set_candidates()
-    for _ in range(20):
-        if len(models) < 2:
-            break
-        model_a, model_b = choose_pair(models, rng)
-        shared = questions[model_a.id] & questions[model_b.id]
-        if not shared:
-            continue
-        question_id = rng.choice(sorted(shared))
+    if len(models) < 2:
+        raise NoBattleAvailable("no two active models share an answered question; load an answer set first")
+    inputs = sampling_inputs(models)
+    with transaction.atomic():
+        # One open at a time per voter, so two concurrent opens read each
+        # other's battle and keep the rotation.
+        Voter.objects.select_for_update().filter(pk=voter.pk).first()
+        seen, revealed = voter_history(voter)
+        question_id, positions = next_question(models, questions, seen, revealed, rng)
+        model_a, model_b = choose_pair([models[k] for k in positions], rng, _restrict_inputs(inputs, positions))
         answers = {
             a.model_id: a
             for a in Answer.objects.filter(question_id=question_id, model__in=[model_a, model_b]).select_related(
@@ -135,20 +264,56 @@ def battle_create(*, voter: Voter, client_hash: str = "", rng: random.Random | N
             )
         }
         question = answers[model_a.id].question
-        response_a, response_b = answers[model_a.id].text, answers[model_b.id].text
-        turns = [{"prompt": question.prompt, "a": response_a, "b": response_b}]
-        with transaction.atomic():
-            return Battle.objects.create(
-                voter=voter,
-                model_a=model_a,
-                model_b=model_b,
-                question=question,
-                prompt=question.prompt,
-                response_a=response_a,
-                response_b=response_b,
-                turns=turns,
-                identity_leak=battle_leaks(turns, model_a, model_b),
-                client_hash=client_hash,
-                ready_at=timezone.now(),
-            )
-    raise NoBattleAvailable("no two active models share an answered question; load an answer set first")
+        turns = conversation(question, answers[model_a.id], answers[model_b.id])
+        return Battle.objects.create(
+            voter=voter,
+            model_a=model_a,
+            model_b=model_b,
+            question=question,
+            prompt=turns[0]["prompt"],
+            response_a=turns[0]["a"],
+            response_b=turns[0]["b"],
+            turns=turns,
+            identity_leak=battle_leaks(turns, model_a, model_b),
+            client_hash=client_hash,
+            ready_at=timezone.now(),
+        )
+
+
+class BattleSkipped(ArenaError):
+    status = 409
+    code = "already_skipped"
+
+
+class SkipRefused(ArenaError):
+    status = 409
+    code = "battle_streaming"
+
+
+def battle_skip(*, battle_id: uuid.UUID | str, voter: Voter) -> Battle:
+    """End the voter's unvoted battle without a vote (status skipped).
+
+    Nothing is counted and nothing revealed; the next open gives another
+    battle. Raises BattleNotFound (also for another voter's battle),
+    AlreadyVoted, BattleSkipped, and SkipRefused while a live turn streams.
+    """
+    from votes.services import AlreadyVoted, BattleNotFound
+
+    try:
+        battle_id = uuid.UUID(str(battle_id))
+    except ValueError:
+        raise BattleNotFound("no such battle for this voter") from None
+    with transaction.atomic():
+        battle = Battle.objects.select_for_update().filter(id=battle_id, voter=voter).first()
+        if battle is None:
+            raise BattleNotFound("no such battle for this voter")
+        if battle.status == Battle.Status.VOTED:
+            raise AlreadyVoted("this battle already has a vote")
+        if battle.status == Battle.Status.SKIPPED:
+            raise BattleSkipped("this battle was already skipped")
+        stale = timezone.now() - timedelta(seconds=settings.ARENA_PENDING_STALE_SECONDS)
+        if battle.streaming_since and battle.streaming_since >= stale:
+            raise SkipRefused("the answers are still streaming; skip when they have finished")
+        Battle.objects.filter(id=battle.id).update(status=Battle.Status.SKIPPED)
+        battle.status = Battle.Status.SKIPPED
+    return battle

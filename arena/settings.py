@@ -88,6 +88,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: it turns a database outage anywhere below into a 503 (not a 500).
+    "arena.api_errors.ApiErrorMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -135,6 +137,16 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     }
     # A file, not memory, so worker processes started by tests see the test database.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-db.sqlite3")}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # An outage must end a request in seconds with a 503, never hang it
+    # (docs/VOTES.md "Database outages"): libpq gives up on a new connection
+    # after DB_CONNECT_TIMEOUT s, and arena.pgbackend on any single wait for the
+    # server (a query, a fetch, a commit) after DB_IO_TIMEOUT s (0: no bound).
+    DATABASES["default"]["ENGINE"] = "arena.pgbackend"
+    DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = env_int("DB_CONNECT_TIMEOUT", 3)
+DB_IO_TIMEOUT = env_float("DB_IO_TIMEOUT", 10.0)
+# Seconds a client is told to wait (Retry-After) when the database is unreachable.
+ARENA_DB_RETRY_AFTER = env_int("ARENA_DB_RETRY_AFTER", 5)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- cache (rate limits, debounce flags): shared by every process ----------
@@ -142,12 +154,19 @@ REDIS_URL = env_str("REDIS_URL")
 # The cache may live in another Redis database than the broker's queue, so
 # that clearing the cache never drops queued tasks.
 REDIS_CACHE_URL = env_str("REDIS_CACHE_URL", REDIS_URL)
+# Seconds any web-side Redis call (cache, rate limits, debounce flag, task
+# publish) may wait; after one failure the per-process circuit breaker keeps
+# requests off that Redis for ARENA_REDIS_BREAKER_SECONDS (docs/VOTES.md).
+ARENA_REDIS_TIMEOUT = env_float("ARENA_REDIS_TIMEOUT", 0.25)
+ARENA_REDIS_BREAKER_SECONDS = env_float("ARENA_REDIS_BREAKER_SECONDS", 5.0)
 if REDIS_CACHE_URL:
     CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_CACHE_URL,
-            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 2},
+            # One short timeout, no retry: a frozen Redis costs a request at most
+            # ARENA_REDIS_TIMEOUT once, then arena/redis_guard.py's breaker skips it.
+            "OPTIONS": {"socket_connect_timeout": ARENA_REDIS_TIMEOUT, "socket_timeout": ARENA_REDIS_TIMEOUT},
         }
     }
 else:
@@ -172,7 +191,16 @@ if not REDIS_URL:
         "store_processed": False,
     }
 else:
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 1, "socket_timeout": 2}
+    # ack_emulation off: kombu 5.7's redis transport (the newest release) kills
+    # the worker ("'NoneType' object has no attribute 'hostname'" in
+    # _connparams, via restore_unacked) whenever the connection drops while
+    # it holds an unacknowledged message, ETA or executing: it restores them
+    # through a connection already torn down. Without ack emulation the
+    # restore is the base transport's, which logs a failure instead of dying.
+    # The price: a message a killed worker held is gone rather than restored
+    # after the visibility timeout; every task here is idempotent and beat's
+    # recompute_if_stale catches up (docs/RATINGS.md#faults).
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 1, "socket_timeout": 2, "ack_emulation": False}
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
@@ -180,14 +208,18 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_TIMEOUT = 2
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # A vote must never wait on a dead broker: one quick retry, then give up
-# (the periodic recompute catches up).
+# (the periodic recompute catches up). The vote path itself publishes with
+# retry=False on a connection with ARENA_REDIS_TIMEOUT (votes/services.py).
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}
+# No task of ours is ever parked in the worker as an ETA/countdown message
+# (the debounce waits inside the task): the worker holds as little as
+# possible unacknowledged when the broker goes away (docs/RATINGS.md#faults).
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 RATINGS_DEBOUNCE_SECONDS = env_float("RATINGS_DEBOUNCE_SECONDS", 2.0)
 # Test hook only (tests/test_e2e_recompute_crash.py): seconds a recompute holds its snapshot uncommitted.
 RATINGS_TEST_PAUSE_SECONDS = env_float("RATINGS_TEST_PAUSE_SECONDS", 0.0)
 RATINGS_MIN_VOTES = env_int("RATINGS_MIN_VOTES", 30)  # fewer battles: "preliminary"; weighted sampling boosts them
-RATINGS_PERIODIC_SECONDS = env_float("RATINGS_PERIODIC_SECONDS", 60.0)
+RATINGS_PERIODIC_SECONDS = env_float("RATINGS_PERIODIC_SECONDS", 30.0)
 CELERY_BEAT_SCHEDULE = {
     "recompute-if-stale": {
         "task": "ratings.recompute_if_stale",
@@ -197,7 +229,13 @@ CELERY_BEAT_SCHEDULE = {
         "task": "votes.detect_anomalies",
         "schedule": env_float("VOTES_ANOMALY_PERIODIC_SECONDS", 3600.0),
     },
+    "retention": {"task": "ratings.prune", "schedule": env_float("RETENTION_PERIODIC_SECONDS", 3600.0)},
 }
+# Retention (ratings/retention.py): every snapshot of the last RATINGS_KEEP_ALL_DAYS
+# days, then the newest of each day; idempotency records for
+# ARENA_IDEMPOTENCY_RETENTION_HOURS (default: the vote window).
+RATINGS_KEEP_ALL_DAYS = env_float("RATINGS_KEEP_ALL_DAYS", 30.0)
+RETENTION_CHUNK = env_int("RETENTION_CHUNK", 500)
 
 # --- REST framework -------------------------------------------------------
 REST_FRAMEWORK = {
@@ -206,8 +244,14 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.TokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "arena.schema.ArenaAutoSchema",
     "EXCEPTION_HANDLER": "arena.api_errors.exception_handler",
+    # DRF's JSON parser plus a body-size limit (413) and a nesting limit (400 too_deep).
+    "DEFAULT_PARSER_CLASSES": [
+        "arena.parsers.ArenaJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_RENDERER_CLASSES": [
@@ -233,14 +277,22 @@ if ARENA_SAMPLING_POLICY not in ("weighted", "uniform", "active"):
 # Abuse resistance (arena/integrity.py, docs/VOTES.md). Rates are "N/<s|m|h|d>";
 # empty or 0 turns one off. A person reads two answers before voting, so 30
 # votes a minute from one session is already far above human speed.
+
+
+def _env_rate(name: str, default: str) -> str:
+    """Unset → the default; set but empty → "" (the limit is off, as documented)."""
+    value = os.environ.get(name)
+    return default if value is None else value.strip()
+
+
 ARENA_RATE_LIMITS = {
     "vote": {
-        "voter": env_str("ARENA_VOTE_RATE", "30/m"),
-        "address": env_str("ARENA_VOTE_RATE_PER_ADDRESS", "300/m"),
+        "voter": _env_rate("ARENA_VOTE_RATE", "30/m"),
+        "address": _env_rate("ARENA_VOTE_RATE_PER_ADDRESS", "300/m"),
     },
     "battle": {
-        "voter": env_str("ARENA_BATTLE_RATE", "60/m"),
-        "address": env_str("ARENA_BATTLE_RATE_PER_ADDRESS", "600/m"),
+        "voter": _env_rate("ARENA_BATTLE_RATE", "60/m"),
+        "address": _env_rate("ARENA_BATTLE_RATE_PER_ADDRESS", "600/m"),
     },
 }
 for _action, _scopes in ARENA_RATE_LIMITS.items():
@@ -254,10 +306,15 @@ ARENA_AUTO_PAUSE_FAILURES = env_int("ARENA_AUTO_PAUSE_FAILURES", 3)  # failed an
 ARENA_PENDING_STALE_SECONDS = env_int("ARENA_PENDING_STALE_SECONDS", 300)  # a turn still pending after this was abandoned
 ARENA_DAILY_VOTE_CAP = env_int("ARENA_DAILY_VOTE_CAP", 1000)  # per voter, rolling 24 h; 0 = no cap
 ARENA_VOTE_WINDOW_SECONDS = env_int("ARENA_VOTE_WINDOW_SECONDS", 6 * 3600)  # after the answers completed
+ARENA_IDEMPOTENCY_RETENTION_HOURS = env_float("ARENA_IDEMPOTENCY_RETENTION_HOURS", ARENA_VOTE_WINDOW_SECONDS / 3600)
 ARENA_TRUSTED_PROXY_COUNT = env_int("ARENA_TRUSTED_PROXY_COUNT", 0)  # reverse proxies setting X-Forwarded-For
 # Client addresses are stored only as HMAC-SHA256 under this salt.
 ARENA_ADDRESS_SALT = env_str("ARENA_ADDRESS_SALT", "") or f"address-salt:{SECRET_KEY}"
 ARENA_LEADERBOARD_CI = env_str("ARENA_LEADERBOARD_CI", "sandwich")
+# Intervals shown when ?intervals= is absent: "marginal" (per model, as LMArena) or "simultaneous".
+ARENA_LEADERBOARD_INTERVALS = env_str("ARENA_LEADERBOARD_INTERVALS", "marginal")
+# Tie model of the published ratings: "half" (a tie is half a win, as LMArena) or "davidson".
+RATINGS_TIES = env_str("RATINGS_TIES", "half")
 
 # --- i18n, static ---------------------------------------------------------
 LANGUAGE_CODE = "en-us"

@@ -80,10 +80,11 @@ def setup_django(db: str) -> None:
 
 
 def top_of_leaderboard(n: int = 6) -> list[dict]:
+    from ratings.selectors import joined, registry
     from ratings.services import recompute_publish
 
     snap = recompute_publish(force=True)
-    return sorted(snap.rows, key=lambda r: -r["rating"])[:n]
+    return sorted(joined(snap.rows, registry()), key=lambda r: -r["rating"])[:n]
 
 
 def main(argv=None) -> int:

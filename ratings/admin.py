@@ -18,6 +18,7 @@ from django.utils.html import format_html, format_html_join
 
 from . import admin_views, runs
 from .models import RecomputeRun, Snapshot
+from .selectors import registry, standings
 
 
 @admin.register(Snapshot)
@@ -85,13 +86,17 @@ class SnapshotAdmin(admin.ModelAdmin):
 
     @admin.display(description="overall ranking")
     def rows_table(self, obj) -> str:
-        rows = sorted(obj.rows, key=lambda r: (r["rank"], -r["rating"]))
+        # Ranked as the leaderboard ranks them (among the listed, established
+        # models), with today's names and statuses.
+        rows = sorted(
+            standings(obj.rows, registry()).values(), key=lambda r: (r["rank"] is None, r["rank"] or 0, -r["rating"])
+        )
         return format_html(
             "<table><thead><tr><th>rank</th><th>model</th><th>rating</th><th>95% CI</th><th>votes</th>"
             "<th>status</th></tr></thead><tbody>{}</tbody></table>",
             format_html_join("", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}–{}</td><td>{}</td><td>{}</td></tr>",
-                             ((r["rank"], r["model"], f"{r['rating']:.1f}", f"{r['lower']:.1f}", f"{r['upper']:.1f}",
-                               f"{r['battles']:,}", r.get("status", "")) for r in rows)),
+                             ((r["rank"] or "–", r["model"], f"{r['rating']:.1f}", f"{r['lower']:.1f}", f"{r['upper']:.1f}",
+                               f"{r['battles']:,}", r["status"]) for r in rows)),
         )  # fmt: skip
 
     @admin.action(description="Compare the two selected snapshots")

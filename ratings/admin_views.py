@@ -16,6 +16,7 @@ from django.template.response import TemplateResponse
 from . import dashboard, runs
 from .compare import compare_rows
 from .models import RecomputeRun, Snapshot, SnapshotView
+from .selectors import registry, standings
 
 
 def dashboard_page(request: HttpRequest):
@@ -88,7 +89,9 @@ def compare_page(model_admin, request: HttpRequest):
             key, style, _ = common[chosen]
             view_a = SnapshotView.objects.defer("pairs").get(snapshot=older, key=key, style_control=style)
             view_b = SnapshotView.objects.defer("pairs").get(snapshot=newer, key=key, style_control=style)
-            rows = [_shown(r) for r in compare_rows(view_a.rows, view_b.rows)]
+            reg = registry()
+            old_rows, new_rows = standings(view_a.rows, reg).values(), standings(view_b.rows, reg).values()
+            rows = [_shown(r) for r in compare_rows(list(old_rows), list(new_rows))]
         context.update(older=older, newer=newer, views=common, chosen=chosen, rows=rows,
                        changed=sum(1 for r in rows if r["rank_change"] or r["state"] != "both"))  # fmt: skip
     return TemplateResponse(request, "admin/ratings/snapshot/compare.html", context)

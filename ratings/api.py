@@ -3,8 +3,11 @@
 Every response derived from a snapshot carries an ETag and Last-Modified
 taken from that snapshot, so clients and proxies revalidate with a 304.
 The leaderboard, the most requested answer, is rendered once per process
-for each snapshot and query (a snapshot never changes) and then served
-from memory: one small query for the newest snapshot, then bytes.
+for each snapshot, query and registry version (a snapshot never changes;
+model names and details are joined from the registry when read) and then
+served from memory: two small queries (the newest snapshot, the registry),
+then bytes. Answers that show registry details carry the registry version
+in their ETag too, so an admin edit is never answered with a stale 304.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import threading
 from collections import OrderedDict
 
 from django.conf import settings
+from django.db.models.functions import Lower
 from django.http import HttpResponse, HttpResponseNotModified
 from django.shortcuts import get_object_or_404
 from django.utils.http import http_date, quote_etag
@@ -28,24 +32,59 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from arena.models import ArenaModel
+from arena.names import is_valid_model_name, model_name_problem
+from arena.schema import ErrorSerializer
 
-from . import runs, selectors
+from . import intervals, runs, selectors
 from .models import Snapshot
 
 CI_CHOICES = ("sandwich", "bootstrap", "none")
+MAX_ID = 2**63 - 1
+# Text parameters: PostgreSQL text cannot hold NUL, so a NUL is refused (400).
+NO_NUL = {"type": "string", "pattern": "^[^\\x00]*$"}
 
-ErrorOut = inline_serializer(
-    "Error",
-    {
-        "error": serializers.CharField(help_text="a stable code, e.g. invalid, not_found"),
-        "detail": serializers.CharField(help_text="a sentence to show"),
-        "fields": serializers.DictField(required=False, help_text="invalid: the message lists per field"),
-    },
-)
+ErrorOut = ErrorSerializer
+MAX_PAGE_SIZE = 10_000
+MAX_OFFSET = 2**31 - 1
 PAGE_PARAMETERS = [
-    OpenApiParameter("limit", int, description="page size (default 50)"),
-    OpenApiParameter("offset", int, description="rows to skip"),
+    OpenApiParameter(
+        "limit",
+        {"type": "integer", "minimum": 1, "maximum": MAX_PAGE_SIZE},
+        description=f"page size (default 50, at most {MAX_PAGE_SIZE})",
+    ),
+    OpenApiParameter("offset", {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET}, description="rows to skip"),
 ]
+
+
+def _int(request, name: str, default: int, minimum: int, maximum: int) -> int:
+    """An integer query parameter within [minimum, maximum]; anything else is a
+    400 (an unchecked value would reach SQL, where it is out of range)."""
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    if not (raw.isascii() and raw.isdigit()) or not minimum <= int(raw) <= maximum:
+        raise ValidationError({name: f"must be an integer from {minimum} to {maximum}"})
+    return int(raw)
+
+
+class Pages(LimitOffsetPagination):
+    """limit/offset pages whose parameters are checked, not silently replaced."""
+
+    def get_limit(self, request):
+        return _int(request, self.limit_query_param, self.default_limit, 1, MAX_PAGE_SIZE)
+
+    def get_offset(self, request):
+        return _int(request, self.offset_query_param, 0, 0, MAX_OFFSET)
+
+
+class CanRecompute(IsAdminUser):
+    """Staff with the recompute permission: the admin group and superusers,
+    as on the admin pages (arena/roles.py); a moderator may not."""
+
+    message = "only the admin group may request a recompute"
+
+    def has_permission(self, request, view):
+        return super().has_permission(request, view) and request.user.has_perm("ratings.add_recomputerun")
 
 
 def paginated(name: str, row: serializers.Serializer) -> serializers.Serializer:
@@ -68,9 +107,20 @@ def _text(request, name: str, default: str = "") -> str:
     return value
 
 
+def _choice(request, name: str, choices: tuple[str, ...], default: str | None) -> str | None:
+    """An enum query parameter: absent → default; present, it must be one of
+    the choices (an empty value too: the schema's enum has no "")."""
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    if raw not in choices:
+        raise ValidationError({name: f"must be one of {', '.join(choices)}"})
+    return raw
+
+
 def _bool(request, name: str, default: bool = False) -> bool:
     raw = request.query_params.get(name)
-    if raw in (None, ""):
+    if raw is None:
         return default
     if raw.lower() in ("1", "true", "yes", "on"):
         return True
@@ -112,7 +162,8 @@ def cached_response(request, snap: Snapshot | None, data, extra: str = "") -> Re
 
 class RenderedBodies:
     """A small per-process LRU of rendered JSON bodies. Keys must name the
-    snapshot (id and creation time), so an entry is never stale."""
+    snapshot (id and creation time) and the registry version, so an entry is
+    never stale."""
 
     def __init__(self, size: int):
         self.size = size
@@ -142,12 +193,22 @@ class LeaderboardRow(serializers.Serializer):
     rating = serializers.FloatField(help_text="rating points (400/ln10 scale, base 1000)")
     lower = serializers.FloatField(help_text="95% interval, lower bound")
     upper = serializers.FloatField(help_text="95% interval, upper bound")
-    rank = serializers.IntegerField(help_text="rank (UB) among the listed models")
+    rank = serializers.IntegerField(
+        allow_null=True, help_text="rank (UB) among the listed established models; null for a preliminary row"
+    )
     battles = serializers.IntegerField()
+    display_name = serializers.CharField()
     organization = serializers.CharField()
     license = serializers.CharField()
     status = serializers.CharField()
-    preliminary = serializers.BooleanField(help_text="fewer votes than the minimum for a settled rating")
+    preliminary = serializers.BooleanField(
+        help_text="unranked: fewer votes than RATINGS_MIN_VOTES, or flagged (see flags and caveats)"
+    )
+    flags = serializers.ListField(
+        child=serializers.CharField(),
+        help_text="why a row is preliminary: few_votes, one_battle, only_wins, only_losses, separated, disconnected",
+    )
+    caveats = serializers.ListField(child=serializers.CharField(), help_text="the flags in words")
 
 
 LeaderboardOut = inline_serializer(
@@ -159,6 +220,8 @@ LeaderboardOut = inline_serializer(
         "category": serializers.CharField(),
         "style_control": serializers.BooleanField(),
         "ci": serializers.CharField(),
+        "intervals": serializers.ChoiceField(choices=intervals.CHOICES, help_text="which 95% intervals lower/upper "
+                                             "and rank (UB) use: per model, or all models at once"),
         "style_coefficients": serializers.DictField(child=serializers.FloatField(), allow_null=True),
         "models": LeaderboardRow(many=True),
     },
@@ -168,10 +231,12 @@ LeaderboardOut = inline_serializer(
 class LeaderboardApi(APIView):
     @extend_schema(
         parameters=[
-            OpenApiParameter("category", str, description="a key from /api/v1/categories/ (default overall)"),
+            OpenApiParameter("category", NO_NUL, description="a key from /api/v1/categories/ (default overall)"),
             OpenApiParameter("style_control", bool),
             OpenApiParameter("ci", str, enum=list(CI_CHOICES), description="interval method of the snapshot"),
             OpenApiParameter("include_deprecated", bool),
+            OpenApiParameter("intervals", str, enum=list(intervals.CHOICES),
+                             description="marginal (default, as LMArena) or simultaneous 95% intervals"),
         ],
         responses={200: LeaderboardOut, 400: ErrorOut, 404: ErrorOut},
         summary="The leaderboard: rank (UB), rating points, 95% interval",
@@ -179,42 +244,60 @@ class LeaderboardApi(APIView):
     def get(self, request):
         category = _text(request, "category", "overall")
         style = _bool(request, "style_control")
-        ci = _text(request, "ci") or None
-        if ci is not None and ci not in CI_CHOICES:
-            raise ValidationError({"ci": f"must be one of {', '.join(CI_CHOICES)}"})
+        ci = _choice(request, "ci", CI_CHOICES, None)
         include_deprecated = _bool(request, "include_deprecated")
-        snap = selectors.snapshot_head(ci=ci)
+        try:
+            shown = intervals.parse(_text(request, "intervals"))
+        except ValueError as exc:
+            raise ValidationError({"intervals": str(exc)}) from None
+        snap = selectors.newest_snapshot(ci=ci)
         if snap is None:
-            if ci and selectors.latest_snapshot() is not None:
+            if ci and selectors.newest_snapshot() is not None:
                 raise NotFound(f"no snapshot with {ci} intervals yet; staff can request one at /api/v1/snapshots/")
             return Response(
                 {"updated_at": None, "votes": 0, "snapshot": None, "category": category, "style_control": style,
-                 "ci": ci or settings.ARENA_LEADERBOARD_CI, "style_coefficients": None, "models": []}
+                 "ci": ci or settings.ARENA_LEADERBOARD_CI, "intervals": shown, "style_coefficients": None,
+                 "models": []}
             )
-        # The answer depends on these and on the snapshot only.
+        # The answer depends on these, on the snapshot and on the registry
+        # (names, organizations, statuses are joined when read): an admin
+        # edit changes reg.version, hence the ETag and the cache key.
+        reg = selectors.registry()
         floor = selectors.min_votes()
-        query = f"{category}|{int(style)}|{ci or ''}|{int(include_deprecated)}|m{floor}"
+        query = f"{category}|{int(style)}|{ci or ''}|{int(include_deprecated)}|m{floor}|{shown}|r{reg.version}"
         early = not_modified(request, snap, query)
         if early is not None:
             return early
         if not isinstance(request.accepted_renderer, JSONRenderer):  # the browsable API renders the data itself
-            return cached_response(request, snap, self.data(snap, category, style, include_deprecated), query)
+            return cached_response(
+                request, snap, self.data(snap, category, style, include_deprecated, reg, shown), query
+            )
         key = (snap.id, snap.created_at, query)
         body = LEADERBOARD_BODIES.get(key)
         if body is None:
-            body = JSONRenderer().render(self.data(snap, category, style, include_deprecated))
+            body = JSONRenderer().render(self.data(snap, category, style, include_deprecated, reg, shown))
             LEADERBOARD_BODIES.put(key, body)
         return _validators(HttpResponse(body, content_type="application/json"), snap, _etag(snap, query))
 
     @staticmethod
-    def data(snap: Snapshot, category: str, style: bool, include_deprecated: bool) -> dict:
+    def data(
+        snap: Snapshot,
+        category: str,
+        style: bool,
+        include_deprecated: bool,
+        reg: selectors.Registry | None = None,
+        shown: str = "marginal",
+    ) -> dict:
         view = selectors.snapshot_view(snap, category, style)
         if view is None:
             raise NotFound(f"no view {category!r}{' with style control' if style else ''} in snapshot {snap.id}; "
                            "see /api/v1/categories/")
-        rows = selectors.leaderboard_rows(view, include_deprecated=include_deprecated)
-        keys = ("model", "rating", "lower", "upper", "rank", "battles", "organization", "license", "status",
-                "preliminary")
+        view = intervals.view_with(view, shown)  # rank (UB) below comes from the chosen bounds
+        if view is None:
+            raise NotFound(intervals.missing_detail(snap.id))
+        rows = selectors.leaderboard_rows(view, include_deprecated=include_deprecated, reg=reg)
+        keys = ("model", "rating", "lower", "upper", "rank", "battles", "display_name", "organization", "license",
+                "status", "preliminary", "flags", "caveats")
         return {
             "updated_at": snap.created_at,
             "votes": view.vote_count,
@@ -222,6 +305,7 @@ class LeaderboardApi(APIView):
             "category": category,
             "style_control": style,
             "ci": snap.ci,
+            "intervals": shown,
             "style_coefficients": view.style_coefficients,
             "models": [{k: r.get(k) for k in keys} for r in rows],
         }
@@ -235,7 +319,7 @@ HistoryPoint = inline_serializer(
         "rating": serializers.FloatField(),
         "lower": serializers.FloatField(),
         "upper": serializers.FloatField(),
-        "rank": serializers.IntegerField(),
+        "rank": serializers.IntegerField(allow_null=True, help_text="as the leaderboard showed it; null: preliminary"),
         "battles": serializers.IntegerField(),
     },
     many=True,
@@ -243,12 +327,12 @@ HistoryPoint = inline_serializer(
 
 
 class HistoryApi(APIView):
-    pagination_class = LimitOffsetPagination
+    pagination_class = Pages
 
     @extend_schema(
         parameters=[
-            OpenApiParameter("model", str, required=True),
-            OpenApiParameter("category", str),
+            OpenApiParameter("model", {**NO_NUL, "minLength": 1}, required=True),
+            OpenApiParameter("category", NO_NUL),
             OpenApiParameter("style_control", bool),
             *PAGE_PARAMETERS,
         ],
@@ -259,14 +343,17 @@ class HistoryApi(APIView):
         name = _text(request, "model")
         if not name:
             raise ValidationError({"model": "required"})
-        if not ArenaModel.objects.filter(name=name).exists():
+        if (problem := model_name_problem(name)) is not None:
+            raise ValidationError({"model": f"a model name {problem}"})
+        model_id = ArenaModel.objects.filter(name=name).values_list("id", flat=True).first()
+        if model_id is None:
             raise NotFound(f"no model {name!r}")
         category = _text(request, "category", "overall")
         style = _bool(request, "style_control")
-        points = selectors.model_history(name, category, style)
+        # Paginated in SQL: a COUNT and one page of the indexed RatingPoint table.
         pager = self.pagination_class()
-        page = pager.paginate_queryset(points, request, view=self)
-        return pager.get_paginated_response(page)
+        page = pager.paginate_queryset(selectors.model_history(model_id, category, style), request, view=self)
+        return pager.get_paginated_response(selectors.history_points(page))
 
 
 ModelSummary = inline_serializer(
@@ -276,8 +363,12 @@ ModelSummary = inline_serializer(
         "display_name": serializers.CharField(),
         "organization": serializers.CharField(),
         "license": serializers.CharField(),
+        "url": serializers.CharField(help_text="the model's page, empty when not given"),
         "status": serializers.CharField(),
         "rating": serializers.FloatField(allow_null=True, help_text="overall rating points; null before any vote"),
+        "rank": serializers.IntegerField(
+            allow_null=True, help_text="overall rank (UB), as the leaderboard shows it; null: unranked"
+        ),
         "battles": serializers.IntegerField(),
     },
     many=True,
@@ -285,7 +376,7 @@ ModelSummary = inline_serializer(
 
 
 class ModelListApi(APIView):
-    pagination_class = LimitOffsetPagination
+    pagination_class = Pages
 
     @extend_schema(
         operation_id="v1_models_list",
@@ -294,22 +385,20 @@ class ModelListApi(APIView):
         summary="Registered models with their current overall rating",
     )
     def get(self, request):
-        snap = selectors.latest_snapshot()
-        ratings = {}
-        if snap is not None:
-            view = selectors.snapshot_view(snap, "overall", False)
-            ratings = {r["model"]: r for r in (view.rows if view else [])}
+        ratings = selectors.overall_standings()
         models = [
             {
                 "name": m.name,
                 "display_name": m.label,
                 "organization": m.organization,
                 "license": m.license,
+                "url": m.url,
                 "status": m.status,
-                "rating": ratings.get(m.name, {}).get("rating"),
-                "battles": ratings.get(m.name, {}).get("battles", 0),
+                "rating": ratings.get(m.id, {}).get("rating"),
+                "rank": ratings.get(m.id, {}).get("rank"),
+                "battles": ratings.get(m.id, {}).get("battles", 0),
             }
-            for m in ArenaModel.objects.order_by("name")
+            for m in ArenaModel.objects.order_by(Lower("name"), "name")
         ]
         pager = self.pagination_class()
         page = pager.paginate_queryset(models, request, view=self)
@@ -323,6 +412,7 @@ ModelCard = inline_serializer(
         "display_name": serializers.CharField(),
         "organization": serializers.CharField(),
         "license": serializers.CharField(),
+        "url": serializers.CharField(help_text="the model's page, empty when not given"),
         "status": serializers.CharField(),
         "ratings": inline_serializer(
             "ModelRating",
@@ -333,7 +423,11 @@ ModelCard = inline_serializer(
                 "rating": serializers.FloatField(),
                 "lower": serializers.FloatField(),
                 "upper": serializers.FloatField(),
-                "rank": serializers.IntegerField(),
+                "rank": serializers.IntegerField(
+                    allow_null=True, help_text="as the leaderboard listing the model ranks it; null: preliminary"
+                ),
+                "preliminary": serializers.BooleanField(),
+                "caveats": serializers.ListField(child=serializers.CharField()),
                 "battles": serializers.IntegerField(),
                 "wins": serializers.IntegerField(),
                 "losses": serializers.IntegerField(),
@@ -360,23 +454,26 @@ class ModelDetailApi(APIView):
         summary="A model's card: ratings per category, battles, win rate against each opponent",
     )
     def get(self, request, name):
-        if "\x00" in name:
+        if not is_valid_model_name(name):  # e.g. NUL, which PostgreSQL refuses in a query
             raise NotFound(f"no model {name!r}")
         model = get_object_or_404(ArenaModel, name=name)
-        snap = selectors.latest_snapshot()
+        snap = selectors.newest_snapshot()
+        reg = selectors.registry()
         data = {
             "name": model.name,
             "display_name": model.label,
             "organization": model.organization,
             "license": model.license,
+            "url": model.url,
             "status": model.status,
             "ratings": [],
             "opponents": [],
         }
         if snap is not None:
-            data["ratings"] = selectors.model_ratings(snap, model.name)
-            data["opponents"] = selectors.model_opponents(snap, model.name)
-        return cached_response(request, snap, data, f"model-{model.name}")
+            data["ratings"] = selectors.model_ratings(snap, model, reg)
+            data["opponents"] = selectors.model_opponents(snap, model, reg)
+        # The registry version too: a status or organization edit is a new answer, never a 304.
+        return cached_response(request, snap, data, f"model-{model.name}|r{reg.version}")
 
 
 MatrixOut = inline_serializer(
@@ -399,29 +496,28 @@ class MatrixApi(APIView):
     @extend_schema(
         parameters=[
             OpenApiParameter("kind", str, enum=["winrate", "count", "predicted"]),
-            OpenApiParameter("category", str),
+            OpenApiParameter("category", NO_NUL),
             OpenApiParameter("style_control", bool),
         ],
         responses={200: MatrixOut, 400: ErrorOut, 404: ErrorOut},
         summary="Pairwise matrix: observed win rate (a tie is half a win), battle counts, or BT-predicted win rate",
     )
     def get(self, request):
-        kind = _text(request, "kind", "winrate")
-        if kind not in ("winrate", "count", "predicted"):
-            raise ValidationError({"kind": "must be winrate, count or predicted"})
+        kind = _choice(request, "kind", ("winrate", "count", "predicted"), "winrate")
         category = _text(request, "category", "overall")
         style = _bool(request, "style_control")
-        snap = selectors.latest_snapshot()
+        snap = selectors.newest_snapshot()
         if snap is None:
             raise NotFound("no snapshot published yet")
-        query = f"matrix|{kind}|{category}|{int(style)}"
+        reg = selectors.registry()
+        query = f"matrix|{kind}|{category}|{int(style)}|r{reg.version}"
         early = not_modified(request, snap, query)
         if early is not None:
             return early
         view = selectors.snapshot_view(snap, category, style, with_pairs=True)
         if view is None:
             raise NotFound(f"no view {category!r} in snapshot {snap.id}")
-        models, matrix = selectors.matrix(view, kind)
+        models, matrix = selectors.matrix(view, kind, reg)
         clean = [[None if (v is None or (isinstance(v, float) and math.isnan(v))) else v for v in row] for row in matrix]
         data = {"kind": kind, "category": category, "style_control": style, "snapshot": snap.id, "models": models,
                 "matrix": clean}
@@ -440,11 +536,11 @@ class RecomputeIn(serializers.Serializer):
 
 
 class SnapshotListApi(APIView):
-    pagination_class = LimitOffsetPagination
+    pagination_class = Pages
 
     def get_permissions(self):
         if self.request.method == "POST":
-            return [IsAdminUser()]
+            return [CanRecompute()]
         return super().get_permissions()
 
     @extend_schema(
@@ -513,6 +609,8 @@ class SnapshotDetailApi(APIView):
         summary="One snapshot: parameters, fingerprint and its views",
     )
     def get(self, request, snapshot_id: int):
+        if snapshot_id > MAX_ID:  # past bigint: no such row, and SQL would refuse the value
+            raise NotFound(f"no snapshot {snapshot_id}")
         snap = get_object_or_404(Snapshot, id=snapshot_id)
         data = dict(SnapshotSummary(snap).data)
         data["views"] = [
@@ -548,7 +646,7 @@ class CategoriesApi(APIView):
         responses=CategoriesOut, summary="The leaderboard views of the newest snapshot and their vote counts"
     )
     def get(self, request):
-        snap = selectors.latest_snapshot()
+        snap = selectors.newest_snapshot()
         if snap is None:
             return Response({"snapshot": None, "categories": []})
         views = [

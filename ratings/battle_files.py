@@ -7,6 +7,7 @@ Formats (detected from the content, not the file name):
 - CSV with model_a, model_b, winner (same labels), or the arena-human-preference
   columns winner_model_a / winner_model_b / winner_tie (one-hot 0/1).
 
+Model names follow arena.names (the same rule as every other entrance).
 Errors carry the file and line number; ``skip_bad_rows`` counts and drops them.
 """
 
@@ -21,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from arena.names import is_valid_model_name, model_name_error
 from votes import features as style
 
 LABELS = {"model_a": 1.0, "model_b": 0.0, "tie": 0.5, "tie (bothbad)": 0.5, "both_bad": 0.5, "bothbad": 0.5}
@@ -100,6 +102,9 @@ class _Reader:
         ma, mb, winner = rec.get("model_a"), rec.get("model_b"), rec.get("winner")
         if not isinstance(ma, str) or not ma or not isinstance(mb, str) or not mb:
             return self.bad(where, "model_a and model_b must be non-empty strings")
+        error = model_name_error(ma, "model_a") or model_name_error(mb, "model_b")
+        if error is not None:
+            return self.bad(where, error)
         y = LABELS.get(winner) if isinstance(winner, str) else None
         if y is None:
             return self.bad(where, f"unknown winner {winner!r} (expected {', '.join(LABELS)})")
@@ -179,6 +184,9 @@ class _Reader:
             ma, mb = row[ia].strip(), row[ib].strip()
             if not ma or not mb:
                 return self.bad(where, "model_a and model_b must be non-empty")
+            error = model_name_error(ma, "model_a") or model_name_error(mb, "model_b")
+            if error is not None:
+                return self.bad(where, error)
             if iw is not None and not one_hot:
                 y = LABELS.get(row[iw].strip())
                 if y is None:
@@ -220,10 +228,13 @@ class _Reader:
         ys = [LABELS.get(r[iw].strip()) for r in rows]
         if None in ys or any(not r[ia].strip() or not r[ib].strip() for r in rows):
             return self._slow_distinct(distinct, tally, lines, parse, path)
+        seen = {r[ia].strip() for r in rows} | {r[ib].strip() for r in rows}
+        if any(not is_valid_model_name(name) for name in seen):
+            return self._slow_distinct(distinct, tally, lines, parse, path)
         out = self.out
         index = out._index
         names = out.names
-        for name in {r[ia].strip() for r in rows} | {r[ib].strip() for r in rows}:
+        for name in seen:
             if name not in index:
                 index[name] = len(names)
                 names.append(name)

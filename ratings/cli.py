@@ -50,6 +50,14 @@ def add_arguments(parser) -> None:
     parser.add_argument("--include-named", action="store_true", help="count battles with anony=false too")
     parser.add_argument("--skip-bad-rows", action="store_true", help="skip malformed rows instead of failing")
     parser.add_argument("--format", choices=["json", "table", "csv"], default="json")
+    parser.add_argument(
+        "--simultaneous", action="store_true",
+        help="95%% intervals that hold for all models at once (rank (UB) from them too)",
+    )
+    parser.add_argument(
+        "--ties", choices=["half", "davidson"], default="half",
+        help="a tie counts as half a win (default), or Davidson's tie model with its own parameter nu",
+    )
 
 
 
@@ -57,6 +65,10 @@ class RateBattles:
     """One run: read, rate, print."""
 
     def handle(self, *args, **opts):
+        if opts.get("ties", "half") == "davidson" and (opts["method"] == "elo" or opts["style_control"]):
+            raise CommandError("--ties davidson works with --method bt without --style-control")
+        if opts.get("simultaneous") and (opts["method"] == "elo" or opts["style_control"]):
+            raise CommandError("--simultaneous works with --method bt without --style-control")
         if opts["rounds"] < 1:
             raise CommandError("--rounds must be at least 1")
         if opts["l2"] < 0:
@@ -98,6 +110,10 @@ class RateBattles:
         t2 = time.perf_counter()
         style_coefficients = None
         warnings: list[str] = []
+        simultaneous = bool(opts.get("simultaneous"))
+        tie_model = opts.get("ties", "half")
+        critical_value = None
+        tie_param = None
         if method == "elo":
             keep = battles.a != battles.b
             order = np.argsort(battles.tstamp[keep], kind="stable")
@@ -117,10 +133,18 @@ class RateBattles:
             )
             battles_n, wins, losses, ties = engine.model_counts(pc)
         else:
-            lb = engine.leaderboard(
-                pc, names=battles.names, ci=ci, rounds=opts["rounds"], seed=opts["seed"], l2=opts["l2"], anchor=anchor
-            )
+            try:
+                lb = engine.leaderboard(
+                    pc, names=battles.names, ci=ci, rounds=opts["rounds"], seed=opts["seed"], l2=opts["l2"],
+                    anchor=anchor, simultaneous=simultaneous, ties=tie_model,
+                )
+            except ValueError as exc:
+                raise CommandError(str(exc)) from None
             rating, lower, upper, rank, active = lb.rating, lb.lower, lb.upper, lb.rank, lb.active
+            if simultaneous:
+                lower, upper, rank = lb.sim_lower, lb.sim_upper, lb.sim_rank
+                critical_value = lb.critical_value
+            tie_param = lb.tie_param
             battles_n, wins, losses, ties = lb.battles, lb.wins, lb.losses, lb.ties
             warnings = lb.warnings
             fit_s, int_s = lb.timings["fit"], lb.timings["intervals"]
@@ -141,9 +165,19 @@ class RateBattles:
         ]
         rows.sort(key=lambda r: (-r["rating"], r["model"]))
         skipped = {"self_battle": int(pc.n_self), "named": battles.named, "bad_row": battles.bad_rows}
+        extra = {}
+        if simultaneous:
+            extra["critical_value"] = None if critical_value is None else round(critical_value, 6)
+        if tie_model == "davidson":
+            extra["tie_param"] = None if tie_param is None else {
+                k: (None if v is None else round(v, 6)) for k, v in tie_param.items()
+            }
         return {
             "method": method,
             "ci": ci,
+            "intervals": "simultaneous" if simultaneous else "marginal",
+            "ties": tie_model,
+            **extra,
             "battles_used": int(round(pc.total)),
             "battles_skipped": skipped,
             "models": rows,
@@ -220,6 +254,12 @@ class RateBattles:
                 f"{r['rank']:>4}  {r['model']:<{width}}  {r['rating']:>8.1f}  "
                 f"{r['lower']:>8.1f}-{r['upper']:<8.1f}  {r['battles']:>8}\n"
             )
+        if result.get("tie_param"):
+            tp = result["tie_param"]
+            bounds = f" ({tp['lower']:.4f}-{tp['upper']:.4f})" if tp.get("lower") is not None else ""
+            out.write(f"davidson tie parameter nu={tp['nu']:.4f}{bounds}\n")
+        if result.get("critical_value") is not None:
+            out.write(f"simultaneous 95% intervals: critical value {result['critical_value']:.4f} (marginal 1.96)\n")
         if result["style_coefficients"]:
             out.write("style: " + ", ".join(f"{k}={v:+.4f}" for k, v in result["style_coefficients"].items()) + "\n")
         for w_ in result["warnings"]:

@@ -16,7 +16,7 @@ from arena.models import Battle
 from votes.models import Vote
 
 from .models import RecomputeRun, Snapshot
-from .selectors import latest_snapshot, leaderboard_rows, snapshot_view
+from .selectors import leaderboard_rows, newest_snapshot, snapshot_view
 
 DAYS = 14
 AWAITING_WINDOW = timedelta(hours=1)
@@ -67,7 +67,7 @@ def battles_in_progress(*, now=None) -> dict:
 
 
 def leaderboard_top(n: int = 10) -> tuple[Snapshot | None, list[dict]]:
-    snap = latest_snapshot()
+    snap = newest_snapshot()
     if snap is None:
         return None, []
     view = snapshot_view(snap, "overall", False)

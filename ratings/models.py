@@ -112,3 +112,38 @@ class RecomputeRun(models.Model):
             return None
         end = self.finished_at or timezone.now()
         return (end - self.started_at).total_seconds()
+
+
+class RatingPoint(models.Model):
+    """One model's rating in one view of one snapshot: the narrow, indexed
+    copy of SnapshotView.rows that history reads (a model's points, newest
+    first, a page at a time) without loading any snapshot's row list.
+
+    Written by the recompute in the snapshot's transaction; deleted with it.
+    ``rank`` is the rank (UB) the leaderboard showed when the snapshot was
+    published, null for a preliminary (unranked) row.
+    """
+
+    snapshot = models.ForeignKey(Snapshot, on_delete=models.CASCADE, related_name="points")
+    key = models.CharField(max_length=40)
+    style_control = models.BooleanField(default=False)
+    model = models.ForeignKey("arena.ArenaModel", on_delete=models.CASCADE, related_name="+")
+    rating = models.FloatField()
+    lower = models.FloatField()
+    upper = models.FloatField()
+    rank = models.PositiveIntegerField(null=True, blank=True)
+    battles = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(help_text="the snapshot's creation time, copied so history needs no join")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["snapshot", "key", "style_control", "model"], name="ratings_point_unique")
+        ]
+        indexes = [
+            models.Index(
+                fields=["model", "key", "style_control", "-created_at", "-snapshot"], name="ratings_point_history"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.snapshot_id}:{self.key}:{self.model_id}"

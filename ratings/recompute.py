@@ -112,6 +112,7 @@ class ViewResult:
     pairs: np.ndarray
     style_coefficients: dict | None = None
     warnings: list[str] = field(default_factory=list)
+    tie_param: dict | None = None  # Davidson's nu and its interval (RATINGS_TIES = "davidson")
 
 
 def vote_set_summary() -> tuple[int, int, int]:
@@ -337,15 +338,14 @@ def counts_fingerprint(pc: engine.PairCounts, names: list[str]) -> str:
     return digest.hexdigest()
 
 
-def _rows(lb, names, meta, active) -> tuple[list[dict], dict[int, int]]:
+def _rows(lb, names, model_ids, active) -> tuple[list[dict], dict[int, int]]:
+    """Stored rows hold the model id and numbers only: names and registry
+    details are joined when read (ratings.selectors.joined), so an edit in
+    the registry never waits for a recompute."""
     rows = []
     for i in np.flatnonzero(active):
-        info = meta[i]
         rows.append({
-            "model": names[i],
-            "organization": info["organization"],
-            "license": info["license"],
-            "status": info["status"],
+            "model_id": int(model_ids[i]),
             "rating": round(float(lb.rating[i]), 4),
             "lower": round(float(lb.lower[i]), 4),
             "upper": round(float(lb.upper[i]), 4),
@@ -357,8 +357,11 @@ def _rows(lb, names, meta, active) -> tuple[list[dict], dict[int, int]]:
             "theta": round(float(lb.theta[i]), 8),
             "flags": lb.flags.get(int(i), []),
             "_i": int(i),
+            # simultaneous 95% bounds (all models at once), for ?intervals=simultaneous
+            **({"lower_sim": round(float(lb.sim_lower[i]), 4), "upper_sim": round(float(lb.sim_upper[i]), 4)}
+               if lb.sim_lower is not None else {}),
         })
-    rows.sort(key=lambda r: (r["rank"], -r["rating"], r["model"]))
+    rows.sort(key=lambda r: (r["rank"], -r["rating"], names[r["_i"]]))
     position = {r.pop("_i"): k for k, r in enumerate(rows)}
     return rows, position
 
@@ -375,9 +378,10 @@ def _pairs(pc: engine.PairCounts, position: dict[int, int]) -> np.ndarray:
     return np.column_stack([pos[lo][keep], pos[hi][keep], c[keep], s[keep]]).astype(np.float64)
 
 
-def _view(key, label, pc, names, meta, *, ci, rounds, seed) -> ViewResult:
-    lb = engine.leaderboard(pc, names=names, ci=ci, rounds=rounds, seed=seed)
-    rows, position = _rows(lb, names, meta, lb.active)
+def _view(key, label, pc, names, model_ids, *, ci, rounds, seed) -> ViewResult:
+    lb = engine.leaderboard(pc, names=names, ci=ci, rounds=rounds, seed=seed, simultaneous=True,
+                            ties=getattr(settings, "RATINGS_TIES", "half"))
+    rows, position = _rows(lb, names, model_ids, lb.active)
     return ViewResult(
         key=key,
         label=label,
@@ -387,11 +391,12 @@ def _view(key, label, pc, names, meta, *, ci, rounds, seed) -> ViewResult:
         rows=rows,
         pairs=_pairs(pc, position),
         warnings=lb.warnings,
+        tie_param=lb.tie_param,
     )
 
 
 def _style_view(
-    t: VoteTable, style: StyleVotes, names, meta, *, beta_l2: float, theta0: np.ndarray
+    t: VoteTable, style: StyleVotes, names, model_ids, *, beta_l2: float, theta0: np.ndarray
 ) -> ViewResult | None:
     """Contextual BT over the votes with style counts; sandwich intervals
     from the full (theta, beta) Hessian."""
@@ -420,7 +425,8 @@ def _style_view(
         fit=engine.BTFit(fit.theta, l2, fit.iterations, fit.grad_norm, True), warnings=diag.warnings,
         flags=diag.flags, ci="sandwich",
     )
-    rows, position = _rows(lb, names, meta, active)
+    lb.sim_lower, lb.sim_upper, lb.critical_value = engine.simultaneous_sandwich(rating, fit.cov_theta, active)
+    rows, position = _rows(lb, names, model_ids, active)
     return ViewResult(
         key="overall",
         label="Overall, style controlled",
@@ -437,15 +443,12 @@ def _style_view(
 def compute_views(
     t: VoteTable, style: StyleVotes | None, *, ci: str = "sandwich", rounds: int = 100, seed: int = 0
 ) -> list[ViewResult]:
-    """All views of one vote set (``style`` None: no style-controlled view). Reads only the model names."""
+    """All views of one vote set (``style`` None: no style-controlled view).
+    Reads only the model names (for warnings and the count fingerprints)."""
     if not t.model_ids:
         return []
-    models = {m.id: m for m in ArenaModel.objects.filter(id__in=t.model_ids)}
-    names = [models[i].name for i in t.model_ids]
-    meta = [
-        {"organization": models[i].organization, "license": models[i].license, "status": models[i].status}
-        for i in t.model_ids
-    ]
+    models = dict(ArenaModel.objects.filter(id__in=t.model_ids).values_list("id", "name"))
+    names = [models[i] for i in t.model_ids]
     n = len(t.model_ids)
     views = []
     for key, (label, counts) in t.counts.items():
@@ -454,14 +457,54 @@ def compute_views(
         pc = engine.aggregate(t.a, t.b, t.y, n, count=counts)
         if pc.total == 0:
             continue
-        views.append(_view(key, label, pc, names, meta, ci=ci, rounds=rounds, seed=seed))
+        views.append(_view(key, label, pc, names, t.model_ids, ci=ci, rounds=rounds, seed=seed))
     if style is not None:
         overall = next((v for v in views if v.key == "overall"), None)
         theta0 = np.zeros(n)
         if overall is not None:
-            by_name = {r["model"]: r["theta"] for r in overall.rows}
-            theta0 = np.array([by_name.get(name, 0.0) for name in names])
-        sv = _style_view(t, style, names, meta, beta_l2=getattr(settings, "RATINGS_STYLE_L2", 0.5), theta0=theta0)
+            by_id = {r["model_id"]: r["theta"] for r in overall.rows}
+            theta0 = np.array([by_id.get(mid, 0.0) for mid in t.model_ids])
+        sv = _style_view(t, style, names, t.model_ids, beta_l2=getattr(settings, "RATINGS_STYLE_L2", 0.5), theta0=theta0)
         if sv is not None:
             views.append(sv)
     return views
+
+
+def rating_points(snap, views: list[ViewResult]) -> list[tuple]:
+    """The snapshot's RatingPoint rows (one per model and view), ranked as
+    the leaderboard shows them now (ratings.selectors.standings), as tuples
+    (key, style_control, model_id, rating, lower, upper, rank, battles)."""
+    from .selectors import registry, standings
+
+    reg = registry()
+    return [
+        (v.key, v.style_control, model_id, r["rating"], r["lower"], r["upper"], r["rank"], r["battles"])
+        for v in views
+        for model_id, r in standings(v.rows, reg).items()
+    ]
+
+
+def write_rating_points(snap, points: list[tuple]) -> None:
+    """Insert the points in the snapshot's transaction. PostgreSQL: one
+    INSERT … SELECT FROM unnest() of one array per column (measured faster
+    than bulk_create's one parameter per value); elsewhere bulk_create."""
+    from .models import RatingPoint
+
+    if not points:
+        return
+    if connection.vendor != "postgresql":
+        fields = ("key", "style_control", "model_id", "rating", "lower", "upper", "rank", "battles")
+        RatingPoint.objects.bulk_create(
+            [RatingPoint(snapshot=snap, created_at=snap.created_at, **dict(zip(fields, p, strict=True))) for p in points],
+            batch_size=500,
+        )
+        return
+    columns = list(zip(*points, strict=True))
+    with connection.cursor() as cur:
+        cur.execute(
+            f"INSERT INTO {RatingPoint._meta.db_table} "
+            "(snapshot_id, created_at, key, style_control, model_id, rating, lower, upper, rank, battles) "
+            "SELECT %s, %s, * FROM unnest(%s::varchar[], %s::boolean[], %s::bigint[], %s::float8[], %s::float8[], "
+            "%s::float8[], %s::int[], %s::int[])",
+            [snap.id, snap.created_at, *(list(c) for c in columns)],
+        )

@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from . import services
 from .models import RecomputeRun
-from .selectors import latest_snapshot
+from .selectors import newest_snapshot
 
 CI_CHOICES = ("sandwich", "bootstrap", "none")
 TASK = "ratings.recompute"
@@ -115,7 +115,7 @@ def status_payload(run: RecomputeRun) -> dict:
     snap = run.snapshot
     expected = None
     if run.status in (RecomputeRun.Status.QUEUED, RecomputeRun.Status.RUNNING):
-        previous = latest_snapshot()
+        previous = newest_snapshot()
         expected = round(previous.duration, 2) if previous else None
     return {
         "id": run.id,

@@ -14,12 +14,14 @@ from .models import Snapshot, SnapshotView
 from .recompute import (
     compute_views,
     consistent_reads,
+    rating_points,
     counted_ids_and_style,
     vote_set_from,
     vote_set_summary,
     vote_table,
+    write_rating_points,
 )
-from .selectors import latest_snapshot
+from .selectors import newest_snapshot
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +41,7 @@ def snapshot_is_stale() -> bool:
 
     (count, max id, sum of ids) changes with any new, excluded or reinstated vote.
     """
-    snap = latest_snapshot()
+    snap = newest_snapshot()
     count, last, total = vote_set_summary()
     if snap is None:
         return count > 0
@@ -62,7 +64,7 @@ def recompute_publish(*, ci: str | None = None, rounds: int = 100, force: bool =
             return None
         started = time.perf_counter()
         with consistent_reads():
-            newest = latest_snapshot()
+            newest = newest_snapshot()
             ids, style = counted_ids_and_style()
             votes = vote_set_from(ids)
             if (
@@ -70,6 +72,7 @@ def recompute_publish(*, ci: str | None = None, rounds: int = 100, force: bool =
                 and newest is not None
                 and newest.ci == ci
                 and (ci != "bootstrap" or newest.params.get("rounds") == rounds)
+                and newest.params.get("ties", "half") == getattr(settings, "RATINGS_TIES", "half")
                 and newest.fingerprint == votes.fingerprint
             ):
                 return newest
@@ -91,6 +94,9 @@ def recompute_publish(*, ci: str | None = None, rounds: int = 100, force: bool =
                     "seed": 0,
                     "style_beta_l2": getattr(settings, "RATINGS_STYLE_L2", 0.5),
                     "min_category_votes": min_category_votes,
+                    "ties": getattr(settings, "RATINGS_TIES", "half"),
+                    "tie_param": overall.tie_param if overall else None,
+                    "intervals": ["marginal", "simultaneous"],
                     "views": [(v.key, v.style_control) for v in views],
                 },
                 vote_count=votes.count,
@@ -118,6 +124,7 @@ def recompute_publish(*, ci: str | None = None, rounds: int = 100, force: bool =
                     for v in views
                 ]
             )
+            write_rating_points(snap, rating_points(snap, views))
             snap.duration = time.perf_counter() - started
             Snapshot.objects.filter(id=snap.id).update(duration=snap.duration)
             _test_pause()

@@ -9,7 +9,6 @@ malformed parameter a 400 page, never a 500.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlencode
@@ -21,25 +20,19 @@ from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_safe
 
 from arena.models import ArenaModel
+from arena.names import is_valid_model_name
 
-from . import plots, selectors
+from . import intervals, plots, selectors
 from .models import Snapshot, SnapshotView
 
 HEATMAP_MODELS = 20  # the heatmaps show the top of the table; /api/v1/matrix/ has every pair
-HISTORY_ROWS = 50  # newest snapshots listed under the history plot (the plot shows all)
+HISTORY_ROWS = 50  # newest snapshots listed under the history plot
+HISTORY_PLOT_POINTS = 2000  # newest points drawn (retention keeps one a day after RATINGS_KEEP_ALL_DAYS)
 # The wide plots are drawn twice: at their natural width and at this one for
 # phones; the stylesheet shows one of them (SVG text does not reflow).
 NARROW = 400.0
 CATEGORY_ORDER = ("overall", "coding", "long_prompt", "multi_turn", "no_ties")
-SLUG = re.compile(r"[-a-zA-Z0-9_]+")
 STYLE_LABELS = {"tokens": "length", "headers": "headers", "list_items": "list items", "bold": "bold"}
-FLAG_TEXT = {
-    "only_wins": "won every battle: its rating is held finite by a weak penalty",
-    "only_losses": "lost every battle: its rating is held finite by a weak penalty",
-    "separated": "its group never lost (or never won) against the rest: held finite by a weak penalty",
-    "disconnected": "never compared, even indirectly, with some models: ratings across groups are not comparable",
-    "one_battle": "rated from a single battle",
-}
 
 
 class BadParameter(ValueError):
@@ -127,9 +120,9 @@ def _category_links(views: list[SnapshotView], choice: ViewChoice, include_depre
     return links
 
 
-def _heatmap_data(view: SnapshotView, names: list[str], kind: str) -> list[list]:
+def _heatmap_data(view: SnapshotView, names: list[str], kind: str, reg: selectors.Registry) -> list[list]:
     """The selector's matrix cut down to ``names``, in that order."""
-    all_names, full = selectors.matrix(view, kind)
+    all_names, full = selectors.matrix(view, kind, reg)
     index = {n: k for k, n in enumerate(all_names)}
     picked = [index[n] for n in names]
     return [[full[i][j] for j in picked] for i in picked]
@@ -157,9 +150,13 @@ def leaderboard_page(request: HttpRequest) -> HttpResponse:
     try:
         choice = _choice(request)
         include_deprecated = _flag(request, "include_deprecated")
-    except BadParameter as exc:
-        return _problem(request, 400, "Bad request", str(exc), [("The leaderboard", reverse("leaderboard"))])
-    snap = selectors.latest_snapshot()
+        shown = intervals.parse(request.GET.get("intervals"))
+    except (BadParameter, ValueError) as exc:
+        message = str(exc) if isinstance(exc, BadParameter) else f"intervals {exc}"
+        return _problem(request, 400, "Bad request", message, [("The leaderboard", reverse("leaderboard"))])
+    # the chosen intervals travel in every link below, unless they are the default
+    keep = {"intervals": shown} if shown != intervals.default() else {}
+    snap = selectors.newest_snapshot()
     if snap is None:
         return render(request, "ratings/leaderboard.html", {"snapshot": None})
     views = snapshot_views(snap)
@@ -168,15 +165,19 @@ def leaderboard_page(request: HttpRequest) -> HttpResponse:
         links = [(v.label, _board_url(category=v.key, style_control=v.style_control)) for v in views]
         message = f"Snapshot {snap.id} has no view {_view_name(choice)}."
         return _problem(request, 404, "No such leaderboard", message, links)
+    view = intervals.view_with(view, shown)  # rank (UB) below comes from the chosen bounds
+    if view is None:
+        links = [("Marginal intervals", _board_url(category=choice.category, style_control=choice.style_control))]
+        return _problem(request, 404, "No simultaneous intervals", intervals.missing_detail(snap.id), links)
 
-    rows = selectors.leaderboard_rows(view, include_deprecated=include_deprecated)
+    reg = selectors.registry()
+    rows = selectors.leaderboard_rows(view, include_deprecated=include_deprecated, reg=reg)
     href = _model_href(choice)
     for r in rows:
         r["href"] = href(r["model"])
-        r["flag_text"] = "; ".join(FLAG_TEXT.get(f, f) for f in r.get("flags") or [])
     top = [r["model"] for r in rows[:HEATMAP_MODELS]]
-    counts = _heatmap_data(view, top, "count")
-    winrate = _heatmap_data(view, top, "winrate")
+    counts = _heatmap_data(view, top, "count", reg)
+    winrate = _heatmap_data(view, top, "winrate", reg)
     # plots.py escapes every text it draws, so its SVG goes into the page as is.
     plot_svg = {
         "ratings": mark_safe(plots.rating_intervals(rows, href=href)),  # noqa: S308
@@ -195,9 +196,13 @@ def leaderboard_page(request: HttpRequest) -> HttpResponse:
         "include_deprecated": include_deprecated,
         "categories": _category_links(views, choice, include_deprecated),
         "style_href": _board_url(category=choice.category, style_control=not choice.style_control,
-                                 include_deprecated=include_deprecated) if has_style or choice.style_control else None,
-        "deprecated_href": _board_url(**same, include_deprecated=not include_deprecated),
-        "deprecated_count": sum(1 for r in view.rows if r.get("status") == "deprecated"),
+                                 include_deprecated=include_deprecated, **keep)
+        if has_style or choice.style_control else None,
+        "deprecated_href": _board_url(**same, include_deprecated=not include_deprecated, **keep),
+        "intervals": shown,
+        "intervals_href": _board_url(**same, include_deprecated=include_deprecated,
+                                     intervals="marginal" if shown == "simultaneous" else "simultaneous"),
+        "deprecated_count": sum(1 for r in selectors.joined(view.rows, reg) if r["status"] == "deprecated"),
         "style_coefficients": _style_coefficients(view),
         "ranked": [r for r in rows if not r["preliminary"]],
         "preliminary": [r for r in rows if r["preliminary"]],
@@ -205,7 +210,7 @@ def leaderboard_page(request: HttpRequest) -> HttpResponse:
         "plots": plot_svg,
         "heatmap_models": len(top),
         "listed": len(rows),
-        "api_href": reverse("api-leaderboard") + _query(**same, include_deprecated=include_deprecated),
+        "api_href": reverse("api-leaderboard") + _query(**same, include_deprecated=include_deprecated, **keep),
         "matrix_href": reverse("api-matrix") + "?" + urlencode({"kind": "winrate", **_kept(**same)}),
     }
     return render(request, "ratings/leaderboard.html", context)
@@ -215,7 +220,7 @@ def leaderboard_page(request: HttpRequest) -> HttpResponse:
 def model_page(request: HttpRequest, name: str) -> HttpResponse:
     """One model: its rating in each view, its history in the chosen view, its opponents."""
     back = [("The leaderboard", reverse("leaderboard"))]
-    model = ArenaModel.objects.filter(name=name).first() if SLUG.fullmatch(name) else None
+    model = ArenaModel.objects.filter(name=name).first() if is_valid_model_name(name) else None
     if model is None:
         return _problem(request, 404, "No such model", f'No model is called "{name[:120]}".', back)
     try:
@@ -223,7 +228,7 @@ def model_page(request: HttpRequest, name: str) -> HttpResponse:
     except BadParameter as exc:
         return _problem(request, 400, "Bad request", str(exc), back)
     here = reverse("leaderboard-model", args=[model.name])
-    snap = selectors.latest_snapshot()
+    snap = selectors.newest_snapshot()
     context: dict = {"model": model, "snapshot": snap, "choice": choice}
     if snap is None:
         return render(request, "ratings/model.html", context)
@@ -232,8 +237,12 @@ def model_page(request: HttpRequest, name: str) -> HttpResponse:
     if view is None:
         message = f"Snapshot {snap.id} has no view {_view_name(choice)}."
         return _problem(request, 404, "No such leaderboard", message, [(model.name, here), *back])
-    history = selectors.model_history(model.name, choice.category, choice.style_control)
-    ratings = selectors.model_ratings(snap, model.name)
+    # Paginated in SQL: the newest points of the indexed RatingPoint table, and their count.
+    points = selectors.model_history(model, choice.category, choice.style_control)
+    history = selectors.history_points(points[:HISTORY_PLOT_POINTS])
+    history_total = points.count() if len(history) == HISTORY_PLOT_POINTS else len(history)
+    reg = selectors.registry()
+    ratings = selectors.model_ratings(snap, model, reg)
     order = {key: k for k, key in enumerate(views)}
     ratings.sort(key=lambda r: order.get((r["category"], r["style_control"]), len(order)))
     for r in ratings:
@@ -245,13 +254,13 @@ def model_page(request: HttpRequest, name: str) -> HttpResponse:
         "view": view,
         "ratings": ratings,
         "history": history[:HISTORY_ROWS],
-        "history_total": len(history),
+        "history_total": history_total,
         # plots.py escapes every text it draws, so its SVG goes into the page as is.
         "history_plot": mark_safe(plots.rating_history(history, title=title)),  # noqa: S308
         "history_plot_narrow": mark_safe(  # noqa: S308
             plots.rating_history(history, title=title, width=NARROW, ident="plot-history-narrow")
         ),
-        "opponents": selectors.model_opponents(snap, model.name),
+        "opponents": selectors.model_opponents(snap, model, reg),
         "board_href": _board_url(**same),
         "api_href": reverse("api-leaderboard-history") + "?" + urlencode({"model": model.name, **_kept(**same)}),
     })

@@ -151,3 +151,28 @@ def artifacts_dir() -> Path:
     path = ROOT / "test-artifacts"
     path.mkdir(exist_ok=True)
     return path
+
+
+@pytest.fixture
+def own_redis(tmp_path):
+    """A redis-server of this test's own on a free port (restart it, freeze it:
+    the machine's shared Redis is never touched); stopped after the test."""
+    from tests.services import RedisServer, free_port, redis_server_binary, unavailable
+
+    binary = redis_server_binary()
+    if binary is None:
+        unavailable("redis-server binary not installed (apt-get install redis-server)")
+    server = RedisServer(binary, free_port(), tmp_path / "redis").start()
+    yield server
+    server.stop(kill=True)
+
+
+@pytest.fixture(autouse=True)
+def _closed_redis_breakers():
+    """Each test starts with every Redis circuit breaker closed
+    (arena/redis_guard.py keeps per-process state)."""
+    from arena import redis_guard
+
+    redis_guard.reset()
+    yield
+    redis_guard.reset()

@@ -174,3 +174,149 @@ class WorkerProcess(ChildProcess):
     def start(self) -> WorkerProcess:  # type: ignore[override]
         super().start(ready_text=b"ready.")
         return self
+
+
+# --- fault injection (tests/test_faults_redis.py, bench/bench_faults.py) -----
+
+
+class RedisServer(ChildProcess):
+    """A throwaway redis-server on a free port, in its own directory, saving
+    nothing: the machine's shared Redis is never stopped, frozen or flushed.
+    ``restart()`` is `redis-cli shutdown nosave` and a new server on the same
+    port; ``freeze()``/``thaw()`` are SIGSTOP/SIGCONT."""
+
+    def __init__(self, binary: str, port: int, workdir: Path):
+        workdir.mkdir(parents=True, exist_ok=True)
+        super().__init__(
+            [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", str(workdir)],
+            workdir / "redis.log",
+        )
+        self.port = port
+
+    def url(self, db: int = 0) -> str:
+        return f"redis://127.0.0.1:{self.port}/{db}"
+
+    def start(self):  # type: ignore[override]
+        return super().start(port=self.port, timeout=15)
+
+    def restart(self, down_seconds: float = 0.5) -> None:
+        """Stop it the way an operator's `shutdown nosave` does (everything in
+        it is lost), then start a fresh server on the same port."""
+        import signal
+
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)  # redis-server's SIGTERM = SHUTDOWN (and --save "": nosave)
+            self.proc.wait(timeout=15)
+        if getattr(self, "log", None) and not self.log.closed:
+            self.log.close()
+        time.sleep(down_seconds)
+        self.start()
+
+    def freeze(self) -> None:
+        import signal
+
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        import signal
+
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGCONT)
+
+    def stop(self, kill: bool = False) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.thaw()  # a stopped process would ignore SIGTERM until continued
+        super().stop(kill=kill)
+
+
+def child_pids(pid: int) -> list[int]:
+    """Direct children of ``pid`` (Linux /proc), e.g. the worker run_arena started."""
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(p) for p in text.split()]
+
+
+def cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+class HttpVoter:
+    """One browser-like voter over real HTTP: a session cookie, the CSRF token,
+    and an ``Idempotency-Key`` on every vote. Records every answer, so a test
+    can check each 201 against the database and recover the rest by key."""
+
+    def __init__(self, base_url: str, timeout: float = 30.0):
+        import httpx
+
+        self.http = httpx.Client(base_url=base_url, timeout=timeout)
+        self.http.get("/arena/").raise_for_status()
+        self.http.headers["X-CSRFToken"] = self.http.cookies["csrftoken"]
+        self.sent: list[dict] = []  # {"battle", "winner", "key", "status", "seconds"}
+
+    def open_battle(self) -> str:
+        response = self.http.post("/api/v1/battles/", json={})
+        assert response.status_code == 201, response.text
+        return response.json()["id"]
+
+    def vote(self, battle_id: str, winner: str = "a", key: str | None = None) -> dict:
+        import uuid
+
+        key = key or str(uuid.uuid4())
+        started = time.perf_counter()
+        try:
+            response = self.http.post(
+                f"/api/v1/battles/{battle_id}/vote/", json={"winner": winner}, headers={"Idempotency-Key": key}
+            )
+            status = response.status_code
+        except Exception as exc:  # noqa: BLE001 - a timeout or reset is an answer too: "no answer"
+            status = f"{type(exc).__name__}"
+        record = {"battle": battle_id, "winner": winner, "key": key, "status": status,
+                  "seconds": time.perf_counter() - started}
+        self.sent.append(record)
+        return record
+
+    def recover(self) -> None:
+        """Retry every vote not answered 201 with its own Idempotency-Key, as a
+        client does: a stored vote must come back as its first answer (201)."""
+        for record in self.sent:
+            if record["status"] == 201:
+                continue
+            try:
+                response = self.http.post(
+                    f"/api/v1/battles/{record['battle']}/vote/",
+                    json={"winner": record["winner"]},
+                    headers={"Idempotency-Key": record["key"]},
+                )
+                record["recovered"] = response.status_code
+            except Exception as exc:  # noqa: BLE001
+                record["recovered"] = type(exc).__name__
+
+
+def vote_ledger(sent: list[dict], stored_battles: dict[str, int]) -> dict:
+    """Compare what voters were told with what the database holds.
+
+    ``stored_battles``: battle id → number of vote rows for it. Returns the
+    counts the fault suite asserts and the benchmark prints: sent, 201s,
+    stored, lost (answered 201, not stored), doubled (more than one row for
+    a battle), stored-but-failed (stored, but neither answered 201 nor
+    recovered as 201 by its Idempotency-Key).
+    """
+    ok = {r["battle"] for r in sent if r["status"] == 201}
+    recovered = {r["battle"] for r in sent if r["status"] != 201 and r.get("recovered") == 201}
+    stored = {b for b, n in stored_battles.items() if n > 0}
+    return {
+        "sent": len(sent),
+        "201": len(ok),
+        "stored": sum(stored_battles.values()),
+        "lost": len(ok - stored),
+        "doubled": sum(n - 1 for n in stored_battles.values() if n > 1),
+        "stored_but_failed": len(stored - ok - recovered),
+        "recovered": len(recovered & stored),
+    }

@@ -178,3 +178,35 @@ def test_leaderboard_fits_a_phone(phone, live_server, snapshots, shots):
     history = page.locator("#plot-history-narrow").bounding_box()
     assert history["x"] >= 0 and history["x"] + history["width"] <= PHONE["width"], history
     page.screenshot(path=shots / "leaderboard-model-phone.png", full_page=False)
+
+
+def test_an_unranked_model_shows_its_caveat_in_words_on_a_phone(phone, live_server, transactional_db, settings, shots):
+    """After 20 votes a model with one battle (which it won) is not ranked:
+    it sits in the preliminary table with the reason written out, visible
+    on a phone (no hover), not at rank 1 above models with a dozen battles."""
+    from playwright.sync_api import expect
+
+    from ratings.services import recompute_publish
+    from tests.arena.factories import ArenaModelFactory, VoteFactory
+
+    settings.RATINGS_MIN_VOTES = 5
+    x, y, z = (ArenaModelFactory(name=n) for n in ("xenon-1", "yarrow-2", "zinc-3"))
+    for (a, b), winners in {(x, y): "aaaaba", (y, z): "aaabat", (z, x): "bbbab"}.items():
+        for w in winners:
+            VoteFactory(pair_a=a, pair_b=b, winner={"t": "tie"}.get(w, w))
+    VoteFactory(pair_a=ArenaModelFactory(name="newcomer-1"), pair_b=z, winner="a")
+    recompute_publish()
+
+    page = phone.new_page()
+    page.goto(f"{live_server.url}/leaderboard/")
+    assert table_models(page, "leaderboard") == ["xenon-1", "yarrow-2", "zinc-3"]
+    assert table_models(page, "preliminary") == ["newcomer-1"]
+    row = page.locator('#preliminary tr[data-model="newcomer-1"]')
+    expect(row.locator("td.rank")).to_have_text("–")
+    for words in ("only 1 vote; a rank needs 5", "rated from a single battle", "won every battle"):
+        caveat = row.locator(".caveats li", has_text=words)
+        expect(caveat).to_be_visible()
+        box = caveat.bounding_box()
+        assert box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"], (words, box)
+    row.scroll_into_view_if_needed()
+    page.screenshot(path=shots / "leaderboard-preliminary-phone.png", full_page=False)

@@ -61,7 +61,7 @@ def test_a_worker_killed_mid_recompute_publishes_nothing_and_the_next_run_comple
     cast_votes(12)
     purge_broker()  # the votes' own debounced tasks: this test queues its runs itself
     staff = APIClient()
-    staff.force_authenticate(get_user_model().objects.create_user("ops", password="pw", is_staff=True))
+    staff.force_authenticate(get_user_model().objects.create_superuser("ops", password="pw"))
 
     slow = start_worker(env={"RATINGS_TEST_PAUSE_SECONDS": "300"})
     assert staff.post("/api/v1/snapshots/", {"ci": "sandwich"}, format="json").status_code == 202

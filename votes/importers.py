@@ -34,6 +34,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from arena.names import model_name_error
+
 from . import features
 from .models import STYLE_COUNT_MAX, STYLE_FIELDS, ExclusionReason, style_columns
 
@@ -49,7 +51,6 @@ LABELS = {
 }
 SHARED_VOTER_KEY = "import:unknown"  # every vote whose file names no judge
 VOTER_KEY_MAX = 64
-MODEL_NAME_MAX = 120
 BAD_ROWS_SHOWN = 20
 KEY_CONSTRAINT = "votes_vote_external_key_unique"
 IMPORT_LOCK_ID = 0x766F746573  # pg_advisory_xact_lock key serialising imports ("votes")
@@ -177,13 +178,10 @@ def _winner(label) -> str:
 
 
 def _model(name, side: str) -> str:
-    if type(name) is str and 0 < len(name) <= MODEL_NAME_MAX and not name[0].isspace() and not name[-1].isspace():
-        return name
-    if not isinstance(name, str) or not name.strip():
-        raise _RowError(f"model_{side} must be a non-empty string")
-    name = name.strip()
-    if len(name) > MODEL_NAME_MAX:
-        raise _RowError(f"model_{side} is longer than {MODEL_NAME_MAX} characters")
+    # arena.names is the one rule for model names (cached: a file repeats a few hundred names).
+    error = model_name_error(name, f"model_{side}")
+    if error is not None:
+        raise _RowError(error)
     return name
 
 
@@ -323,6 +321,8 @@ def _finish(get, ma: str, mb: str, winner: str, namespace: str, seen: dict, want
     judge = get("judge")
     if judge is not None:
         judge = str(judge).strip() or None
+        if judge and "\x00" in judge:
+            raise _RowError("judge contains a NUL character (\\u0000), which the database cannot store")
     anony = get("anony")
     anony = True if anony is True or anony is None else _anony(anony)
     ident = get("id")
@@ -345,7 +345,7 @@ def _finish(get, ma: str, mb: str, winner: str, namespace: str, seen: dict, want
         reason = ""
         excluded = get("excluded")
         if excluded is not None and _truthy(excluded):
-            original = str(get("exclusion_reason") or "excluded").strip() or "excluded"
+            original = str(get("exclusion_reason") or "excluded").strip().replace("\x00", "") or "excluded"
             if original in (ExclusionReason.NAMED, ExclusionReason.SELF_BATTLE):
                 reason = original
             elif original.startswith(ExclusionReason.IMPORTED_PREFIX):

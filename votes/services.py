@@ -4,6 +4,7 @@ checks ownership and state and turns violations into clear errors."""
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from datetime import timedelta
 
@@ -13,7 +14,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from arena.models import Battle, Voter
-from arena.services import ArenaError
+from arena.services import ArenaError, BattleSkipped
 
 from . import features
 from .models import ExclusionReason, Vote
@@ -22,6 +23,9 @@ log = logging.getLogger(__name__)
 
 RECOMPUTE_TASK = "ratings.recompute"
 RECOMPUTE_QUEUED_KEY = "ratings:recompute-queued"
+# The debounce flag outlives its window by this much: if its task is lost
+# (a worker SIGKILLed holding it), the next vote after that queues another.
+RECOMPUTE_FLAG_GRACE_SECONDS = 10
 
 
 class VoteRejected(ArenaError):
@@ -66,16 +70,31 @@ def vote_record(*, battle_id: uuid.UUID | str, voter: Voter, winner: str) -> Vot
         raise VoteRejected(f"winner must be one of {', '.join(Vote.Winner.values)}")
     try:
         with transaction.atomic():
-            battle = Battle.objects.select_for_update().filter(id=battle_id, voter=voter).first()
+            # The voter row is this voter's mutex: every per-voter rule below
+            # (banned, the daily cap) is read-then-insert, and two simultaneous
+            # votes must not both pass a count that each would push over the cap.
+            locked = Voter.objects.select_for_update().filter(pk=voter.pk).values("banned").first()
+            if locked is None:
+                raise BattleNotFound("no such battle for this voter")
+            # The models come with the battle: the reveal is read inside this
+            # transaction, so nothing after the commit touches the database.
+            battle = (
+                Battle.objects.select_for_update(of=("self",))
+                .select_related("model_a", "model_b")
+                .filter(id=battle_id, voter=voter)
+                .first()
+            )
             if battle is None:
                 raise BattleNotFound("no such battle for this voter")
             if battle.status == Battle.Status.VOTED or Vote.objects.filter(battle=battle).exists():
                 raise AlreadyVoted("this battle already has a vote")
+            if battle.status == Battle.Status.SKIPPED:
+                raise BattleSkipped("this battle was skipped; open a new one")
             if battle.status == Battle.Status.PENDING:
                 raise VoteRejected("the answers are not complete yet; vote when both have finished")
             if battle.status != Battle.Status.READY:
                 raise VoteRejected("this battle cannot be voted on: one of the answers failed")
-            if voter.banned:
+            if locked["banned"]:
                 raise VoteRejected("this voter may not vote")
             now = timezone.now()
             window = settings.ARENA_VOTE_WINDOW_SECONDS
@@ -88,8 +107,8 @@ def vote_record(*, battle_id: uuid.UUID | str, voter: Voter, winner: str) -> Vot
             vote = Vote.objects.create(
                 battle=battle,
                 voter=voter,
-                model_a_id=battle.model_a_id,
-                model_b_id=battle.model_b_id,
+                model_a=battle.model_a,
+                model_b=battle.model_b,
                 winner=winner,
                 created_at=now,
                 **text_features(
@@ -128,27 +147,51 @@ def text_features(prompt: str, turns_a: list[str], turns_b: list[str], n_turns: 
 
 
 def request_recompute() -> bool:
-    """Ask the worker for a ratings recompute, debounced.
+    """Ask the worker for a ratings recompute, debounced; never blocks the vote.
 
-    Many votes inside the debounce window queue one task. A dead broker or
-    cache never fails the vote: the periodic recompute catches up. Returns
-    whether a task was queued.
+    The first vote of a burst sets the debounce flag (its value: when the
+    window ends) and
+    publishes a plain ``ratings.recompute`` message, with no countdown: the
+    task itself waits out the debounce window (ratings/tasks.py), so the
+    worker never holds an ETA message that a Redis restart would make it
+    restore (kombu crashes on that, issue #12). Later votes find the flag and
+    publish nothing: the queued task will count them.
+
+    Each Redis call waits at most ARENA_REDIS_TIMEOUT and goes through the
+    circuit breaker (arena/redis_guard.py): a sick Redis costs one vote one
+    short timeout, then votes skip it. A dead broker or cache never fails the
+    vote: beat's periodic recompute catches up. Returns whether a task was queued.
     """
-    from arena.celery import app
+    from arena import redis_guard
 
     debounce = settings.RATINGS_DEBOUNCE_SECONDS
-    try:
-        if not cache.add(RECOMPUTE_QUEUED_KEY, 1, timeout=debounce + 60):
-            return False
-    except Exception:  # noqa: BLE001 - cache down: still try to queue
-        log.warning("cache unavailable; queueing a recompute without debounce")
-    try:
-        app.send_task(RECOMPUTE_TASK, countdown=debounce)
-        return True
-    except Exception as exc:  # noqa: BLE001 - broker down must not lose the vote
-        log.warning("could not queue a ratings recompute (%s); the periodic run will catch up", exc)
-        try:
-            cache.delete(RECOMPUTE_QUEUED_KEY)
-        except Exception:  # noqa: BLE001
-            pass
-        return False
+    flagged = redis_guard.call(
+        redis_guard.cache_server(),
+        lambda: cache.add(RECOMPUTE_QUEUED_KEY, time.time() + debounce, timeout=debounce + RECOMPUTE_FLAG_GRACE_SECONDS),
+        lambda: None,
+        "recompute debounce flag",
+    )
+    if flagged is False:
+        return False  # a queued (or lost, until the flag expires) task will count this vote
+    sent = redis_guard.call(redis_guard.broker_server(), _publish_recompute, lambda: False, "recompute publish")
+    if not sent:
+        log.warning("could not queue a ratings recompute; the periodic run will catch up")
+        if flagged:
+            redis_guard.call(
+                redis_guard.cache_server(), lambda: cache.delete(RECOMPUTE_QUEUED_KEY), lambda: None, "flag delete"
+            )
+    return sent
+
+
+def _publish_recompute() -> bool:
+    """Publish on a connection of its own with the short request-path
+    timeouts and no retry (the worker's own connections keep theirs)."""
+    from arena.celery import app
+
+    options = {}
+    if settings.CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+        timeout = settings.ARENA_REDIS_TIMEOUT
+        options = {"socket_timeout": timeout, "socket_connect_timeout": timeout}
+    with app.connection_for_write(transport_options=options) as conn:
+        app.send_task(RECOMPUTE_TASK, connection=conn, retry=False)
+    return True

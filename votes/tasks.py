@@ -15,7 +15,10 @@ DETECT_LOCK_KEY = "votes:detect-anomalies-lock"
 DETECT_LOCK_SECONDS = 3600  # a crashed worker's lock expires before the next hourly run
 
 
-@shared_task(name="votes.detect_anomalies", acks_late=True, autoretry_for=(OSError,), max_retries=3, retry_backoff=True)
+# No autoretry with backoff: a retry is a countdown message parked in the
+# worker, which kombu cannot restore after a Redis restart (ratings/tasks.py).
+# A failed run is simply repeated by beat within the hour.
+@shared_task(name="votes.detect_anomalies", acks_late=True)
 def detect_anomalies() -> dict | None:
     """Score every voter, flag anomalous ones, exclude their votes (reversibly).
 

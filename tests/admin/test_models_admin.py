@@ -8,6 +8,7 @@ import pytest
 from django.contrib.admin.models import CHANGE, LogEntry
 
 from arena.models import ArenaModel
+from ratings.selectors import overall_standings
 from ratings.services import recompute_publish
 from tests.arena.factories import ArenaModelFactory
 from tests.fake_openai import FakeOpenAI
@@ -171,7 +172,7 @@ def test_test_connection_of_an_unknown_model_is_404(operator_client):
 def test_models_list_shows_rating_rank_and_votes_from_the_newest_snapshot(operator_client, arena_votes):
     snap = recompute_publish()
     page = operator_client.get("/admin/arena/arenamodel/")
-    rows = {r["model"]: r for r in snap.rows}
+    rows = {r["model"]: r for r in overall_standings(snap).values()}
     results = {obj.name: obj for obj in page.context["cl"].result_list}
     html = page.content.decode()
     for name, row in rows.items():

@@ -8,10 +8,11 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from arena.models import Battle
+from arena.models import ArenaModel, Battle
 from ratings import dashboard
 from ratings.compare import compare_rows
 from ratings.models import RecomputeRun, Snapshot
+from ratings.selectors import leaderboard_rows, registry, snapshot_view, standings
 from ratings.services import recompute_publish
 from tests.arena.factories import BattleFactory
 from votes import moderation
@@ -65,11 +66,15 @@ def test_comparing_two_snapshots_shows_the_changes_per_model(operator_client, ar
     page = operator_client.get(response["Location"])
     assert page.status_code == 200
     rows = {r["model"]: r for r in page.context["rows"]}
-    old = {r["model"]: r for r in before.rows}
-    new = {r["model"]: r for r in after.rows}
+    # Rows are joined with the registry and ranked as the leaderboard ranks them.
+    old = {r["model"]: r for r in standings(before.rows, registry()).values()}
+    new = {r["model"]: r for r in standings(after.rows, registry()).values()}
     for name in ("xenon-1", "yarrow-2", "zinc-3"):
         assert rows[name]["rating_change"] == pytest.approx(new[name]["rating"] - old[name]["rating"])
-        assert rows[name]["rank_change"] == old[name]["rank"] - new[name]["rank"]
+        if old[name]["rank"] is None or new[name]["rank"] is None:  # unranked (preliminary): no rank change
+            assert rows[name]["rank_change"] is None
+        else:
+            assert rows[name]["rank_change"] == old[name]["rank"] - new[name]["rank"]
     assert rows["xenon-1"]["rating_change"] < 0
     html = page.content.decode()
     assert f"{rows['xenon-1']['rating_change']:+.1f}" in html
@@ -86,7 +91,10 @@ def test_compare_needs_exactly_two_and_explains_bad_input(operator_client, arena
     assert operator_client.get(f"/admin/ratings/snapshot/compare/?a={snap.id}&b=999").status_code == 404
     page = operator_client.get(f"/admin/ratings/snapshot/compare/?a={snap.id}&b={snap.id}&view=nonsense")
     assert page.status_code == 200 and "is not in both snapshots" in page.content.decode()
-    assert all(r["rank_change"] == 0 for r in page.context["rows"])
+    same = standings(snap.rows, registry())
+    assert page.context["rows"] and all(r["state"] == "both" and r["rating_change"] == 0 for r in page.context["rows"])
+    assert all(r["rank_change"] == (None if same[ArenaModel.objects.get(name=r["model"]).id]["rank"] is None else 0)
+               for r in page.context["rows"])
     assert operator_client.get("/admin/ratings/snapshot/compare/").status_code == 200  # the chooser
 
 
@@ -138,7 +146,7 @@ def test_the_dashboard_page(moderator_client, arena_votes, operator):
     assert page.status_code == 200
     assert 'data-votes="30"' in html  # today's bar
     assert "spam" in html and "3.33%" in html
-    top = [r["model"] for r in sorted(snap.rows, key=lambda r: r["rank"])]
+    top = [r["model"] for r in leaderboard_rows(snapshot_view(snap, "overall", False))]
     assert [r["model"] for r in page.context["top"]] == top
     assert f"snapshot <a href=\"/admin/ratings/snapshot/{snap.id}/change/\">#{snap.id}</a>" in html
     assert f"{snap.duration:.2f} s" in html

@@ -7,6 +7,7 @@ import re
 import pytest
 
 from arena.models import Battle
+from ratings.selectors import registry, standings
 from ratings.services import recompute_publish
 
 from .factories import ArenaModelFactory, VoteFactory, answer_set_with
@@ -110,7 +111,7 @@ def test_leaderboard_page_shows_rank_model_rating_interval_votes_organization_an
     for i in range(30):
         VoteFactory(pair_a=strong, pair_b=weak, winner="a" if i % 5 else "b")
     snap = recompute_publish()
-    rows = {r["model"]: r for r in snap.rows}
+    rows = {r["model"]: r for r in standings(snap.rows, registry()).values()}  # ids joined with names, ranked
 
     html = client.get("/leaderboard/").content.decode()
 

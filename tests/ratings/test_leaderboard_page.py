@@ -35,11 +35,17 @@ class Page(HTMLParser):
         self._cell: list[str] | None = None
         self._row: list[str] | None = None
         self._in_head = False
+        self._in_caveats = False
+        self.caveats: dict[str, list[str]] = {}  # model → its caveats, read apart from the Model cell
         self.feed(html)
 
     def handle_starttag(self, tag, attrs):
         a = dict(attrs)
         self.elements.append((tag, a))
+        if tag == "ul" and a.get("class") == "caveats" and self._row is not None:
+            self._in_caveats = True
+            self.caveats[" ".join("".join(self._cell or []).split())] = []
+            return
         if "id" in a:
             if a["id"] in self.ids:
                 self.repeated_ids.add(a["id"])
@@ -57,6 +63,9 @@ class Page(HTMLParser):
     def handle_endtag(self, tag):
         if self._table is None:
             return
+        if tag == "ul" and self._in_caveats:
+            self._in_caveats = False
+            return
         if tag in ("td", "th") and self._cell is not None:
             text = " ".join("".join(self._cell).split())
             (self._table["head"] if self._in_head else self._row).append(text)
@@ -70,6 +79,10 @@ class Page(HTMLParser):
             self._table = None
 
     def handle_data(self, data):
+        if self._in_caveats:
+            if data.strip():
+                self.caveats[next(reversed(self.caveats))].append(data.strip())
+            return
         if self._cell is not None:
             self._cell.append(data)
 
@@ -141,7 +154,7 @@ def test_page_shows_the_same_numbers_as_the_api(client, published, query):
     for m in api:
         row = shown[m["model"]]
         lower, upper = (int(x) for x in row["95% CI"].split("–"))
-        assert int(row["Rank (UB)"]) == m["rank"] and int(row["Votes"]) == m["battles"]
+        assert row["Rank (UB)"] == ("–" if m["rank"] is None else str(m["rank"])) and int(row["Votes"]) == m["battles"]
         for text, value in ((row["Rating"], m["rating"]), (lower, m["lower"]), (upper, m["upper"])):
             assert abs(int(text) - value) <= 0.5
         assert (row["Organization"], row["License"]) == (m["organization"], m["license"])
@@ -152,13 +165,19 @@ def test_preliminary_models_follow_the_vote_minimum(client, published, settings)
     assert sorted(every) == sorted([*ORDER, RARE])
     settings.RATINGS_MIN_VOTES = 1
     page = Page(get(client, "/leaderboard/"))
+    every = [m["model"] for m in client.get("/api/v1/leaderboard/").json()["models"]]
     assert [r["Model"] for r in page.rows("leaderboard")] == every
     assert "preliminary" not in page.tables and "preliminary-heading" not in page.ids
 
     settings.RATINGS_MIN_VOTES = 10_000
     page = Page(get(client, "/leaderboard/"))
     assert "leaderboard" not in page.tables and "no-ranked" in page.ids
-    assert [r["Model"] for r in page.rows("preliminary")] == every
+    # Unranked rows are listed by rating.
+    by_rating = [m["model"] for m in client.get("/api/v1/leaderboard/").json()["models"]]
+    assert sorted(by_rating) == sorted(every) and all(m["rank"] is None for m in client.get("/api/v1/leaderboard/").json()["models"])
+    assert [r["Model"] for r in page.rows("preliminary")] == by_rating
+    assert all(page.caveats[name] == [f"only {n} votes; a rank needs 10000"] for name, n in
+               ((m["model"], m["battles"]) for m in client.get("/api/v1/leaderboard/").json()["models"]))
 
 
 def test_deprecated_models_are_hidden_until_toggled(client, published):
@@ -276,9 +295,11 @@ def test_ids_are_unique_on_both_pages(client, published):
 
 def test_pages_read_a_fixed_number_of_queries(client, published, tmp_path, django_assert_max_num_queries):
     import_and_publish(tmp_path, 40, seed=3, rare=0, start=10_000)  # a second snapshot for the history
-    with django_assert_max_num_queries(3):  # snapshot header, its view list, the chosen view with its pairs
+    # snapshot header, the registry, its view list, the chosen view with its pairs
+    with django_assert_max_num_queries(4):
         get(client, "/leaderboard/?include_deprecated=true")
-    with django_assert_max_num_queries(6):  # model, snapshot, views, history, ratings, opponents' view
+    # model, snapshot, views, a page of history, the registry, ratings, opponents' view
+    with django_assert_max_num_queries(7):
         get(client, "/leaderboard/models/atlas-7b/")
 
 

@@ -153,10 +153,30 @@ def test_snapshots_record_parameters_and_fingerprint(client, published):
     assert client.get("/api/v1/snapshots/999999/").status_code == 404
 
 
-def test_requesting_a_recompute_is_staff_only(client, published):
+def test_requesting_a_recompute_is_for_the_admin_group_only(client, published):
+    from django.contrib.auth.models import Group
+
+    from arena.roles import ADMIN, MODERATOR
+    from ratings.models import RecomputeRun
+
     assert client.post("/api/v1/snapshots/", {"ci": "bootstrap"}, format="json").status_code in (401, 403)
-    staff = get_user_model().objects.create_user("op", password="pw", is_staff=True)
-    client.force_authenticate(staff)
+    users = get_user_model().objects
+    moderator = users.create_user("mod", password="pw", is_staff=True)
+    moderator.groups.add(Group.objects.get(name=MODERATOR))
+    plain_staff = users.create_user("staff", password="pw", is_staff=True)
+    for refused in (moderator, plain_staff):
+        client.force_authenticate(refused)
+        response = client.post("/api/v1/snapshots/", {"ci": "bootstrap", "rounds": 1000}, format="json")
+        assert response.status_code == 403, response.content
+        assert response.json()["error"] == "permission_denied" and "admin group" in response.json()["detail"]
+    assert not RecomputeRun.objects.exists()
+
+    admin = users.create_user("op", password="pw", is_staff=True)
+    admin.groups.add(Group.objects.get(name=ADMIN))
+    client.force_authenticate(admin)
+    assert client.post("/api/v1/snapshots/", {"ci": "sideways"}, format="json").status_code == 400
+    superuser = users.create_superuser("root", password="pw")
+    client.force_authenticate(superuser)
     assert client.post("/api/v1/snapshots/", {"ci": "sideways"}, format="json").status_code == 400
 
 
@@ -190,7 +210,7 @@ def test_bootstrap_snapshot_is_served_on_request(client, published):
 def test_errors_outside_views_have_the_api_shape(client, published):
     missing = client.get("/api/v1/no-such-thing/")
     assert missing.status_code == 404 and missing.json()["error"] == "not_found"
-    staff = get_user_model().objects.create_user("op", password="pw", is_staff=True)
+    staff = get_user_model().objects.create_superuser("op", password="pw")
     client.force_authenticate(staff)
     listed = client.post("/api/v1/snapshots/", [1, 2], format="json")  # a list, not an object
     assert listed.status_code == 400 and listed.json()["error"] == "invalid"
@@ -221,7 +241,7 @@ def test_a_staff_recompute_is_a_run_whose_redelivered_task_publishes_no_duplicat
     from ratings.models import RecomputeRun, Snapshot
     from ratings.tasks import recompute
 
-    client.force_authenticate(get_user_model().objects.create_user("op2", password="pw", is_staff=True))
+    client.force_authenticate(get_user_model().objects.create_superuser("op2", password="pw"))
     queued = client.post("/api/v1/snapshots/", {"ci": "sandwich"}, format="json")
     assert queued.status_code == 202
     run = RecomputeRun.objects.get(id=queued.json()["run"])

@@ -6,6 +6,7 @@ import pytest
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from ratings.selectors import joined, registry
 from ratings.services import recompute_publish, snapshot_is_stale
 from tests.arena.factories import ArenaModelFactory, VoteFactory
 from votes.models import Vote
@@ -38,7 +39,7 @@ def test_excluded_vote_is_not_counted_by_the_next_snapshot(votes):
     assert after.id != before.id
     assert after.vote_count == 23
     assert after.fingerprint != before.fingerprint
-    battles = {r["model"]: r["battles"] for r in after.rows}
+    battles = {r["model"]: r["battles"] for r in joined(after.rows, registry())}
     assert battles["xenon-1"] == 11 and battles["yarrow-2"] == 23 and battles["zinc-3"] == 12
     # Still stored, with its reason: votes are never deleted by the system.
     kept = Vote.objects.get(id=votes[0].id)
@@ -52,7 +53,7 @@ def test_excluding_every_vote_of_a_model_drops_it_from_the_leaderboard(votes):
             exclude(v, "test_account")
     snap = recompute_publish()
     assert snap.vote_count == 12
-    assert {r["model"] for r in snap.rows} == {"yarrow-2", "zinc-3"}
+    assert {r["model"] for r in joined(snap.rows, registry())} == {"yarrow-2", "zinc-3"}
 
 
 def test_reinstated_vote_counts_again(votes):

@@ -83,10 +83,20 @@ def leaderboard():
 
     snap = recompute_publish(force=True)
     views = {
-        (v.key, v.style_control): (v.vote_count, v.counts_fingerprint, v.rows, v.style_coefficients, bytes(v.pairs))
+        (v.key, v.style_control): (v.vote_count, v.counts_fingerprint, named(v.rows), v.style_coefficients,
+                                   bytes(v.pairs))
         for v in SnapshotView.objects.filter(snapshot=snap)
-    }
-    return snap.vote_count, snap.rows, views
+    }  # fmt: skip
+    return snap.vote_count, named(snap.rows), views
+
+
+def named(rows: list[dict]) -> list[dict]:
+    """Stored rows with the model's name in place of its id (ids differ after a re-import)."""
+    from ratings.selectors import registry, row_model_id
+
+    reg = registry()
+    return [{"model": reg.models[row_model_id(r, reg)]["model"], **{k: v for k, v in r.items() if k != "model_id"}}
+            for r in rows]  # fmt: skip
 
 
 # --------------------------------------------------------------------------

@@ -11,8 +11,13 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("directory")
         parser.add_argument("--name", help="answer set name (default: the directory name)")
+        parser.add_argument(
+            "--models", metavar="FILE",
+            help='model metadata, one JSON object a line: {"name", "organization", "license", "url"} '
+            "(default: DIRECTORY/model_info.jsonl when present)",
+        )
 
-    def handle(self, directory, name=None, **opts):
+    def handle(self, directory, name=None, models=None, **opts):
         err = self.stderr
 
         def progress(done: int, total: int) -> None:
@@ -26,7 +31,7 @@ class Command(BaseCommand):
             sys.stderr.flush()
 
         try:
-            s = load_answer_set(directory, name=name, progress=progress)
+            s = load_answer_set(directory, name=name, models_file=models, progress=progress)
         except AnswerSetError as exc:
             raise CommandError(str(exc)) from exc
         self.stdout.write(
@@ -34,3 +39,8 @@ class Command(BaseCommand):
             f"{s.answers_skipped} already present; {len(s.models)} models"
             + (f" ({len(s.models_created)} new: {', '.join(s.models_created)})" if s.models_created else "")
         )
+        if s.info_file:
+            self.stdout.write(
+                f"model info {s.info_file}: {len(s.models_updated)} models updated"
+                + (f"; not registered, ignored: {', '.join(s.info_unknown)}" if s.info_unknown else "")
+            )

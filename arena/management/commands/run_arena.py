@@ -2,6 +2,7 @@
 
 Used by `make run`. On the embedded default (no REDIS_URL) Celery uses the
 filesystem broker in var/broker: a real worker process, no server needed.
+A worker or beat that exits is restarted (supervision, docs/RATINGS.md#faults).
 """
 
 from __future__ import annotations
@@ -72,13 +73,37 @@ class Command(BaseCommand):
 
         signal.signal(signal.SIGINT, on_signal)
         signal.signal(signal.SIGTERM, on_signal)
+        # Supervision: a worker or beat that exits (a crash, an OOM kill, a
+        # broker bug) is started again, after a pause that doubles while it
+        # keeps dying young (1 s up to 30 s), so the leaderboard heals without
+        # a person. The web server exiting stops everything: that is the
+        # operator's window onto the arena (e.g. the port is taken).
+        started = {name: time.monotonic() for name in running}
+        backoff = {name: 0.5 for name in running}
+        restart_at: dict[str, float] = {}
         try:
             while not stop["now"]:
+                now = time.monotonic()
                 for name, p in running.items():
-                    if p.poll() is not None:
-                        self.stderr.write(f"{name} exited with status {p.returncode}; stopping the rest")
+                    if name in restart_at:
+                        if now >= restart_at[name]:
+                            del restart_at[name]
+                            running[name] = subprocess.Popen(procs[name], cwd=ROOT, env=env, start_new_session=True)
+                            started[name] = now
+                            self.stderr.write(f"{name} restarted")
+                        continue
+                    if p.poll() is None:
+                        continue
+                    if name == "web":
+                        self.stderr.write(f"web exited with status {p.returncode}; stopping the rest")
                         stop["now"] = True
                         break
+                    lived = now - started[name]
+                    backoff[name] = 1.0 if lived > 60 else min(30.0, backoff[name] * 2)
+                    restart_at[name] = now + backoff[name]
+                    self.stderr.write(
+                        f"{name} exited with status {p.returncode}; restarting in {backoff[name]:.0f} s"
+                    )
                 time.sleep(0.5)
         finally:
             for p in running.values():

@@ -77,4 +77,31 @@
     });
   });
   next.addEventListener("click", function () { location.reload(); });
+
+  // Skip: the battle ends unvoted (nothing counted, nothing revealed) and
+  // the reload opens the next one.
+  var skip = document.getElementById("skip");
+  // Once the vote is stored (or refused for good) "Next battle" shows; skip goes.
+  new MutationObserver(function () { if (!next.hidden) skip.hidden = true; }).observe(next, { attributes: true });
+  skip.addEventListener("click", function () {
+    enable(false);
+    skip.disabled = true;
+    status.className = "status";
+    status.textContent = "Skipping…";
+    fetch("/api/v1/battles/" + id + "/skip/", {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "X-CSRFToken": csrf() },
+      body: "{}"
+    }).then(function (r) {
+      return r.json().catch(function () { return {}; }).then(function (body) {
+        if (r.ok || r.status === 409 || r.status === 404) { location.reload(); return; }
+        skip.disabled = false;
+        fail("Not skipped: " + (body.detail || "the server answered " + r.status));
+      });
+    }).catch(function () {
+      skip.disabled = false;
+      fail("Network error: the battle was not skipped. Try again.");
+    });
+  });
 })();

@@ -251,6 +251,29 @@
     });
   });
 
+  // Skip a ready battle: it ends unvoted (nothing counted, nothing revealed).
+  var skip = document.getElementById("skip");
+  new MutationObserver(function () { skip.hidden = root.dataset.status !== "ready" || !next.hidden; })
+    .observe(root, { attributes: true, attributeFilter: ["data-status"] });
+  new MutationObserver(function () { if (!next.hidden) skip.hidden = true; }).observe(next, { attributes: true });
+  skip.addEventListener("click", function () {
+    voting(false);
+    skip.disabled = true;
+    say("Skipping…");
+    post("/api/v1/battles/" + id + "/skip/").then(function (r) {
+      return r.json().catch(function () { return {}; }).then(function (body) {
+        if (r.ok || r.status === 409 || r.status === 404) { fresh(); return; }
+        skip.disabled = false;
+        voting(true);
+        say("Not skipped: " + (body.detail || "the server answered " + r.status), true);
+      });
+    }).catch(function () {
+      skip.disabled = false;
+      voting(true);
+      say("Network error: the battle was not skipped. Try again.", true);
+    });
+  });
+
   document.getElementById("retry").addEventListener("click", function () { stream(); });
   function fresh() { location.assign("/arena/"); }
   document.getElementById("new-battle").addEventListener("click", fresh);

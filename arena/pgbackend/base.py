@@ -1,0 +1,51 @@
+"""Django's PostgreSQL backend with a bound on every wait for the server.
+
+PostgreSQL's own timeouts (statement_timeout, lock_timeout) run on the
+server: they cannot help when the server never receives the query or its
+answer never arrives (a frozen server, a network that swallows packets, a
+proxy that holds connections). TCP keepalives don't either while the peer's
+kernel still acknowledges. So the client bounds each round trip itself:
+psycopg's ``Connection.wait`` (which every query, fetch, commit and rollback
+goes through) gets a timeout of ``DB_IO_TIMEOUT`` seconds; past it the
+connection is closed, since its protocol state is unknown, and Django sees
+an ``OperationalError`` — which the API answers with a 503 and Retry-After
+(arena/api_errors.py). New connections are bounded by libpq's
+``connect_timeout`` (settings.DATABASES OPTIONS).
+"""
+
+from __future__ import annotations
+
+import psycopg
+from django.conf import settings
+from django.db.backends.postgresql import base
+
+_WaitTimeout = getattr(psycopg.errors, "_WaitTimeout", ())
+
+
+class BoundedConnection(psycopg.Connection):
+    """A psycopg connection whose waits on the server end after ``io_timeout`` s."""
+
+    io_timeout: float = 0.0
+
+    def wait(self, gen, interval=0.1, timeout=None):  # type: ignore[override]
+        if timeout is None and self.io_timeout > 0:
+            timeout = self.io_timeout
+        try:
+            return super().wait(gen, interval=interval, timeout=timeout)
+        except _WaitTimeout:
+            # Mid-protocol: nothing more can be read or sent on this connection.
+            self.pgconn.finish()
+            raise psycopg.OperationalError(
+                f"no answer from the database server within {timeout:g} s; connection closed"
+            ) from None
+
+
+class DatabaseWrapper(base.DatabaseWrapper):
+    def get_new_connection(self, conn_params):
+        connection = super().get_new_connection(conn_params)
+        if isinstance(connection, psycopg.Connection) and type(connection) is psycopg.Connection:
+            # Django builds the connection with psycopg.connect(); the subclass
+            # only overrides a method, so the instance can take it on as is.
+            connection.__class__ = BoundedConnection
+            connection.io_timeout = float(getattr(settings, "DB_IO_TIMEOUT", 0) or 0)
+        return connection
