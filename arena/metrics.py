@@ -4,7 +4,7 @@
 Two kinds of figures:
 
 - Read from the database at scrape time (``ArenaCollector``): votes stored by
-  winner, battles opened by status and skipped, recompute durations, streams
+  winner, battles opened by status, skipped and abandoned, recompute durations, streams
   in progress, snapshot age; and the broker's queue depth, read from the
   broker. These are true across every web and worker process and survive
   restarts, so they need no shared state between processes.
@@ -135,13 +135,16 @@ class ArenaCollector:
         for value in Battle.Status.values:
             status.add_metric([value], by_status.get(value, 0))
         yield status
-        # Skipped: answered and shown, never voted on, and now past the vote window.
-        window = timezone.now() - timedelta(seconds=settings.ARENA_VOTE_WINDOW_SECONDS)
-        skipped = CounterMetricFamily(
-            "arena_battles_skipped", "Battles whose answers were shown, never voted on within the vote window"
-        )
-        skipped.add_metric([], Battle.objects.filter(status=Battle.Status.READY, ready_at__lt=window).count())
+        skipped = CounterMetricFamily("arena_battles_skipped", "Battles the voter ended with Skip, without a vote")
+        skipped.add_metric([], by_status.get(Battle.Status.SKIPPED, 0))
         yield skipped
+        # Abandoned: answers shown, neither voted on nor skipped, now past the vote window.
+        window = timezone.now() - timedelta(seconds=settings.ARENA_VOTE_WINDOW_SECONDS)
+        abandoned = CounterMetricFamily(
+            "arena_battles_abandoned", "Battles whose answers were shown, left without a vote past the vote window"
+        )
+        abandoned.add_metric([], Battle.objects.filter(status=Battle.Status.READY, ready_at__lt=window).count())
+        yield abandoned
 
         streams = GaugeMetricFamily("arena_streams_in_progress", "Live turns being answered now (all web processes)")
         # A streaming turn is always pending: the status index narrows the scan to those.

@@ -220,14 +220,16 @@ def test_metrics_read_votes_battles_streams_and_recomputes_from_the_database(cli
     Battle.objects.create(voter=voter, model_a=a, model_b=c, prompt="p", status="ready", ready_at=long_ago)
     Battle.objects.create(voter=voter, model_a=a, model_b=c, prompt="p", status="ready", ready_at=now)
     Battle.objects.create(voter=voter, model_a=b, model_b=c, prompt="p", status="pending", streaming_since=now)
+    Battle.objects.create(voter=voter, model_a=b, model_b=c, prompt="p", status="skipped", ready_at=now)
 
     before = scrape(client, "t")
     assert before[("arena_votes_stored_total", (("winner", "a"),))] == 2
     assert before[("arena_votes_stored_total", (("winner", "tie"),))] == 1
-    assert before[("arena_battles_opened_total", ())] == 3
+    assert before[("arena_battles_opened_total", ())] == 4
     assert before[("arena_battles", (("status", "ready"),))] == 2
     assert before[("arena_battles", (("status", "voted"),))] == 0
     assert before[("arena_battles_skipped_total", ())] == 1
+    assert before[("arena_battles_abandoned_total", ())] == 1
     assert before[("arena_streams_in_progress", ())] == 1
     assert before[("arena_recompute_duration_seconds_count", ())] == 0
     assert ("arena_snapshot_age_seconds", ()) not in before
