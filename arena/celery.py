@@ -12,3 +12,8 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 app = Celery("arena")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+# Each worker writes a heartbeat that /healthz reads (arena/health.py).
+from arena.health import connect_worker_signals  # noqa: E402
+
+connect_worker_signals()

@@ -39,6 +39,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from .leaks import battle_leaks
+from .metrics import observe_stream
 from .models import ArenaModel, Battle, Voter
 from .providers import OpenAICompatible, ProviderError
 from .rendering import render_markdown
@@ -199,7 +200,7 @@ def _answer(model: ArenaModel, side: str, messages: list[dict], out: queue.Queue
     provider's connection at the next chunk, so no answer runs on unseen."""
     try:
         provider = OpenAICompatible.from_settings(model.provider_settings or {})
-        chunks = provider.stream(messages)
+        chunks = observe_stream(model.name, provider.stream(messages))  # arena/metrics.py
         try:
             for delta in chunks:
                 if stop.is_set():

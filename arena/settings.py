@@ -335,6 +335,39 @@ SESSION_COOKIE_SAMESITE = "Lax"
 SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG)
 CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", not DEBUG)
 
+# --- production behind a TLS proxy; health and metrics (deploy/README.md) ---
+# Every switch is on when DEBUG is off, so `manage.py check --deploy` is clean
+# with the documented production environment; each can be turned off, e.g.
+# SECURE_HSTS_SECONDS=300 while trying HTTPS out (browsers remember HSTS).
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 31536000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", not DEBUG)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", not DEBUG)
+# "HEADER,value": the request came over HTTPS when the proxy set this header to
+# this value. Only safe behind a proxy that overwrites the header (nginx does
+# in deploy/nginx-arena.conf); "off" when the app terminates TLS itself.
+_proxy_ssl = env_str("SECURE_PROXY_SSL_HEADER", "off" if DEBUG else "X-Forwarded-Proto,https")
+if _proxy_ssl.lower() in ("off", "none", "0", "false"):
+    SECURE_PROXY_SSL_HEADER = None
+else:
+    _header, _sep, _value = _proxy_ssl.partition(",")
+    if not _sep or not _header.strip() or not _value.strip():
+        raise ImproperlyConfigured(
+            f"SECURE_PROXY_SSL_HEADER is {_proxy_ssl!r}; write HEADER,value, e.g. X-Forwarded-Proto,https"
+        )
+    SECURE_PROXY_SSL_HEADER = ("HTTP_" + _header.strip().upper().replace("-", "_"), _value.strip())
+# Probes and scrapers talk to the app directly over plain HTTP on the private
+# network; redirecting them to HTTPS would fail every probe.
+SECURE_REDIRECT_EXEMPT = [r"^healthz/?$", r"^metrics/?$"]
+# /metrics answers only "Authorization: Bearer <token>"; unset, it is a 404.
+ARENA_METRICS_TOKEN = env_str("ARENA_METRICS_TOKEN", "")
+# /healthz: every check together must answer within this many seconds.
+ARENA_HEALTH_TIMEOUT_SECONDS = env_float("ARENA_HEALTH_TIMEOUT_SECONDS", 2.0)
+# Workers write a heartbeat this often; /healthz fails after three missed ones.
+ARENA_WORKER_HEARTBEAT_SECONDS = env_float("ARENA_WORKER_HEARTBEAT_SECONDS", 10.0)
+# /healthz fails when a counted vote has waited this long for a snapshot.
+ARENA_HEALTH_SNAPSHOT_MAX_LAG_SECONDS = env_float("ARENA_HEALTH_SNAPSHOT_MAX_LAG_SECONDS", 600.0)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

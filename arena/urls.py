@@ -4,6 +4,8 @@ from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from arena import api as arena_api
+from arena import health as arena_health
+from arena import metrics as arena_metrics
 from arena import site
 from arena import views as arena_views
 from ratings import api as ratings_api
@@ -39,6 +41,9 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("admin/dashboard/", include("ratings.admin_urls")),
     path("admin/", admin.site.urls),
+    # Operators' probe and Prometheus scrape (deploy/README.md); not part of /api/.
+    path("healthz", arena_health.healthz_view, name="healthz"),
+    path("metrics", arena_metrics.metrics_view, name="metrics"),
 ]
 
 # Errors outside DRF views (no route, an unhandled exception) in the API's shape too.
