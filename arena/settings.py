@@ -252,6 +252,8 @@ ARENA_MAX_PROMPT_CHARS = env_int("ARENA_MAX_PROMPT_CHARS", 8000)
 ARENA_MAX_TURNS = env_int("ARENA_MAX_TURNS", 5)  # prompts per battle before the vote
 ARENA_AUTO_PAUSE_FAILURES = env_int("ARENA_AUTO_PAUSE_FAILURES", 3)  # failed answers in a row; 0 = never pause
 ARENA_PENDING_STALE_SECONDS = env_int("ARENA_PENDING_STALE_SECONDS", 300)  # a turn still pending after this was abandoned
+ARENA_STREAM_COALESCE_MS = env_int("ARENA_STREAM_COALESCE_MS", 50)  # at most one delta event per side per this many ms; 0 = one per chunk
+ARENA_STREAM_DB_THREADS = env_int("ARENA_STREAM_DB_THREADS", 8)  # threads (and DB connections) per web process for stream claims and stores
 ARENA_DAILY_VOTE_CAP = env_int("ARENA_DAILY_VOTE_CAP", 1000)  # per voter, rolling 24 h; 0 = no cap
 ARENA_VOTE_WINDOW_SECONDS = env_int("ARENA_VOTE_WINDOW_SECONDS", 6 * 3600)  # after the answers completed
 ARENA_TRUSTED_PROXY_COUNT = env_int("ARENA_TRUSTED_PROXY_COUNT", 0)  # reverse proxies setting X-Forwarded-For

@@ -4,6 +4,7 @@ from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from arena import api as arena_api
+from arena import streaming as arena_streaming
 from arena import views as arena_views
 from ratings import api as ratings_api
 from ratings import views as ratings_views
@@ -16,7 +17,7 @@ urlpatterns = [
     path("leaderboard/models/<str:name>/", ratings_views.model_page, name="leaderboard-model"),
     path("api/v1/battles/", arena_api.BattleCreateApi.as_view(), name="api-battles"),
     path("api/v1/battles/<str:battle_id>/vote/", arena_api.BattleVoteApi.as_view(), name="api-battle-vote"),
-    path("api/v1/battles/<str:battle_id>/stream/", arena_api.BattleStreamApi.as_view(), name="api-battle-stream"),
+    path("api/v1/battles/<str:battle_id>/stream/", arena_streaming.battle_stream, name="api-battle-stream"),
     path("api/v1/battles/<str:battle_id>/turns/", arena_api.BattleTurnApi.as_view(), name="api-battle-turns"),
     path("api/v1/leaderboard/", ratings_api.LeaderboardApi.as_view(), name="api-leaderboard"),
     path("api/v1/votes/export/", votes_api.VoteExportApi.as_view(), name="api-votes-export"),

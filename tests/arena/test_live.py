@@ -11,7 +11,8 @@ import socket
 from collections import Counter
 
 import pytest
-from django.test import Client
+from asgiref.sync import async_to_sync
+from django.test import AsyncClient, Client
 
 from arena import leaks, live
 from arena.models import ArenaModel, Battle
@@ -22,7 +23,15 @@ from votes.models import Vote
 
 from .helpers import vote
 
-pytestmark = pytest.mark.django_db
+# The stream view is async and does its database work on live's thread pool,
+# so the test's data must be committed for those threads to see it.
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _close_stream_db_threads():
+    yield
+    live.reset_db_pool()  # their connections would keep the test database from being dropped
 
 
 @pytest.fixture
@@ -70,11 +79,29 @@ def open_live(client, prompt="Why does water flow downhill?"):
     return response.json()
 
 
+async def _astream(cookies, battle_id):
+    client = AsyncClient()
+    client.cookies = cookies  # the same voter (session) as the sync client
+    response = await client.post(f"/api/v1/battles/{battle_id}/stream/")
+    raw = b"".join([part async for part in response.streaming_content]) if response.streaming else response.content
+    return response, raw
+
+
+def collect(events) -> bytes:
+    """Drain an async iterator of bytes from sync code."""
+
+    async def drain():
+        return b"".join([part async for part in events])
+
+    return async_to_sync(drain)()
+
+
 def stream(client, battle_id):
-    response = client.post(f"/api/v1/battles/{battle_id}/stream/")
-    assert response.status_code == 200, response.content
+    """POST the stream endpoint as the async view is served (ASGI, via Django's
+    AsyncClient) for the voter behind the sync ``client``."""
+    response, raw = async_to_sync(_astream)(client.cookies, battle_id)
+    assert response.status_code == 200, raw
     assert response["Content-Type"] == "text/event-stream"
-    raw = b"".join(response.streaming_content)
     return sse_events(raw), raw, response
 
 
@@ -588,7 +615,7 @@ def test_a_stream_that_lost_its_claim_writes_nothing(pair):
 
     Battle.objects.filter(id=battle_id).update(streaming_since=timezone.now())  # another tab took the turn over
 
-    events = sse_events(b"".join(live.stream_turn(battle)))
+    events = sse_events(collect(live.stream_turn(battle)))
 
     assert events[-1][1]["status"] == "pending"
     stored = Battle.objects.get(id=battle_id)
