@@ -250,7 +250,7 @@ def _pool() -> ThreadPoolExecutor:
     return _db_pool
 
 
-_pool_connections: weakref.WeakSet = weakref.WeakSet()
+_pool_connections: set = set()  # the pool threads' connection wrappers, to close them
 
 
 def reset_db_pool() -> None:
@@ -261,6 +261,7 @@ def reset_db_pool() -> None:
     if pool is not None:
         pool.shutdown(wait=True)
     for wrapper in list(_pool_connections):
+        _pool_connections.discard(wrapper)
         if wrapper.connection is not None:
             wrapper.connection.close()  # its thread has ended: close the raw connection
             wrapper.connection = None

@@ -620,3 +620,117 @@ def test_a_stream_that_lost_its_claim_writes_nothing(pair):
     assert events[-1][1]["status"] == "pending"
     stored = Battle.objects.get(id=battle_id)
     assert stored.turns[-1]["a"] == stored.turns[-1]["b"] == "" and stored.streaming_since is not None
+
+
+# --- served as in production: coalescing, disconnects, concurrency ----------------------
+
+
+def test_deltas_are_coalesced_and_the_text_is_the_providers_exactly(settings, server, pair):
+    words = " ".join(f"t{i}" for i in range(60))
+    for model in pair:
+        server.script(model.provider_settings["model"], text=words)
+    voter = Client()
+
+    settings.ARENA_STREAM_COALESCE_MS = 0  # one event per provider chunk
+    events, _, _ = stream(voter, open_live(voter)["id"])
+    per_side = Counter(d["side"] for n, d in events if n == "delta")
+    assert per_side == {"a": 60, "b": 60}
+    assert answers(events) == {"a": words, "b": words}
+
+    settings.ARENA_STREAM_COALESCE_MS = 60_000  # the first piece at once, the rest when the side ends
+    events, _, _ = stream(voter, open_live(voter)["id"])
+    deltas = [(d["side"], d["text"]) for n, d in events if n == "delta"]
+    assert sorted(deltas) == sorted([("a", "t0"), ("a", words[2:]), ("b", "t0"), ("b", words[2:])])
+    assert answers(events) == {"a": words, "b": words}
+    # The rest of a side goes out before its side_done.
+    for side in "ab":
+        order = [n for n, d in events if d.get("side") == side]
+        assert order == ["delta", "delta", "side_done"]
+
+
+class HttpVoter:
+    """A voter's browser session against a real server: cookies and CSRF token."""
+
+    def __init__(self, base_url: str):
+        import httpx
+
+        self.http = httpx.Client(base_url=base_url, timeout=30)
+        self.http.get("/arena/").raise_for_status()
+        self.headers = {"X-CSRFToken": self.http.cookies["csrftoken"]}
+
+    def open(self, prompt: str = "Why is the sky blue?") -> dict:
+        response = self.http.post("/api/v1/battles/", json={"prompt": prompt}, headers=self.headers)
+        assert response.status_code == 201, response.text
+        return response.json()
+
+    def stream(self, battle_id: str) -> list[tuple[str, dict]]:
+        response = self.http.post(f"/api/v1/battles/{battle_id}/stream/", headers=self.headers)
+        assert response.status_code == 200, response.text
+        return sse_events(response.content)
+
+
+@pytest.fixture
+def asgi(settings):
+    from tests.asgi_server import AsgiServer
+
+    s = AsgiServer().start()
+    yield s
+    s.stop()
+
+
+def test_a_voter_who_leaves_mid_stream_frees_the_slots_and_the_provider_connections(server, pair, asgi):
+    from tests.services import wait_for
+
+    for model in pair:
+        server.script(model.provider_settings["model"], text=" ".join(["slowly"] * 100), delay=0.1)
+    voter = HttpVoter(asgi.url)
+    battle_id = voter.open()["id"]
+
+    with voter.http.stream("POST", f"/api/v1/battles/{battle_id}/stream/", headers=voter.headers) as response:
+        assert response.status_code == 200
+        seen = ""
+        for line in response.iter_lines():
+            seen += line + "\n"
+            if "event: delta" in seen and server.in_flight == 2:
+                break  # the voter closes the tab
+    voter.http.close()
+
+    assert wait_for(lambda: server.in_flight == 0, timeout=10), "the answers kept streaming to nobody"
+    assert wait_for(lambda: Battle.objects.get(id=battle_id).streaming_since is None, timeout=10)
+    battle = Battle.objects.get(id=battle_id)
+    assert battle.status == Battle.Status.PENDING  # the page streams the turn afresh on return
+    assert battle.turns[-1]["a"].startswith("slowly") or battle.turns[-1]["b"].startswith("slowly")
+    assert all(s.calls == 1 for s in server.scripts.values())
+
+
+def test_battles_opened_and_streamed_on_one_pair_at_once_never_deadlock(server, pair, asgi):
+    """Opening a battle inserts a row that key-share locks both models while
+    claims lock them to count slots: with one lock order and FOR NO KEY
+    UPDATE, many voters doing both at once all finish (no 500, no deadlock)."""
+    import threading
+
+    for model in pair:
+        server.script(model.provider_settings["model"], text="A short answer.")
+    ArenaModel.objects.update(max_concurrency=0)  # no cap: every claim still locks both rows
+    results: list = []
+    failures: list = []
+
+    def voter_loop():
+        try:
+            voter = HttpVoter(asgi.url)
+            for _ in range(4):
+                events = voter.stream(voter.open()["id"])
+                results.append(events[-1])
+        except Exception as exc:  # noqa: BLE001 - reported below, with the rest
+            failures.append(repr(exc))
+
+    threads = [threading.Thread(target=voter_loop) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+
+    assert failures == []
+    assert len(results) == 32
+    assert all(end == ("end", {"status": "ready", "turn": 1, "turns_left": 4}) for end in results), results
+    assert Battle.objects.filter(status=Battle.Status.READY, streaming_since__isnull=True).count() == 32
