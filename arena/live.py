@@ -43,7 +43,7 @@ import httpx
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import close_old_connections, connections, transaction
-from django.db.models import F, Q
+from django.db.models import Count, F, Q
 from django.utils import timezone
 
 from .leaks import battle_leaks
@@ -103,20 +103,20 @@ def _own_battle(battle_id, voter: Voter, battles) -> Battle:
 # --- opening and continuing battles ----------------------------------------------
 
 
-def _in_flight(model_ids: list[int]) -> dict[int, int]:
-    """Answers in flight per model: battles whose turn is streaming now
-    (started less than ARENA_PENDING_STALE_SECONDS ago; an older mark is a
-    stream whose process died)."""
+def _in_flight(models: list[ArenaModel]) -> dict[int, int]:
+    """Answers in flight per capped model: battles whose turn is streaming
+    now (started less than ARENA_PENDING_STALE_SECONDS ago; an older mark is
+    a stream whose process died). Counted in the database, one query; a
+    model without a cap is not counted at all (hundreds of streams would
+    otherwise be read back for every claim)."""
+    capped = [m.id for m in models if m.max_concurrency]
+    if not capped:
+        return {}
     horizon = timezone.now() - timedelta(seconds=settings.ARENA_PENDING_STALE_SECONDS)
-    streaming = Battle.objects.filter(streaming_since__gte=horizon).filter(
-        Q(model_a_id__in=model_ids) | Q(model_b_id__in=model_ids)
+    counts = Battle.objects.filter(streaming_since__gte=horizon).aggregate(
+        **{f"m{mid}": Count("id", filter=Q(model_a_id=mid) | Q(model_b_id=mid)) for mid in capped}
     )
-    counts = dict.fromkeys(model_ids, 0)
-    for a, b in streaming.values_list("model_a_id", "model_b_id"):
-        for m in (a, b):
-            if m in counts:
-                counts[m] += 1
-    return counts
+    return {mid: counts[f"m{mid}"] for mid in capped}
 
 
 def _has_slot(model: ArenaModel, busy: dict[int, int]) -> bool:
@@ -144,7 +144,7 @@ def live_battle_create(
     # Opening takes no slot (a stream does, under its own lock in
     # claim_stream), so models at their cap are only left out of the draw.
     models = list(live_models())
-    busy = _in_flight([m.id for m in models])
+    busy = _in_flight(models)
     free = [m for m in models if _has_slot(m, busy)]
     if len(models) >= 2 and len(free) < 2:
         raise ModelsBusy()
@@ -319,7 +319,7 @@ def claim_stream(battle_id, voter: Voter) -> Battle:
             .filter(id__in=[battle.model_a_id, battle.model_b_id])
             .order_by("id")
         )
-        busy = _in_flight([m.id for m in models])
+        busy = _in_flight(models)
         if not all(_has_slot(m, busy) for m in models):
             raise ModelsBusy()
         Battle.objects.filter(id=battle.id).update(status=Battle.Status.PENDING, failure="", streaming_since=now)

@@ -98,6 +98,13 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
+# whitenoise's middleware is sync-only, which under ASGI would put every request
+# on a thread of its own: the same middleware, declared async-capable.
+MIDDLEWARE = [
+    "arena.static_files.AsyncWhiteNoiseMiddleware" if m == "whitenoise.middleware.WhiteNoiseMiddleware" else m
+    for m in MIDDLEWARE
+]
+
 ROOT_URLCONF = "arena.urls"
 WSGI_APPLICATION = "arena.wsgi.application"
 
@@ -135,6 +142,17 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     }
     # A file, not memory, so worker processes started by tests see the test database.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-db.sqlite3")}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env_int("DB_POOL_MAX_SIZE", 10) > 0:
+    # Under ASGI each sync view runs on a thread of its own, so a connection
+    # kept per thread (CONN_MAX_AGE) is never reused and piles up until
+    # PostgreSQL refuses clients: a per-process pool instead (psycopg_pool),
+    # which requires CONN_MAX_AGE 0. DB_POOL_MAX_SIZE=0 turns it off.
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 1,
+        "max_size": env_int("DB_POOL_MAX_SIZE", 10),
+        "timeout": env_int("DB_POOL_TIMEOUT", 20),
+    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- cache (rate limits, debounce flags): shared by every process ----------
