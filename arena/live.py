@@ -313,15 +313,18 @@ def claim_stream(battle_id, voter: Voter) -> Battle:
         horizon = now - timedelta(seconds=settings.ARENA_PENDING_STALE_SECONDS)
         if battle.streaming_since and battle.streaming_since >= horizon:
             raise BattleBusy("this battle is already being answered in another tab")
-        # Lock the two model rows so two streams can't take one last slot.
-        models = list(
-            ArenaModel.objects.select_for_update(no_key=True)
-            .filter(id__in=[battle.model_a_id, battle.model_b_id])
-            .order_by("id")
-        )
-        busy = _in_flight(models)
-        if not all(_has_slot(m, busy) for m in models):
-            raise ModelsBusy()
+        if battle.model_a.max_concurrency or battle.model_b.max_concurrency:
+            # Lock the two model rows so two streams can't take one last slot.
+            # Models without a cap are not locked: every stream on a popular
+            # pair would otherwise queue on the same two rows.
+            models = list(
+                ArenaModel.objects.select_for_update(no_key=True)
+                .filter(id__in=[battle.model_a_id, battle.model_b_id])
+                .order_by("id")
+            )
+            busy = _in_flight(models)
+            if not all(_has_slot(m, busy) for m in models):
+                raise ModelsBusy()
         Battle.objects.filter(id=battle.id).update(status=Battle.Status.PENDING, failure="", streaming_since=now)
         battle.status, battle.failure, battle.streaming_since = Battle.Status.PENDING, "", now
     return battle

@@ -17,7 +17,8 @@ redis://127.0.0.1:6379/3 and /4). It starts:
 
 For each N: N voters in separate sessions (cookie + CSRF token, as the page)
 open a live battle each on two models with max_concurrency 0 (no cap), then
-all POST their stream/ at once (--ramp S spreads the starts over S seconds)
+(after one unreported warm-up round of 4) all POST their stream/ at once
+(--ramp S spreads the starts evenly over S seconds instead)
 from one asyncio httpx client. It prints: streams completed (an ``end``
 event with status ready), time to the first ``delta`` event from the POST
 (p50/p95/max) and that minus the provider's own first-chunk delay (the
@@ -277,6 +278,8 @@ def main() -> None:
               f"ramp {args.ramp:g} s")
         print(f"{'N':>5} {'done':>9} {'TTFE p50/p95/max ms':>20} {'over provider p95':>18} "
               f"{'stream p95 s':>12} {'leaderboard p50/p95/max ms (n)':>32}")
+        setup_models(env, provider_url)
+        asyncio.run(run_streams(base_url, 4, 0))  # warm up: imports, pools, the first provider connections
         for n in args.n:
             setup_models(env, provider_url)
             stop_file = str(ROOT / "var" / "bench-live" / f"stop-{os.getpid()}")

@@ -711,7 +711,7 @@ def test_battles_opened_and_streamed_on_one_pair_at_once_never_deadlock(server, 
 
     for model in pair:
         server.script(model.provider_settings["model"], text="A short answer.")
-    ArenaModel.objects.update(max_concurrency=0)  # no cap: every claim still locks both rows
+    ArenaModel.objects.update(max_concurrency=1000)  # a cap never reached: every claim locks both rows
     results: list = []
     failures: list = []
 
