@@ -734,3 +734,44 @@ def test_battles_opened_and_streamed_on_one_pair_at_once_never_deadlock(server, 
     assert len(results) == 32
     assert all(end == ("end", {"status": "ready", "turn": 1, "turns_left": 4}) for end in results), results
     assert Battle.objects.filter(status=Battle.Status.READY, streaming_since__isnull=True).count() == 32
+
+
+def test_a_claim_holding_its_row_locks_never_blocks_opening_a_battle_on_the_same_pair(server, pair):
+    """The deadlock's first half, made deterministic: while a claim holds its
+    locks on both models (a cap, so it takes them), inserting a battle that
+    references them (FOR KEY SHARE) must not wait. With FOR UPDATE it waited,
+    and with the insert locking model_a, model_b in the other order, deadlocked."""
+    import threading
+
+    from django.db import connection, transaction
+
+    ArenaModel.objects.update(max_concurrency=1000)
+    battle_id = open_live(Client())["id"]
+    claimed, release, errors = threading.Event(), threading.Event(), []
+
+    def hold_claim():
+        try:
+            with transaction.atomic():
+                live.claim_stream(battle_id, Battle.objects.get(id=battle_id).voter)
+                claimed.set()
+                release.wait(30)
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            claimed.set()
+            connection.close()
+
+    holder = threading.Thread(target=hold_claim)
+    holder.start()
+    try:
+        assert claimed.wait(30)
+        with connection.cursor() as cursor:
+            cursor.execute("SET lock_timeout = '3s'")  # a wait becomes an error (a 500), not a hang
+        opened = [open_live(Client()) for _ in range(3)]
+    finally:
+        release.set()
+        holder.join(30)
+        with connection.cursor() as cursor:
+            cursor.execute("SET lock_timeout = 0")
+    assert errors == []
+    assert len(opened) == 3 and Battle.objects.count() == 4
