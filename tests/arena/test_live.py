@@ -745,6 +745,9 @@ def test_a_claim_holding_its_row_locks_never_blocks_opening_a_battle_on_the_same
 
     from django.db import connection, transaction
 
+    from tests.services import require_postgres
+
+    require_postgres()  # row-lock modes are PostgreSQL's (SQLite locks the whole file)
     ArenaModel.objects.update(max_concurrency=1000)
     battle_id = open_live(Client())["id"]
     claimed, release, errors = threading.Event(), threading.Event(), []
