@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import uuid
 
-from django.http import StreamingHttpResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
-from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from votes.services import BattleNotFound, vote_record
 
 from . import integrity, live
-from .schema import ErrorSerializer, ServerSentEvent
+from .schema import ErrorSerializer
 from .services import battle_create, battle_skip, voter_for_session, voter_for_user
 
 
@@ -155,37 +153,6 @@ class BattleCreateApi(VoterApi):
         else:
             battle = battle_create(voter=voter, client_hash=client_hash)
         return Response(battle_payload(battle), status=status.HTTP_201_CREATED)
-
-
-class EventStreamRenderer(BaseRenderer):
-    """Lets a client that accepts only text/event-stream be answered; an
-    error before the stream starts arrives as one ``error`` event."""
-
-    media_type = "text/event-stream"
-    format = "sse"
-
-    def render(self, data, accepted_media_type=None, renderer_context=None):
-        return live.sse("error", data if isinstance(data, dict) else {"detail": str(data)})
-
-
-class BattleStreamApi(VoterApi):
-    renderer_classes = [JSONRenderer, EventStreamRenderer]
-
-    @extend_schema(
-        request=None,
-        responses={(200, "text/event-stream"): ServerSentEvent},
-        summary="Stream both answers of the battle's current turn (server-sent events)",
-        description="Events: start {turn, prompt_html}; delta {side, text}; side_done {side, html}; side_error {side, message}; "
-        "end {status, turn, turns_left}. Also retries a failed turn.",
-    )
-    def post(self, request, battle_id):
-        voter = current_voter(request)
-        integrity.check_rate("battle", request, voter)
-        battle = live.claim_stream(_battle_uuid(battle_id), voter)
-        response = StreamingHttpResponse(live.stream_turn(battle), content_type="text/event-stream")
-        response["Cache-Control"] = "no-store"
-        response["X-Accel-Buffering"] = "no"  # nginx: pass events through as they come
-        return response
 
 
 class BattleTurnApi(VoterApi):

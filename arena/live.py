@@ -11,9 +11,14 @@ failed turn's partial text is kept for operators but never counted.
 
 Each model has a cap on answers in flight (``max_concurrency``): the turns
 being streamed right now (``Battle.streaming_since``), checked under a row
-lock on the two models when a stream starts. Opening a battle takes no slot. A model whose
+lock (FOR NO KEY UPDATE, in id order) on the two models when a stream starts. Opening a battle takes no slot. A model whose
 answers fail ARENA_AUTO_PAUSE_FAILURES times in a row is paused, with the
 reason shown in the admin; one success resets the count.
+
+A stream is a coroutine (served under ASGI, arena.streaming): both sides are
+tasks reading the providers through one shared ``httpx.AsyncClient``, and
+the stream's few database steps (claim, store, release) run on a small
+thread pool, outside any transaction that waits on the network.
 
 Anonymity: the stream carries only the side letters, answer text and public
 error messages; the battle's models are revealed by the vote response alone.
@@ -24,22 +29,25 @@ is excluded.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
-import queue
+import math
 import random
-import threading
-import time
-from collections.abc import Iterator
+import weakref
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
+import httpx
+from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import transaction
-from django.db.models import F, Q
+from django.db import close_old_connections, connections, transaction
+from django.db.models import Count, F, Q
 from django.utils import timezone
 
 from .leaks import battle_leaks
-from .metrics import observe_stream
+from .metrics import observe_astream
 from .models import ArenaModel, Battle, Voter
 from .providers import OpenAICompatible, ProviderError
 from .rendering import render_markdown
@@ -96,20 +104,20 @@ def _own_battle(battle_id, voter: Voter, battles) -> Battle:
 # --- opening and continuing battles ----------------------------------------------
 
 
-def _in_flight(model_ids: list[int]) -> dict[int, int]:
-    """Answers in flight per model: battles whose turn is streaming now
-    (started less than ARENA_PENDING_STALE_SECONDS ago; an older mark is a
-    stream whose process died)."""
+def _in_flight(models: list[ArenaModel]) -> dict[int, int]:
+    """Answers in flight per capped model: battles whose turn is streaming
+    now (started less than ARENA_PENDING_STALE_SECONDS ago; an older mark is
+    a stream whose process died). Counted in the database, one query; a
+    model without a cap is not counted at all (hundreds of streams would
+    otherwise be read back for every claim)."""
+    capped = [m.id for m in models if m.max_concurrency]
+    if not capped:
+        return {}
     horizon = timezone.now() - timedelta(seconds=settings.ARENA_PENDING_STALE_SECONDS)
-    streaming = Battle.objects.filter(streaming_since__gte=horizon).filter(
-        Q(model_a_id__in=model_ids) | Q(model_b_id__in=model_ids)
+    counts = Battle.objects.filter(streaming_since__gte=horizon).aggregate(
+        **{f"m{mid}": Count("id", filter=Q(model_a_id=mid) | Q(model_b_id=mid)) for mid in capped}
     )
-    counts = dict.fromkeys(model_ids, 0)
-    for a, b in streaming.values_list("model_a_id", "model_b_id"):
-        for m in (a, b):
-            if m in counts:
-                counts[m] += 1
-    return counts
+    return {mid: counts[f"m{mid}"] for mid in capped}
 
 
 def _has_slot(model: ArenaModel, busy: dict[int, int]) -> bool:
@@ -137,7 +145,7 @@ def live_battle_create(
     # Opening takes no slot (a stream does, under its own lock in
     # claim_stream), so models at their cap are only left out of the draw.
     models = list(live_models())
-    busy = _in_flight([m.id for m in models])
+    busy = _in_flight(models)
     free = [m for m in models if _has_slot(m, busy)]
     if len(models) >= 2 and len(free) < 2:
         raise ModelsBusy()
@@ -194,26 +202,88 @@ def _messages(turns: list[dict], side: str) -> list[dict[str, str]]:
     return messages
 
 
-def _answer(model: ArenaModel, side: str, messages: list[dict], out: queue.Queue, stop: threading.Event) -> None:
-    """Runs in its own thread: stream one side into ``out``, never raise.
-    ``stop`` set (the voter left, or the turn's deadline passed) closes the
-    provider's connection at the next chunk, so no answer runs on unseen."""
+async def _answer(
+    model: ArenaModel, side: str, messages: list[dict], out: asyncio.Queue, client: httpx.AsyncClient
+) -> None:
+    """One side, as a task: stream its deltas into ``out``, never raise.
+    Cancelling the task (the voter left, or the turn's deadline passed)
+    closes the provider's connection, so no answer runs on unseen."""
     try:
         provider = OpenAICompatible.from_settings(model.provider_settings or {})
-        chunks = observe_stream(model.name, provider.stream(messages))  # arena/metrics.py
-        try:
-            for delta in chunks:
-                if stop.is_set():
-                    return
-                out.put((side, "delta", delta))
-        finally:
-            chunks.close()
-        out.put((side, "done", None))
+        # arena/metrics.py observes time to the first piece, to the end, and errors
+        async for delta in observe_astream(model.name, provider.astream(messages, client)):
+            out.put_nowait((side, "delta", delta))
+        out.put_nowait((side, "done", None))
     except ProviderError as exc:
-        out.put((side, "error", exc))
+        out.put_nowait((side, "error", exc))
+    except asyncio.CancelledError:
+        raise
     except Exception as exc:  # noqa: BLE001 - a bug in one side must still end the stream cleanly
         log.exception("side %s of a live battle crashed", side)
-        out.put((side, "error", ProviderError("stream", f"{type(exc).__name__}: {exc}")))
+        out.put_nowait((side, "error", ProviderError("stream", f"{type(exc).__name__}: {exc}")))
+
+
+# One HTTP client per event loop, shared by every side of every stream: a
+# client costs ~20 ms of CPU to build and holds the connection pool. Keyed
+# weakly, so a loop that ends (a test's) takes its client with it.
+_clients: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def provider_client() -> httpx.AsyncClient:
+    loop = asyncio.get_running_loop()
+    client = _clients.get(loop)
+    if client is None:
+        # No pool cap: the per-model cap is max_concurrency, checked at the claim.
+        client = httpx.AsyncClient(limits=httpx.Limits(max_connections=None, max_keepalive_connections=100))
+        _clients[loop] = client
+    return client
+
+
+# Database work of the stream runs on this pool, off the event loop, so a
+# waiting stream holds no thread. A pool of its own (not the loop's default)
+# bounds the database connections a web process opens for streams.
+_db_pool: ThreadPoolExecutor | None = None
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _db_pool
+    if _db_pool is None:
+        _db_pool = ThreadPoolExecutor(max_workers=settings.ARENA_STREAM_DB_THREADS, thread_name_prefix="stream-db")
+    return _db_pool
+
+
+_pool_connections: set = set()  # the pool threads' connection wrappers, to close them
+
+
+def reset_db_pool() -> None:
+    """Stop the pool's threads and close their connections; tests call this
+    before the test database is dropped."""
+    global _db_pool
+    pool, _db_pool = _db_pool, None
+    if pool is not None:
+        pool.shutdown(wait=True)
+    for wrapper in list(_pool_connections):
+        _pool_connections.discard(wrapper)
+        if wrapper.connection is not None:
+            wrapper.connection.close()  # its thread has ended: close the raw connection
+            wrapper.connection = None
+
+
+def _with_connection(fn, *args, **kwargs):
+    # What Django does around each request: drop a connection that is broken
+    # or past CONN_MAX_AGE before using it, and after.
+    _pool_connections.update(connections.all(initialized_only=True))
+    close_old_connections()
+    try:
+        return fn(*args, **kwargs)
+    finally:
+        close_old_connections()
+        _pool_connections.update(connections.all(initialized_only=True))
+
+
+async def in_db_thread(fn, *args, **kwargs):
+    """Run ``fn`` (database work, in its own transactions) on the stream pool."""
+    return await sync_to_async(_with_connection, thread_sensitive=False, executor=_pool())(fn, *args, **kwargs)
 
 
 def sse(event: str, data: dict) -> bytes:
@@ -227,8 +297,15 @@ def claim_stream(battle_id, voter: Voter) -> Battle:
     takes no slot, so battles opened and never streamed block nobody."""
     now = timezone.now()
     with transaction.atomic():
+        # FOR NO KEY UPDATE (here and on the models below): it does not
+        # conflict with the FOR KEY SHARE locks that inserting a battle or a
+        # vote takes on the rows it references, so opening battles and voting
+        # never wait on (or deadlock with) a claim. Rows of one table are
+        # always locked in id order, everywhere in this module.
         battle = _own_battle(
-            battle_id, voter, Battle.objects.select_for_update(of=("self",)).select_related("model_a", "model_b")
+            battle_id,
+            voter,
+            Battle.objects.select_for_update(of=("self",), no_key=True).select_related("model_a", "model_b"),
         )
         if battle.status not in (Battle.Status.PENDING, Battle.Status.FAILED):
             raise TurnRefused("this turn is already answered")
@@ -238,64 +315,115 @@ def claim_stream(battle_id, voter: Voter) -> Battle:
         horizon = now - timedelta(seconds=settings.ARENA_PENDING_STALE_SECONDS)
         if battle.streaming_since and battle.streaming_since >= horizon:
             raise BattleBusy("this battle is already being answered in another tab")
-        # Lock the two model rows so two streams can't take one last slot.
-        models = list(ArenaModel.objects.select_for_update().filter(id__in=[battle.model_a_id, battle.model_b_id]))
-        busy = _in_flight([m.id for m in models])
-        if not all(_has_slot(m, busy) for m in models):
-            raise ModelsBusy()
+        if battle.model_a.max_concurrency or battle.model_b.max_concurrency:
+            # Lock the two model rows so two streams can't take one last slot.
+            # Models without a cap are not locked: every stream on a popular
+            # pair would otherwise queue on the same two rows.
+            models = list(
+                ArenaModel.objects.select_for_update(no_key=True)
+                .filter(id__in=[battle.model_a_id, battle.model_b_id])
+                .order_by("id")
+            )
+            busy = _in_flight(models)
+            if not all(_has_slot(m, busy) for m in models):
+                raise ModelsBusy()
         Battle.objects.filter(id=battle.id).update(status=Battle.Status.PENDING, failure="", streaming_since=now)
         battle.status, battle.failure, battle.streaming_since = Battle.Status.PENDING, "", now
     return battle
 
 
-def stream_turn(battle: Battle) -> Iterator[bytes]:
+def _release(battle: Battle, turns: list[dict]) -> None:
+    """The voter closed the tab mid-turn: keep what they saw (for the
+    operators, and for the leak rule), free the slots; the battle stays
+    pending and the page streams the turn afresh on return. A stream that
+    lost its claim matches no row and writes nothing."""
+    Battle.objects.filter(id=battle.id, status=Battle.Status.PENDING, streaming_since=battle.streaming_since).update(
+        turns=turns,
+        identity_leak=battle.identity_leak or battle_leaks(turns, battle.model_a, battle.model_b),
+        streaming_since=None,
+    )
+
+
+# Cleanups still running after their stream was cancelled (kept referenced
+# so the loop does not drop them half way).
+_cleanups: set[asyncio.Task] = set()
+
+
+async def stream_turn(battle: Battle) -> AsyncIterator[bytes]:
     """Server-sent events for the battle's current turn, both sides at once:
     ``start`` {turn, prompt_html}, ``delta`` {side, text}, ``side_done``
     {side, html: the whole answer rendered}, ``side_error`` {side,
     message}, then one ``end`` {status, turn, turns_left} once the outcome is
-    stored. Run under a claim from claim_stream()."""
+    stored. Run under a claim from claim_stream().
+
+    Deltas are coalesced: at most one ``delta`` per side per
+    ARENA_STREAM_COALESCE_MS, carrying the text that arrived meanwhile (the
+    first piece goes out at once), so a provider sending one token per chunk
+    does not cost one event, one write and one browser repaint per token.
+    The concatenated text is exactly the provider's."""
+    loop = asyncio.get_running_loop()
     turns = [dict(t) for t in battle.turns]
     current = turns[-1]
     current["a"] = current["b"] = ""
     sides = {"a": battle.model_a, "b": battle.model_b}
-    out: queue.Queue = queue.Queue()
-    stop = threading.Event()
+    out: asyncio.Queue = asyncio.Queue()
     errors: dict[str, ProviderError] = {}
+    interval = max(0, settings.ARENA_STREAM_COALESCE_MS) / 1000
+    unsent = {"a": "", "b": ""}
+    sent_at = {"a": -math.inf, "b": -math.inf}
     # A turn ends before its streaming mark would count as stale, so no other
     # tab can claim it while this one still writes.
-    deadline = time.monotonic() + max(1, settings.ARENA_PENDING_STALE_SECONDS - 10)
+    deadline = loop.time() + max(1, settings.ARENA_PENDING_STALE_SECONDS - 10)
     stored = False
+    tasks: list[asyncio.Task] = []
+
+    def flush(side: str) -> bytes:
+        text, unsent[side] = unsent[side], ""
+        sent_at[side] = loop.time()
+        return sse("delta", {"side": side, "text": text})
+
     try:
+        client = provider_client()
         for side, model in sides.items():
-            threading.Thread(
-                target=_answer,
-                args=(model, side, _messages(turns, side), out, stop),
-                daemon=True,
-                name=f"battle-{side}",
-            ).start()
+            tasks.append(asyncio.create_task(_answer(model, side, _messages(turns, side), out, client)))
         yield sse("start", {"turn": len(turns), "prompt_html": render_markdown(current.get("prompt", ""))})
         pending = set(sides)
         while pending:
+            due = min((sent_at[s] + interval for s in sides if unsent[s]), default=math.inf)
             try:
-                side, kind, payload = out.get(timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Empty:
+                async with asyncio.timeout_at(min(deadline, due)):
+                    side, kind, payload = await out.get()
+            except TimeoutError:
+                for s in sides:
+                    if unsent[s] and sent_at[s] + interval <= loop.time():
+                        yield flush(s)
+                if loop.time() < deadline:
+                    continue
                 for side in sorted(pending):
+                    if unsent[side]:
+                        yield flush(side)
                     errors[side] = ProviderError("timeout", "the turn ran past its deadline")
                     yield sse("side_error", {"side": side, "message": f"Model {side.upper()} failed: "
                                              f"{errors[side].public}"})  # fmt: skip
                 break
             if kind == "delta":
                 current[side] += payload
-                yield sse("delta", {"side": side, "text": payload})
-            elif kind == "done":
-                pending.discard(side)
+                unsent[side] += payload
+                if loop.time() - sent_at[side] >= interval:
+                    yield flush(side)
+                continue
+            if unsent[side]:
+                yield flush(side)
+            pending.discard(side)
+            if kind == "done":
                 # The page shows the streamed text plainly, then swaps in this.
                 yield sse("side_done", {"side": side, "html": render_markdown(current[side])})
             else:
-                pending.discard(side)
                 errors[side] = payload
                 yield sse("side_error", {"side": side, "message": f"Model {side.upper()} failed: {payload.public}"})
-        status = _store_turn(battle, turns, errors)
+        for task in tasks:
+            task.cancel()
+        status = await in_db_thread(_store_turn, battle, turns, errors)
         stored = True
         yield sse(
             "end",
@@ -306,18 +434,18 @@ def stream_turn(battle: Battle) -> Iterator[bytes]:
             },
         )
     finally:
-        stop.set()
+        for task in tasks:
+            task.cancel()
         if not stored:
-            # The voter closed the tab mid-turn: keep what they saw (for the
-            # operators, and for the leak rule), free the slots; the battle
-            # stays pending and the page streams the turn afresh on return.
-            Battle.objects.filter(
-                id=battle.id, status=Battle.Status.PENDING, streaming_since=battle.streaming_since
-            ).update(
-                turns=turns,
-                identity_leak=battle.identity_leak or battle_leaks(turns, battle.model_a, battle.model_b),
-                streaming_since=None,
-            )
+            # Shielded: the voter's disconnect cancels this stream, and the
+            # slots must still be freed.
+            cleanup = asyncio.ensure_future(in_db_thread(_release, battle, turns))
+            _cleanups.add(cleanup)
+            cleanup.add_done_callback(_cleanups.discard)
+            try:
+                await asyncio.shield(cleanup)
+            except asyncio.CancelledError:
+                pass
 
 
 def _store_turn(battle: Battle, turns: list[dict], errors: dict[str, ProviderError]) -> str:
@@ -344,7 +472,9 @@ def _store_turn(battle: Battle, turns: list[dict], errors: dict[str, ProviderErr
         if not written:
             log.warning("battle %s moved on while its turn streamed; this stream's answers are dropped", battle.id)
             return Battle.objects.filter(id=battle.id).values_list("status", flat=True).first() or "failed"
-        for side, model in (("a", battle.model_a), ("b", battle.model_b)):
+        # In id order, as claim_stream locks them: two turns of the same pair
+        # finishing at once (sides swapped) must not lock crosswise.
+        for side, model in sorted((("a", battle.model_a), ("b", battle.model_b)), key=lambda sm: sm[1].id):
             _model_health(model, errors.get(side), now)
     battle.identity_leak = fields["identity_leak"]
     return fields["status"]

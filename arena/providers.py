@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
 import httpx
@@ -76,55 +76,107 @@ class OpenAICompatible:
             headers["Authorization"] = f"Bearer {key}"
         return headers
 
-    def stream(self, messages: list[dict[str, str]]) -> Iterator[str]:
-        """Yield text deltas; raise ProviderError on any failure, including a
-        stream that ends without ``[DONE]`` or a finish reason."""
-        body = {
+    def body(self, messages: list[dict[str, str]]) -> dict:
+        return {
             "model": self.model,
             "messages": messages,
             "stream": True,
             "temperature": self.temperature,
             "max_tokens": self.max_tokens,
         }
-        url = f"{self.base_url}/chat/completions"
-        timeout = httpx.Timeout(self.timeout, connect=self.connect_timeout)
+
+    @property
+    def url(self) -> str:
+        return f"{self.base_url}/chat/completions"
+
+    def http_timeout(self) -> httpx.Timeout:
+        return httpx.Timeout(self.timeout, connect=self.connect_timeout)
+
+    def _parse_line(self, line: str) -> tuple[list[str], bool]:
+        """One server-sent line: its text deltas, and whether the answer ended."""
+        if not line.startswith("data:"):
+            return [], False
+        data = line[5:].strip()
+        if data == "[DONE]":
+            return [], True
+        try:
+            chunk = json.loads(data)
+        except json.JSONDecodeError as exc:
+            raise ProviderError("stream", f"{self.url} sent a malformed event: {data[:100]}") from exc
+        if isinstance(chunk, dict) and "error" in chunk:
+            raise ProviderError("http", f"{self.url} streamed an error: {str(chunk['error'])[:300]}")
+        deltas, finished = [], False
+        for choice in chunk.get("choices") or []:
+            delta = (choice.get("delta") or {}).get("content")
+            if delta:
+                deltas.append(delta)
+            if choice.get("finish_reason"):
+                finished = True
+        return deltas, finished
+
+    def _http_error(self, exc: httpx.HTTPError) -> ProviderError:
+        url = self.url
+        if isinstance(exc, httpx.TimeoutException):
+            return ProviderError("timeout", f"{url}: timed out ({type(exc).__name__})")
+        if isinstance(exc, httpx.ConnectError):
+            return ProviderError("connection", f"{url}: cannot connect ({exc})")
+        if isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError)):
+            return ProviderError("stream", f"{url}: connection dropped mid-answer ({exc})")
+        return ProviderError("connection", f"{url}: {type(exc).__name__}: {exc}")
+
+    def stream(self, messages: list[dict[str, str]]) -> Iterator[str]:
+        """Yield text deltas; raise ProviderError on any failure, including a
+        stream that ends without ``[DONE]`` or a finish reason."""
+        url = self.url
         finished = False
         try:
-            with httpx.Client(timeout=timeout) as client, client.stream(
-                "POST", url, json=body, headers=self.headers()
+            with httpx.Client(timeout=self.http_timeout()) as client, client.stream(
+                "POST", url, json=self.body(messages), headers=self.headers()
             ) as resp:
                 if resp.status_code >= 400:
                     text = resp.read().decode("utf-8", "replace")[:300]
                     raise ProviderError("http", f"{url} answered {resp.status_code}: {text}")
                 for line in resp.iter_lines():
-                    if not line.startswith("data:"):
-                        continue
-                    data = line[5:].strip()
-                    if data == "[DONE]":
+                    deltas, done = self._parse_line(line)
+                    yield from deltas
+                    if done:
                         finished = True
-                        break
-                    try:
-                        chunk = json.loads(data)
-                    except json.JSONDecodeError as exc:
-                        raise ProviderError("stream", f"{url} sent a malformed event: {data[:100]}") from exc
-                    if isinstance(chunk, dict) and "error" in chunk:
-                        raise ProviderError("http", f"{url} streamed an error: {str(chunk['error'])[:300]}")
-                    for choice in chunk.get("choices") or []:
-                        delta = (choice.get("delta") or {}).get("content")
-                        if delta:
-                            yield delta
-                        if choice.get("finish_reason"):
-                            finished = True
+                        if line.startswith("data:") and line[5:].strip() == "[DONE]":
+                            break
         except ProviderError:
             raise
-        except httpx.TimeoutException as exc:
-            raise ProviderError("timeout", f"{url}: timed out ({type(exc).__name__})") from exc
-        except httpx.ConnectError as exc:
-            raise ProviderError("connection", f"{url}: cannot connect ({exc})") from exc
-        except (httpx.RemoteProtocolError, httpx.ReadError) as exc:
-            raise ProviderError("stream", f"{url}: connection dropped mid-answer ({exc})") from exc
         except httpx.HTTPError as exc:
-            raise ProviderError("connection", f"{url}: {type(exc).__name__}: {exc}") from exc
+            raise self._http_error(exc) from exc
+        if not finished:
+            raise ProviderError("stream", f"{url}: the stream ended before [DONE]")
+
+    async def astream(self, messages: list[dict[str, str]], client: httpx.AsyncClient) -> AsyncIterator[str]:
+        """``stream`` for the event loop: the same deltas and errors, over a
+        shared ``httpx.AsyncClient`` (arena.live keeps one per event loop:
+        building a client costs ~20 ms of CPU, a coroutine costs nothing).
+        Closing the generator (or cancelling its task) closes the
+        provider's connection, so no answer runs on unseen."""
+        url = self.url
+        finished = False
+        try:
+            async with client.stream(
+                "POST", url, json=self.body(messages), headers=self.headers(), timeout=self.http_timeout()
+            ) as resp:
+                if resp.status_code >= 400:
+                    text = (await resp.aread()).decode("utf-8", "replace")[:300]
+                    raise ProviderError("http", f"{url} answered {resp.status_code}: {text}")
+                async for line in resp.aiter_lines():
+                    deltas, done = self._parse_line(line)
+                    for delta in deltas:
+                        yield delta
+                    if done:
+                        finished = True
+                        if line.startswith("data:") and line[5:].strip() == "[DONE]":
+                            break
+        except ProviderError:
+            raise
+        except httpx.HTTPError as exc:
+            raise self._http_error(exc) from exc
         if not finished:
             raise ProviderError("stream", f"{url}: the stream ended before [DONE]")
 

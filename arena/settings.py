@@ -100,6 +100,13 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
+# whitenoise's middleware is sync-only, which under ASGI would put every request
+# on a thread of its own: the same middleware, declared async-capable.
+MIDDLEWARE = [
+    "arena.static_files.AsyncWhiteNoiseMiddleware" if m == "whitenoise.middleware.WhiteNoiseMiddleware" else m
+    for m in MIDDLEWARE
+]
+
 ROOT_URLCONF = "arena.urls"
 WSGI_APPLICATION = "arena.wsgi.application"
 
@@ -147,6 +154,17 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
 DB_IO_TIMEOUT = env_float("DB_IO_TIMEOUT", 10.0)
 # Seconds a client is told to wait (Retry-After) when the database is unreachable.
 ARENA_DB_RETRY_AFTER = env_int("ARENA_DB_RETRY_AFTER", 5)
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env_int("DB_POOL_MAX_SIZE", 10) > 0:
+    # Under ASGI each sync view runs on a thread of its own, so a connection
+    # kept per thread (CONN_MAX_AGE) is never reused and piles up until
+    # PostgreSQL refuses clients: a per-process pool instead (psycopg_pool),
+    # which requires CONN_MAX_AGE 0. DB_POOL_MAX_SIZE=0 turns it off.
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 1,
+        "max_size": env_int("DB_POOL_MAX_SIZE", 10),
+        "timeout": env_int("DB_POOL_TIMEOUT", 20),
+    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- cache (rate limits, debounce flags): shared by every process ----------
@@ -304,6 +322,8 @@ ARENA_MAX_PROMPT_CHARS = env_int("ARENA_MAX_PROMPT_CHARS", 8000)
 ARENA_MAX_TURNS = env_int("ARENA_MAX_TURNS", 5)  # prompts per battle before the vote
 ARENA_AUTO_PAUSE_FAILURES = env_int("ARENA_AUTO_PAUSE_FAILURES", 3)  # failed answers in a row; 0 = never pause
 ARENA_PENDING_STALE_SECONDS = env_int("ARENA_PENDING_STALE_SECONDS", 300)  # a turn still pending after this was abandoned
+ARENA_STREAM_COALESCE_MS = env_int("ARENA_STREAM_COALESCE_MS", 50)  # at most one delta event per side per this many ms; 0 = one per chunk
+ARENA_STREAM_DB_THREADS = env_int("ARENA_STREAM_DB_THREADS", 8)  # threads (and DB connections) per web process for stream claims and stores
 ARENA_DAILY_VOTE_CAP = env_int("ARENA_DAILY_VOTE_CAP", 1000)  # per voter, rolling 24 h; 0 = no cap
 ARENA_VOTE_WINDOW_SECONDS = env_int("ARENA_VOTE_WINDOW_SECONDS", 6 * 3600)  # after the answers completed
 ARENA_IDEMPOTENCY_RETENTION_HOURS = env_float("ARENA_IDEMPOTENCY_RETENTION_HOURS", ARENA_VOTE_WINDOW_SECONDS / 3600)

@@ -7,6 +7,7 @@ from arena import api as arena_api
 from arena import health as arena_health
 from arena import metrics as arena_metrics
 from arena import site
+from arena import streaming as arena_streaming
 from arena import views as arena_views
 from ratings import api as ratings_api
 from ratings import personal_api
@@ -23,7 +24,7 @@ urlpatterns = [
     path("leaderboard/me/", personal_api.personal_page, name="leaderboard-me"),
     path("api/v1/battles/", arena_api.BattleCreateApi.as_view(), name="api-battles"),
     path("api/v1/battles/<str:battle_id>/vote/", arena_api.BattleVoteApi.as_view(), name="api-battle-vote"),
-    path("api/v1/battles/<str:battle_id>/stream/", arena_api.BattleStreamApi.as_view(), name="api-battle-stream"),
+    path("api/v1/battles/<str:battle_id>/stream/", arena_streaming.battle_stream, name="api-battle-stream"),
     path("api/v1/battles/<str:battle_id>/turns/", arena_api.BattleTurnApi.as_view(), name="api-battle-turns"),
     path("api/v1/battles/<str:battle_id>/skip/", arena_api.BattleSkipApi.as_view(), name="api-battle-skip"),
     path("api/v1/leaderboard/", ratings_api.LeaderboardApi.as_view(), name="api-leaderboard"),

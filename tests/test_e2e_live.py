@@ -1,5 +1,6 @@
-"""Live battles in a real headless Chromium against pytest-django's live
-server and a real OpenAI-compatible HTTP server on 127.0.0.1: two answers
+"""Live battles in a real headless Chromium against the arena served as in
+production (its ASGI application under uvicorn, tests/asgi_server.py) and a
+real OpenAI-compatible HTTP server on 127.0.0.1: two answers
 stream side by side, a second turn, a vote and the reveal; a failed side,
 its retry; and no identity in anything the page received before the vote."""
 
@@ -7,7 +8,9 @@ from __future__ import annotations
 
 import pytest
 
+from arena import live
 from arena.models import ArenaModel, Battle
+from tests.asgi_server import AsgiServer
 from tests.fake_openai import FakeOpenAI
 from votes.models import Vote
 
@@ -48,6 +51,18 @@ def register(fake: FakeOpenAI, name: str, organization: str) -> ArenaModel:
 
 
 @pytest.fixture
+def asgi_server(settings, transactional_db):
+    """Not pytest-django's live_server (a WSGI server, which would buffer a
+    stream whole): uvicorn, as in production. The test settings run with DEBUG off and no
+    collectstatic, so whitenoise finds app static files itself, as in DEBUG."""
+    settings.WHITENOISE_USE_FINDERS = True
+    server = AsgiServer().start()
+    yield server
+    server.stop()
+    live.reset_db_pool()
+
+
+@pytest.fixture
 def live_pair(fake, transactional_db):
     models = [register(fake, "saffron-12b", "Saffron Works"), register(fake, "indigo-3b", "Indigo Group")]
     fake.script("saffron-12b-served", turns=[f"Saffron says {FIRST}", f"Saffron again {SECOND}"], delay=0.04)
@@ -56,7 +71,7 @@ def live_pair(fake, transactional_db):
 
 
 def test_two_answers_stream_side_by_side_then_a_second_turn_a_vote_and_the_reveal(
-    desktop, live_server, live_pair, shots
+    desktop, asgi_server, live_pair, shots
 ):
     from playwright.sync_api import expect
 
@@ -70,7 +85,7 @@ def test_two_answers_stream_side_by_side_then_a_second_turn_a_vote_and_the_revea
     page.on("response", lambda r: received.append("\n".join(f"{k}: {v}" for k, v in r.headers.items()).encode()))
     page.on("requestfinished", lambda req: None if req.url.endswith("/stream/") else received.append(
         req.response().body()))
-    page.goto(f"{live_server.url}/arena/")
+    page.goto(f"{asgi_server.url}/arena/")
     expect(page.locator("#label-a")).to_have_text("Model A")
     votes = page.locator("#vote-buttons button")
 
@@ -118,12 +133,12 @@ def test_two_answers_stream_side_by_side_then_a_second_turn_a_vote_and_the_revea
     assert (vote.winner, vote.turns, vote.model_a.name) == ("a", 2, winner_name)
 
 
-def test_a_failed_side_offers_a_retry_that_completes_the_battle(desktop, live_server, fake, live_pair, shots):
+def test_a_failed_side_offers_a_retry_that_completes_the_battle(desktop, asgi_server, fake, live_pair, shots):
     from playwright.sync_api import expect
 
     broken = fake.script("indigo-3b-served", status=502)
     page = desktop.new_page()
-    page.goto(f"{live_server.url}/arena/")
+    page.goto(f"{asgi_server.url}/arena/")
     page.fill("#prompt-input", "Hello?")
     page.click("#send")
 

@@ -11,7 +11,8 @@ import socket
 from collections import Counter
 
 import pytest
-from django.test import Client
+from asgiref.sync import async_to_sync
+from django.test import AsyncClient, Client
 
 from arena import leaks, live
 from arena.models import ArenaModel, Battle
@@ -22,7 +23,15 @@ from votes.models import Vote
 
 from .helpers import vote
 
-pytestmark = pytest.mark.django_db
+# The stream view is async and does its database work on live's thread pool,
+# so the test's data must be committed for those threads to see it.
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _close_stream_db_threads():
+    yield
+    live.reset_db_pool()  # their connections would keep the test database from being dropped
 
 
 @pytest.fixture
@@ -70,11 +79,29 @@ def open_live(client, prompt="Why does water flow downhill?"):
     return response.json()
 
 
+async def _astream(cookies, battle_id):
+    client = AsyncClient()
+    client.cookies = cookies  # the same voter (session) as the sync client
+    response = await client.post(f"/api/v1/battles/{battle_id}/stream/")
+    raw = b"".join([part async for part in response.streaming_content]) if response.streaming else response.content
+    return response, raw
+
+
+def collect(events) -> bytes:
+    """Drain an async iterator of bytes from sync code."""
+
+    async def drain():
+        return b"".join([part async for part in events])
+
+    return async_to_sync(drain)()
+
+
 def stream(client, battle_id):
-    response = client.post(f"/api/v1/battles/{battle_id}/stream/")
-    assert response.status_code == 200, response.content
+    """POST the stream endpoint as the async view is served (ASGI, via Django's
+    AsyncClient) for the voter behind the sync ``client``."""
+    response, raw = async_to_sync(_astream)(client.cookies, battle_id)
+    assert response.status_code == 200, raw
     assert response["Content-Type"] == "text/event-stream"
-    raw = b"".join(response.streaming_content)
     return sse_events(raw), raw, response
 
 
@@ -588,8 +615,166 @@ def test_a_stream_that_lost_its_claim_writes_nothing(pair):
 
     Battle.objects.filter(id=battle_id).update(streaming_since=timezone.now())  # another tab took the turn over
 
-    events = sse_events(b"".join(live.stream_turn(battle)))
+    events = sse_events(collect(live.stream_turn(battle)))
 
     assert events[-1][1]["status"] == "pending"
     stored = Battle.objects.get(id=battle_id)
     assert stored.turns[-1]["a"] == stored.turns[-1]["b"] == "" and stored.streaming_since is not None
+
+
+# --- served as in production: coalescing, disconnects, concurrency ----------------------
+
+
+def test_deltas_are_coalesced_and_the_text_is_the_providers_exactly(settings, server, pair):
+    words = " ".join(f"t{i}" for i in range(60))
+    for model in pair:
+        server.script(model.provider_settings["model"], text=words)
+    voter = Client()
+
+    settings.ARENA_STREAM_COALESCE_MS = 0  # one event per provider chunk
+    events, _, _ = stream(voter, open_live(voter)["id"])
+    per_side = Counter(d["side"] for n, d in events if n == "delta")
+    assert per_side == {"a": 60, "b": 60}
+    assert answers(events) == {"a": words, "b": words}
+
+    settings.ARENA_STREAM_COALESCE_MS = 60_000  # the first piece at once, the rest when the side ends
+    events, _, _ = stream(voter, open_live(voter)["id"])
+    deltas = [(d["side"], d["text"]) for n, d in events if n == "delta"]
+    assert sorted(deltas) == sorted([("a", "t0"), ("a", words[2:]), ("b", "t0"), ("b", words[2:])])
+    assert answers(events) == {"a": words, "b": words}
+    # The rest of a side goes out before its side_done.
+    for side in "ab":
+        order = [n for n, d in events if d.get("side") == side]
+        assert order == ["delta", "delta", "side_done"]
+
+
+class HttpVoter:
+    """A voter's browser session against a real server: cookies and CSRF token."""
+
+    def __init__(self, base_url: str):
+        import httpx
+
+        self.http = httpx.Client(base_url=base_url, timeout=30)
+        self.http.get("/arena/").raise_for_status()
+        self.headers = {"X-CSRFToken": self.http.cookies["csrftoken"]}
+
+    def open(self, prompt: str = "Why is the sky blue?") -> dict:
+        response = self.http.post("/api/v1/battles/", json={"prompt": prompt}, headers=self.headers)
+        assert response.status_code == 201, response.text
+        return response.json()
+
+    def stream(self, battle_id: str) -> list[tuple[str, dict]]:
+        response = self.http.post(f"/api/v1/battles/{battle_id}/stream/", headers=self.headers)
+        assert response.status_code == 200, response.text
+        return sse_events(response.content)
+
+
+@pytest.fixture
+def asgi(settings):
+    from tests.asgi_server import AsgiServer
+
+    s = AsgiServer().start()
+    yield s
+    s.stop()
+
+
+def test_a_voter_who_leaves_mid_stream_frees_the_slots_and_the_provider_connections(server, pair, asgi):
+    from tests.services import wait_for
+
+    for model in pair:
+        server.script(model.provider_settings["model"], text=" ".join(["slowly"] * 100), delay=0.1)
+    voter = HttpVoter(asgi.url)
+    battle_id = voter.open()["id"]
+
+    with voter.http.stream("POST", f"/api/v1/battles/{battle_id}/stream/", headers=voter.headers) as response:
+        assert response.status_code == 200
+        seen = ""
+        for line in response.iter_lines():
+            seen += line + "\n"
+            if "event: delta" in seen and server.in_flight == 2:
+                break  # the voter closes the tab
+    voter.http.close()
+
+    assert wait_for(lambda: server.in_flight == 0, timeout=10), "the answers kept streaming to nobody"
+    assert wait_for(lambda: Battle.objects.get(id=battle_id).streaming_since is None, timeout=10)
+    battle = Battle.objects.get(id=battle_id)
+    assert battle.status == Battle.Status.PENDING  # the page streams the turn afresh on return
+    assert battle.turns[-1]["a"].startswith("slowly") or battle.turns[-1]["b"].startswith("slowly")
+    assert all(s.calls == 1 for s in server.scripts.values())
+
+
+def test_battles_opened_and_streamed_on_one_pair_at_once_never_deadlock(server, pair, asgi):
+    """Opening a battle inserts a row that key-share locks both models while
+    claims lock them to count slots: with one lock order and FOR NO KEY
+    UPDATE, many voters doing both at once all finish (no 500, no deadlock)."""
+    import threading
+
+    for model in pair:
+        server.script(model.provider_settings["model"], text="A short answer.")
+    ArenaModel.objects.update(max_concurrency=1000)  # a cap never reached: every claim locks both rows
+    results: list = []
+    failures: list = []
+
+    def voter_loop():
+        try:
+            voter = HttpVoter(asgi.url)
+            for _ in range(4):
+                events = voter.stream(voter.open()["id"])
+                results.append(events[-1])
+        except Exception as exc:  # noqa: BLE001 - reported below, with the rest
+            failures.append(repr(exc))
+
+    threads = [threading.Thread(target=voter_loop) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+
+    assert failures == []
+    assert len(results) == 32
+    assert all(end == ("end", {"status": "ready", "turn": 1, "turns_left": 4}) for end in results), results
+    assert Battle.objects.filter(status=Battle.Status.READY, streaming_since__isnull=True).count() == 32
+
+
+def test_a_claim_holding_its_row_locks_never_blocks_opening_a_battle_on_the_same_pair(server, pair):
+    """The deadlock's first half, made deterministic: while a claim holds its
+    locks on both models (a cap, so it takes them), inserting a battle that
+    references them (FOR KEY SHARE) must not wait. With FOR UPDATE it waited,
+    and with the insert locking model_a, model_b in the other order, deadlocked."""
+    import threading
+
+    from django.db import connection, transaction
+
+    from tests.services import require_postgres
+
+    require_postgres()  # row-lock modes are PostgreSQL's (SQLite locks the whole file)
+    ArenaModel.objects.update(max_concurrency=1000)
+    battle_id = open_live(Client())["id"]
+    claimed, release, errors = threading.Event(), threading.Event(), []
+
+    def hold_claim():
+        try:
+            with transaction.atomic():
+                live.claim_stream(battle_id, Battle.objects.get(id=battle_id).voter)
+                claimed.set()
+                release.wait(30)
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            claimed.set()
+            connection.close()
+
+    holder = threading.Thread(target=hold_claim)
+    holder.start()
+    try:
+        assert claimed.wait(30)
+        with connection.cursor() as cursor:
+            cursor.execute("SET lock_timeout = '3s'")  # a wait becomes an error (a 500), not a hang
+        opened = [open_live(Client()) for _ in range(3)]
+    finally:
+        release.set()
+        holder.join(30)
+        with connection.cursor() as cursor:
+            cursor.execute("SET lock_timeout = 0")
+    assert errors == []
+    assert len(opened) == 3 and Battle.objects.count() == 4

@@ -49,12 +49,17 @@ class Command(BaseCommand):
         py = sys.executable
         env = dict(os.environ)
         procs = {
-            "web": [py, "manage.py", "runserver", "--noreload", f"{host}:{port}"],
+            # The production server (ASGI: a live stream is a coroutine, not a
+            # thread), one process; whitenoise serves /static/.
+            "web": [py, "-m", "uvicorn", "arena.asgi:application", "--host", host, "--port", str(port),
+                    "--no-access-log"],
             "worker": [py, "-m", "celery", "-A", "arena", "worker", "--loglevel", "INFO", "--concurrency", "2",
                        "--without-gossip", "--without-mingle"],
             "beat": [py, "-m", "celery", "-A", "arena", "beat", "--loglevel", "INFO",
                      "--schedule", str(settings.VAR_DIR / "celerybeat-schedule")],
         }
+        if not settings.DEBUG:  # whitenoise serves app static files from STATIC_ROOT only
+            subprocess.run([py, "manage.py", "collectstatic", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True)
         running: dict[str, subprocess.Popen] = {}
         for name, cmd in procs.items():
             running[name] = subprocess.Popen(cmd, cwd=ROOT, env=env, start_new_session=True)

@@ -1,0 +1,93 @@
+"""The live-battle stream endpoint, served as an async view.
+
+``POST /api/v1/battles/{id}/stream/`` holds its connection for as long as
+the two models take to answer (up to minutes). Under ASGI (uvicorn, see
+README "Production") a waiting stream is a coroutine, not a thread: the
+checks before the stream starts (session, CSRF, rate limit, ownership, the
+claim) are the DRF view below, run once on a worker thread; the stream
+itself (arena.live.stream_turn) is an async iterator the server drives on
+its event loop.
+
+DRF has no async views, so the route points at ``battle_stream``, a plain
+Django async view that calls the DRF view through ``sync_to_async`` and
+keeps its auth, CSRF, content negotiation and ``{"error", "detail"}``
+error shape exactly. drf-spectacular documents it through the DRF class.
+"""
+
+from __future__ import annotations
+
+from asgiref.sync import sync_to_async
+from django.http import StreamingHttpResponse
+from django.views.decorators.csrf import csrf_exempt
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework.renderers import BaseRenderer, JSONRenderer
+
+from . import integrity, live
+from .api import VoterApi, _battle_uuid, current_voter
+from .schema import ErrorSerializer, ServerSentEvent
+
+
+class EventStreamRenderer(BaseRenderer):
+    """Lets a client that accepts only text/event-stream be answered; an
+    error before the stream starts arrives as one ``error`` event."""
+
+    media_type = "text/event-stream"
+    format = "sse"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        return live.sse("error", data if isinstance(data, dict) else {"detail": str(data)})
+
+
+def _error(description: str) -> OpenApiResponse:
+    return OpenApiResponse(ErrorSerializer, description=description)
+
+
+class BattleStreamApi(VoterApi):
+    renderer_classes = [JSONRenderer, EventStreamRenderer]
+
+    @extend_schema(
+        request=None,
+        responses={
+            (200, "text/event-stream"): ServerSentEvent,
+            400: _error("turn_refused: the turn is answered already, or a model is no longer available"),
+            403: _error("CSRF check failed, or the voter is banned"),
+            404: _error("no such battle for this voter"),
+            409: _error("battle_busy: the turn is being answered in another tab"),
+            429: _error("rate limited (Retry-After)"),
+            503: _error("the models are busy (Retry-After)"),
+        },
+        summary="Stream both answers of the battle's current turn (server-sent events)",
+        description="Events: start {turn, prompt_html}; delta {side, text} (the text since the side's previous "
+        "delta, at most one per side per ARENA_STREAM_COALESCE_MS); side_done {side, html}; side_error "
+        "{side, message}; end {status, turn, turns_left}. Also retries a failed turn.",
+    )
+    def post(self, request, battle_id):
+        voter = current_voter(request)
+        integrity.check_rate("battle", request, voter)
+        battle = live.claim_stream(_battle_uuid(battle_id), voter)
+        # An async iterator: under ASGI the server drives it on its event loop.
+        response = StreamingHttpResponse(live.stream_turn(battle), content_type="text/event-stream")
+        response["Cache-Control"] = "no-store"
+        response["X-Accel-Buffering"] = "no"  # nginx: pass events through as they come
+        return response
+
+
+_checks = BattleStreamApi.as_view()
+
+
+def _checked(request, battle_id):
+    """The DRF view, rendered: an error response, or the stream not yet started."""
+    response = _checks(request, battle_id=battle_id)
+    if hasattr(response, "render") and not getattr(response, "is_rendered", True):
+        response.render()
+    return response
+
+
+@csrf_exempt  # as DRF's views are: VoterApi checks CSRF itself (integrity.enforce_csrf)
+async def battle_stream(request, battle_id):
+    return await live.in_db_thread(_checked, request, battle_id)
+
+
+# drf-spectacular finds DRF views by these attributes of the route's callback.
+battle_stream.cls = BattleStreamApi
+battle_stream.initkwargs = {}
