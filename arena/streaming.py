@@ -19,7 +19,7 @@ from __future__ import annotations
 from asgiref.sync import sync_to_async
 from django.http import StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 
 from . import integrity, live
@@ -38,23 +38,17 @@ class EventStreamRenderer(BaseRenderer):
         return live.sse("error", data if isinstance(data, dict) else {"detail": str(data)})
 
 
-def _error(description: str) -> OpenApiResponse:
-    return OpenApiResponse(ErrorSerializer, description=description)
-
-
 class BattleStreamApi(VoterApi):
     renderer_classes = [JSONRenderer, EventStreamRenderer]
 
     @extend_schema(
         request=None,
+        # 400, 403, 404, 429 and 503 are added by arena.schema.ArenaAutoSchema,
+        # as JSON and as an SSE "error" event, like every voter operation's.
         responses={
             (200, "text/event-stream"): ServerSentEvent,
-            400: _error("turn_refused: the turn is answered already, or a model is no longer available"),
-            403: _error("CSRF check failed, or the voter is banned"),
-            404: _error("no such battle for this voter"),
-            409: _error("battle_busy: the turn is being answered in another tab"),
-            429: _error("rate limited (Retry-After)"),
-            503: _error("the models are busy (Retry-After)"),
+            (409, "application/json"): ErrorSerializer,  # battle_busy: the turn is streaming in another tab
+            (409, "text/event-stream"): ServerSentEvent,
         },
         summary="Stream both answers of the battle's current turn (server-sent events)",
         description="Events: start {turn, prompt_html}; delta {side, text} (the text since the side's previous "

@@ -300,6 +300,7 @@ def main() -> None:
         # Plain HTTP on loopback (no TLS proxy in front): cookies must not be Secure.
         "SESSION_COOKIE_SECURE": "false",
         "CSRF_COOKIE_SECURE": "false",
+        "SECURE_SSL_REDIRECT": "false",
         # Limits on (every request counts them in Redis) but out of the load's reach.
         "ARENA_VOTE_RATE": "100000/m",
         "ARENA_VOTE_RATE_PER_ADDRESS": "100000/m",

@@ -63,6 +63,10 @@ def proxied_web(transactional_db, tmp_path):
         DB_CONNECT_TIMEOUT=str(IO_TIMEOUT),
         DEBUG="false",
         SECRET_KEY="fault-test-secret-key-not-for-production",
+        # Plain HTTP on loopback, no TLS proxy in front: no HTTPS redirect, no Secure cookies.
+        SECURE_SSL_REDIRECT="false",
+        SESSION_COOKIE_SECURE="false",
+        CSRF_COOKIE_SECURE="false",
         ARENA_VOTE_RATE="0",
         ARENA_VOTE_RATE_PER_ADDRESS="0",
         ARENA_BATTLE_RATE="0",

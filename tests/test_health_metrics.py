@@ -37,6 +37,8 @@ def check_deploy(tmp_path, **extra: str) -> subprocess.CompletedProcess:
     # This machine's services and a fresh 50-character secret instead of the placeholders.
     for keep in ("DATABASE_URL", "REDIS_URL", "REDIS_CACHE_URL"):
         documented.pop(keep, None)
+    # Playwright's tests set this in the test process; a deployment never does (async.E001).
+    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
     env.update(documented, SECRET_KEY=secrets.token_urlsafe(48)[:50], ARENA_VAR_DIR=str(tmp_path), **extra)
     return subprocess.run([sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
