@@ -176,3 +176,18 @@ def _closed_redis_breakers():
     redis_guard.reset()
     yield
     redis_guard.reset()
+
+
+@pytest.fixture
+def asgi_server(settings, transactional_db):
+    """Not pytest-django's live_server (a WSGI server, which would buffer a
+    stream whole): uvicorn, as in production. The test settings run with DEBUG off and no
+    collectstatic, so whitenoise finds app static files itself, as in DEBUG."""
+    settings.WHITENOISE_USE_FINDERS = True
+    from arena import live
+    from tests.asgi_server import AsgiServer
+
+    server = AsgiServer().start()
+    yield server
+    server.stop()
+    live.reset_db_pool()

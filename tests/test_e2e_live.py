@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from arena import live
 from arena.models import ArenaModel, Battle
-from tests.asgi_server import AsgiServer
 from tests.fake_openai import FakeOpenAI
 from votes.models import Vote
 
@@ -48,18 +46,6 @@ def register(fake: FakeOpenAI, name: str, organization: str) -> ArenaModel:
         provider_kind=ArenaModel.Provider.OPENAI,
         provider_settings={"base_url": fake.base_url, "model": f"{name}-served", "timeout": 5},
     )
-
-
-@pytest.fixture
-def asgi_server(settings, transactional_db):
-    """Not pytest-django's live_server (a WSGI server, which would buffer a
-    stream whole): uvicorn, as in production. The test settings run with DEBUG off and no
-    collectstatic, so whitenoise finds app static files itself, as in DEBUG."""
-    settings.WHITENOISE_USE_FINDERS = True
-    server = AsgiServer().start()
-    yield server
-    server.stop()
-    live.reset_db_pool()
 
 
 @pytest.fixture

@@ -212,8 +212,9 @@ LIVE_ANSWER = "Rivers, one per line:\nNile\nAmazon\nYangtze\n\n```python\nrivers
 
 
 def test_a_live_answer_streams_as_plain_lines_then_is_rendered_and_keys_wait_for_the_prompt_box(
-    desktop, live_server, transactional_db
+    desktop, asgi_server, transactional_db
 ):
+    live_server = asgi_server  # streams need the ASGI server: the WSGI live_server buffers them whole
     from playwright.sync_api import expect
 
     from arena.models import ArenaModel
