@@ -5,8 +5,8 @@ leaderboard took to catch up, per fault (issue #12).
         [--clients 6] [--before 3] [--fault 10] [--after 3]
         [--scenarios redis_restart,redis_freeze,worker_kill,pg_cut,pg_hold]
 
-A production-like deployment, all real processes: gunicorn as the README's
-production line (`-k gthread --threads 16`, two workers, DEBUG=false), a
+A production-like deployment, all real processes: the Procfile's web line
+(gunicorn with uvicorn workers on arena.asgi, two workers, DEBUG=false), a
 Celery worker (prefork, 2) and beat, a redis-server of its own on a free port
 (the machine's Redis is never touched), and PostgreSQL (a scratch database,
 recreated, dropped at the end) reached by web, worker and beat through
@@ -329,8 +329,9 @@ def main() -> None:
     children: list = []
     try:
         web = ChildProcess(
-            [py, "-m", "gunicorn", "arena.wsgi:application", "--bind", f"127.0.0.1:{port}", "--workers", "2",
-             "-k", "gthread", "--threads", "16", "--timeout", "120"],
+            # The Procfile's web line: ASGI under gunicorn with uvicorn workers.
+            [py, "-m", "gunicorn", "arena.asgi:application", "-k", "uvicorn_worker.UvicornWorker",
+             "--workers", "2", "--bind", f"127.0.0.1:{port}", "--timeout", "120"],
             work / "web.log",
             env,
         )
