@@ -61,29 +61,10 @@ from tests.services import (  # noqa: E402 - after the path is set
 )
 from tests.tcp_proxy import TcpProxy  # noqa: E402
 
+import bench_recompute  # noqa: E402 - the scratch-database helpers
+
 SCENARIOS = ("redis_restart", "redis_freeze", "worker_kill", "pg_cut", "pg_hold")
 CATCH_UP_LIMIT = 180.0
-
-
-def admin_url(url: str) -> str:
-    return urlparse(url)._replace(path="/postgres").geturl()
-
-
-def recreate(url: str) -> None:
-    import psycopg
-
-    name = urlparse(url).path.lstrip("/")
-    with psycopg.connect(admin_url(url), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-
-
-def drop(url: str) -> None:
-    import psycopg
-
-    name = urlparse(url).path.lstrip("/")
-    with psycopg.connect(admin_url(url), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def via_proxy(url: str, proxy: TcpProxy) -> str:
@@ -283,7 +264,7 @@ def main() -> None:
 
     work = Path(f"/tmp/bench-faults-{os.getpid()}")
     work.mkdir(parents=True)
-    recreate(args.database)
+    bench_recompute.recreate(args.database)
     pg = urlparse(args.database)
     proxy = TcpProxy(pg.hostname or "127.0.0.1", pg.port or 5432).start()
     redis = RedisServer(binary, free_port(), work / "redis").start()
@@ -380,7 +361,7 @@ def main() -> None:
 
         connections.close_all()
         if not args.keep:
-            drop(args.database)
+            bench_recompute.drop(args.database)
 
 
 if __name__ == "__main__":
