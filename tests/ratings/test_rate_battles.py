@@ -73,9 +73,10 @@ def test_output_has_the_documented_shape(json_file):
     out = json.loads(run(json_file).stdout)
     assert set(out) == {
         "method", "ci", "battles_used", "battles_skipped", "models", "style_coefficients", "warnings", "timings",
-        "intervals", "ties",
+        "intervals", "ties", "style_control", "anchor",
     }
     assert out["intervals"] == "marginal" and out["ties"] == "half"
+    assert out["style_control"] is False and out["anchor"] is None
     assert out["method"] == "bt" and out["ci"] == "sandwich" and out["battles_used"] == 600
     assert set(out["battles_skipped"]) >= {"self_battle", "named"}
     assert set(out["timings"]) == {"read", "aggregate", "fit", "intervals"}
