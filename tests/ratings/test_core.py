@@ -170,3 +170,21 @@ def test_damped_newton_minimises_a_quadratic_in_one_step():
     res = M.damped_newton(np.zeros(2), objective, lambda x, s: h @ x + g0, lambda x, s: h, tol=1e-12)
     assert res.x == pytest.approx(np.linalg.solve(h, -g0), abs=1e-12)
     assert res.iterations == 1 and res.grad_norm <= 1e-12
+
+
+def test_the_core_imports_nothing_from_django_or_the_project():
+    """The numeric core is pure numpy: importing it in a fresh interpreter
+    loads no Django and no other project package."""
+    import subprocess
+    import sys
+
+    from tests.services import ROOT
+
+    code = (
+        "import sys, ratings.core.leaderboard, ratings.engine, ratings.davidson; "
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('django', 'arena', 'votes', 'rest_framework')"
+        " or (m.startswith('ratings.') and not m.startswith(('ratings.core', 'ratings.engine', 'ratings.davidson'))));"
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
