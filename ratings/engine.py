@@ -59,7 +59,13 @@ from .core.intervals import (  # noqa: F401
     style_bootstrap_samples,
     style_sandwich_cov,
 )
-from .core.leaderboard import CI_METHODS, TIE_MODELS, Leaderboard, StyleBattles, leaderboard  # noqa: F401
+from .core.leaderboard import (  # noqa: F401
+    CI_METHODS,
+    TIE_MODELS,
+    Leaderboard,
+    StyleBattles,
+    leaderboard,
+)
 from .core.models import (  # noqa: F401
     FALLBACK_L2,
     BTFit,

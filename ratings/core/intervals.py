@@ -273,8 +273,8 @@ def style_bootstrap_samples(
             conceded = np.bincount(a, draw * (1.0 - y), n) + np.bincount(b, draw * y, n)
             if np.any(active & ((scored == 0) | (conceded == 0))):
                 sub_l2 = FALLBACK_L2
-        kw = dict(beta_l2=beta_l2, weight=weight, count=draw, intervals=False, theta0=theta, beta0=beta,
-                  gtol=BOOTSTRAP_GTOL)
+        kw = {"beta_l2": beta_l2, "weight": weight, "count": draw, "intervals": False, "theta0": theta,
+              "beta0": beta, "gtol": BOOTSTRAP_GTOL}
         fit = fit_style_bt(a, b, y, features, n, l2=sub_l2, **kw)
         if not fit.converged and sub_l2 == 0.0:
             fit = fit_style_bt(a, b, y, features, n, l2=FALLBACK_L2, **kw)

@@ -15,7 +15,16 @@ from typing import Any
 
 import numpy as np
 
-from .data import BASE, INIT_RATING, SCALE, PairCounts, _laplacian, _pair_laplacian, _pair_sums, sigmoid
+from .data import (
+    BASE,
+    INIT_RATING,
+    SCALE,
+    PairCounts,
+    _laplacian,
+    _pair_laplacian,
+    _pair_sums,
+    sigmoid,
+)
 
 # When the maximum-likelihood estimate does not exist (a model won or lost every
 # battle, or the comparison graph falls apart), this weak L2 penalty (METHOD.md

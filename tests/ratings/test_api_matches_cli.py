@@ -161,10 +161,10 @@ def test_style_view_equals_rate_battles_for_every_interval_method(exported, simu
     published style-controlled view (and the plain overall view) equals the
     command on the export, labels included; bootstrap with the recompute's
     seed (0) and the same number of rounds."""
-    snap, records, tmp_path = exported
+    sandwich, records, tmp_path = exported
     path = tmp_path / "all.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in records))
-    snaps = {"sandwich": snap, "bootstrap": recompute_publish(ci="bootstrap", rounds=BOOT_ROUNDS, force=True),
+    snaps = {"sandwich": sandwich, "bootstrap": recompute_publish(ci="bootstrap", rounds=BOOT_ROUNDS, force=True),
              "none": recompute_publish(ci="none", force=True)}  # fmt: skip
     intervals = "simultaneous" if simultaneous else "marginal"
     client = APIClient()
