@@ -157,7 +157,8 @@ def test_style_bootstrap_rounds_fall_back_to_the_penalty_and_stay_finite():
         active=np.ones(6, dtype=bool),
     )
     assert np.isfinite(samples).all()
-    assert np.abs(samples - 1000).max() < 2500
+    # with the penalty model 5 stays within ~930 points of 1000 here; without it, 2,040
+    assert np.abs(samples - 1000).max() < 1500
 
 
 def test_damped_newton_minimises_a_quadratic_in_one_step():
