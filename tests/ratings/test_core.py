@@ -129,14 +129,18 @@ def test_style_bootstrap_draws_by_count_and_fits_with_the_weights():
     y[:1500] = 1.0  # the over-sampled pair: model 0 always beats model 1
     sb = E.StyleBattles(a=a, b=b, y=y, features=np.zeros((len(a), 4)))
     pc = E.aggregate(a, b, y, 6)
-    weighted = E.leaderboard(pc, names=NAMES, reweight=True, style=sb, ci="bootstrap", rounds=60, seed=2)
+    weighted = E.leaderboard(pc, names=NAMES, reweight=True, style=sb, ci="bootstrap", rounds=200, seed=2)
     plain = E.leaderboard(pc, names=NAMES, style=sb, ci="none")
-    bt_weighted = E.leaderboard(pc, names=NAMES, reweight=True, ci="none")
+    bt_weighted = E.leaderboard(pc, names=NAMES, reweight=True, ci="sandwich")
     # zero features: contextual BT is BT, weighted alike
     assert weighted.rating == pytest.approx(bt_weighted.rating, abs=1e-6)
     centre = 0.5 * (weighted.lower + weighted.upper)
     assert np.abs(centre - weighted.rating).max() < 15.0
     assert np.abs(plain.rating - weighted.rating).max() > 60.0, "the data make the weights matter"
+    # and the spread is the weighted estimator's: drawing by weight and fitting
+    # unweighted (the old command line) made these intervals ~30% narrower
+    ratio = (weighted.upper - weighted.lower) / (bt_weighted.upper - bt_weighted.lower)
+    assert 0.85 < ratio.mean() < 1.15 and np.all((ratio > 0.75) & (ratio < 1.3)), ratio
 
 
 def test_style_bootstrap_rounds_fall_back_to_the_penalty_and_stay_finite():
