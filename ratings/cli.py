@@ -67,8 +67,8 @@ class RateBattles:
     def handle(self, *args, **opts):
         if opts.get("ties", "half") == "davidson" and (opts["method"] == "elo" or opts["style_control"]):
             raise CommandError("--ties davidson works with --method bt without --style-control")
-        if opts.get("simultaneous") and (opts["method"] == "elo" or opts["style_control"]):
-            raise CommandError("--simultaneous works with --method bt without --style-control")
+        if opts.get("simultaneous") and opts["method"] == "elo":
+            raise CommandError("--simultaneous works with --method bt")
         if opts["rounds"] < 1:
             raise CommandError("--rounds must be at least 1")
         if opts["l2"] < 0:
@@ -105,8 +105,6 @@ class RateBattles:
         method, ci = opts["method"], opts["ci"]
         t1 = time.perf_counter()
         pc = engine.aggregate(battles.a, battles.b, battles.y, n, count=battles.count)
-        if opts["reweight"]:
-            pc = engine.reweighted(pc)
         t2 = time.perf_counter()
         style_coefficients = None
         warnings: list[str] = []
@@ -127,16 +125,13 @@ class RateBattles:
             rank = np.zeros(n, dtype=np.int64)
             rank[active] = engine.rank_ub(rating[active], rating[active])
             fit_s, int_s = time.perf_counter() - t2, 0.0
-        elif opts["style_control"]:
-            rating, lower, upper, rank, active, style_coefficients, warnings, fit_s, int_s = self.rate_style(
-                battles, pc, opts, anchor
-            )
-            battles_n, wins, losses, ties = engine.model_counts(pc)
         else:
+            style = self.style_battles(battles) if opts["style_control"] else None
             try:
                 lb = engine.leaderboard(
                     pc, names=battles.names, ci=ci, rounds=opts["rounds"], seed=opts["seed"], l2=opts["l2"],
-                    anchor=anchor, simultaneous=simultaneous, ties=tie_model,
+                    anchor=anchor, simultaneous=simultaneous, ties=tie_model, reweight=opts["reweight"],
+                    style=style,
                 )
             except ValueError as exc:
                 raise CommandError(str(exc)) from None
@@ -147,6 +142,8 @@ class RateBattles:
             tie_param = lb.tie_param
             battles_n, wins, losses, ties = lb.battles, lb.wins, lb.losses, lb.ties
             warnings = lb.warnings
+            if lb.style_coefficients is not None:
+                style_coefficients = {k: round(v, 6) for k, v in lb.style_coefficients.items()}
             fit_s, int_s = lb.timings["fit"], lb.timings["intervals"]
         rows = [
             {
@@ -177,6 +174,8 @@ class RateBattles:
             "ci": ci,
             "intervals": "simultaneous" if simultaneous else "marginal",
             "ties": tie_model,
+            "style_control": bool(opts["style_control"]),
+            "anchor": {"model": battles.names[anchor[0]], "rating": anchor[1]} if anchor else None,
             **extra,
             "battles_used": int(round(pc.total)),
             "battles_skipped": skipped,
@@ -191,50 +190,14 @@ class RateBattles:
             },
         }
 
-    def rate_style(self, battles, pc, opts, anchor):
-        n = len(battles.names)
+    @staticmethod
+    def style_battles(battles) -> engine.StyleBattles:
+        """The file's battles one row each (self-battles left out) with their style features."""
         keep = battles.a != battles.b
-        a, b, y = battles.a[keep], battles.b[keep], battles.y[keep]
-        feats = engine.style_design(battles.style_a[keep], battles.style_b[keep])
-        weight = battles.count[keep]
-        if opts["reweight"]:
-            lo, hi = np.minimum(a, b), np.maximum(a, b)
-            key = lo * n + hi
-            _, inv, cnt = np.unique(key, return_inverse=True, return_counts=True)
-            weight = weight / np.maximum(cnt[inv], engine.REWEIGHT_FLOOR)
-        diag = engine.diagnose(pc, battles.names)
-        l2 = opts["l2"] if (diag.mle_exists or opts["l2"] > 0) else engine.FALLBACK_L2
-        t = time.perf_counter()
-        fit = engine.fit_style_bt(a, b, y, feats, n, l2=l2, weight=weight, intervals=opts["ci"] == "sandwich")
-        fit_s = time.perf_counter() - t
-        rating = engine.theta_to_points(fit.theta)
-        shift = (anchor[1] - rating[anchor[0]]) if anchor else 0.0
-        rating = rating + shift
-        t = time.perf_counter()
-        if opts["ci"] == "sandwich":
-            half = engine.Z95 * fit.se_theta * engine.POINTS_PER_THETA
-            lower, upper = rating - half, rating + half
-        elif opts["ci"] == "bootstrap":
-            rng_seeds = np.random.SeedSequence(opts["seed"]).spawn(opts["rounds"])
-            samples = np.empty((opts["rounds"], n))
-            total = int(round(weight.sum())) if not opts["reweight"] else len(a)
-            for r, ss in enumerate(rng_seeds):
-                draw = np.random.default_rng(ss).multinomial(total, weight / weight.sum()).astype(float)
-                f = engine.fit_style_bt(a, b, y, feats, n, l2=l2, weight=draw, intervals=False)
-                pts = engine.theta_to_points(f.theta)
-                samples[r] = pts + ((anchor[1] - pts[anchor[0]]) if anchor else 0.0)
-            lower, upper = np.quantile(samples, 0.025, axis=0), np.quantile(samples, 0.975, axis=0)
-        else:
-            lower, upper = rating.copy(), rating.copy()
-        int_s = time.perf_counter() - t
-        active = diag.battles > 0
-        rank = np.zeros(n, dtype=np.int64)
-        rank[active] = engine.rank_ub(lower[active], upper[active])
-        coefficients = {k: round(float(v), 6) for k, v in zip(engine.STYLE_FEATURES, fit.beta, strict=True)}
-        warnings = list(diag.warnings)
-        if l2 != opts["l2"]:
-            warnings.append(f"maximum-likelihood ratings do not exist for this data; fitted with L2 penalty {l2}")
-        return rating, lower, upper, rank, active, coefficients, warnings, fit_s, int_s
+        return engine.StyleBattles(
+            a=battles.a[keep], b=battles.b[keep], y=battles.y[keep],
+            features=engine.style_design(battles.style_a[keep], battles.style_b[keep]), count=battles.count[keep],
+        )
 
     def emit(self, result: dict, fmt: str) -> None:
         out = sys.stdout

@@ -74,35 +74,28 @@ def fit_personal(
     big_s = np.bincount(inv, pc.count * score_lo, len(pa))
     mu = np.asarray(prior_theta, dtype=float)[met]
     tau = 1.0 / prior_sd**2
-    theta = mu.copy()
 
-    def objective(th: np.ndarray) -> float:
+    def objective(th: np.ndarray) -> tuple[float, np.ndarray]:
         d = th[pa] - th[pb]
         _, sp = E._softplus_parts(d)
-        return float(big_c @ sp - big_s @ d + 0.5 * tau * float((th - mu) @ (th - mu)))
+        return float(big_c @ sp - big_s @ d + 0.5 * tau * float((th - mu) @ (th - mu))), d
 
-    obj = objective(theta)
-    it = 0
-    hess = np.eye(m) * tau
-    for it in range(1, max_iter + 1):
-        p = E.sigmoid(theta[pa] - theta[pb])
-        r = big_s - big_c * p
-        grad = np.bincount(pb, r, m) - np.bincount(pa, r, m) + tau * (theta - mu)
+    def gradient(th: np.ndarray, d: np.ndarray) -> np.ndarray:
+        r = big_s - big_c * E.sigmoid(d)
+        return np.bincount(pb, r, m) - np.bincount(pa, r, m) + tau * (th - mu)
+
+    def hessian(th: np.ndarray, d: np.ndarray) -> np.ndarray:
+        p = E.sigmoid(d)
         hess = E._laplacian(pa, pb, big_c * p * (1.0 - p), m)
-        hess[np.diag_indices(m)] += tau
-        if float(np.abs(grad).max()) <= gtol * max(float(big_c.sum()), 1.0):
-            it -= 1
-            break
-        step = np.linalg.solve(hess, -grad)
-        t = 1.0
-        while True:  # the objective is strictly convex; halving only guards the first steps
-            cand = theta + t * step
-            cand_obj = objective(cand)
-            if cand_obj <= obj + 1e-4 * t * float(grad @ step) + 1e-12 * abs(obj) or t < 1e-8:
-                break
-            t *= 0.5
-        theta, obj = cand, cand_obj
-    se = np.sqrt(np.clip(np.diag(np.linalg.inv(hess)), 0.0, None))
+        hess[np.diag_indices(m)] += tau  # the prior makes it positive definite: no centring needed
+        return hess
+
+    # The engine's damped Newton solver; the objective is strictly convex, so
+    # halving only guards the first steps.
+    res = E.damped_newton(mu.copy(), objective, gradient, hessian, tol=gtol * max(float(big_c.sum()), 1.0),
+                          max_iter=max_iter)
+    theta, it = res.x, res.iterations
+    se = np.sqrt(np.clip(np.diag(np.linalg.inv(hessian(theta, res.state))), 0.0, None))
     battles = np.bincount(pc.a, pc.count, m) + np.bincount(pc.b, pc.count, m)
     return PersonalFit(met, theta, se, mu, battles, it)
 

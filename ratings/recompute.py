@@ -396,10 +396,13 @@ def _view(key, label, pc, names, model_ids, *, ci, rounds, seed) -> ViewResult:
 
 
 def _style_view(
-    t: VoteTable, style: StyleVotes, names, model_ids, *, beta_l2: float, theta0: np.ndarray
+    t: VoteTable, style: StyleVotes, names, model_ids, *, beta_l2: float, theta0: np.ndarray, ci: str, rounds: int,
+    seed: int,
 ) -> ViewResult | None:
-    """Contextual BT over the votes with style counts; sandwich intervals
-    from the full (theta, beta) Hessian."""
+    """Contextual BT over the votes with style counts, through the same
+    ``engine.leaderboard`` as ``rate_battles --style-control``: the
+    snapshot's interval method (sandwich from the full (theta, beta)
+    Hessian, bootstrap over battles, or none), marginal and simultaneous."""
     index = _index_of(t.model_ids)
     a, b, y = index[style.a], index[style.b], style.score2 / 2.0
     counts = style.counts
@@ -409,24 +412,11 @@ def _style_view(
     if not len(a):
         return None
     n = len(t.model_ids)
-    feats = engine.style_rows(counts[:4], counts[4:]).T
     pc = engine.aggregate(a, b, y, n)
-    diag = engine.diagnose(pc, names)
-    l2 = 0.0 if diag.mle_exists else engine.FALLBACK_L2
-    fit = engine.fit_style_bt(a, b, y, feats, n, l2=l2, beta_l2=beta_l2, theta0=theta0)
-    rating = engine.theta_to_points(fit.theta)
-    half = engine.Z95 * fit.se_theta * engine.POINTS_PER_THETA
-    active = diag.battles > 0
-    rank = np.zeros(n, dtype=np.int64)
-    rank[active] = engine.rank_ub((rating - half)[active], (rating + half)[active])
-    lb = engine.Leaderboard(
-        rating=rating, lower=rating - half, upper=rating + half, rank=rank, theta=fit.theta,
-        battles=diag.battles, wins=diag.wins, losses=diag.losses, ties=diag.ties, active=active,
-        fit=engine.BTFit(fit.theta, l2, fit.iterations, fit.grad_norm, True), warnings=diag.warnings,
-        flags=diag.flags, ci="sandwich",
-    )
-    lb.sim_lower, lb.sim_upper, lb.critical_value = engine.simultaneous_sandwich(rating, fit.cov_theta, active)
-    rows, position = _rows(lb, names, model_ids, active)
+    battles = engine.StyleBattles(a=a, b=b, y=y, features=engine.style_rows(counts[:4], counts[4:]).T)
+    lb = engine.leaderboard(pc, names=names, ci=ci, rounds=rounds, seed=seed, simultaneous=True, style=battles,
+                            beta_l2=beta_l2, theta0=theta0)
+    rows, position = _rows(lb, names, model_ids, lb.active)
     return ViewResult(
         key="overall",
         label="Overall, style controlled",
@@ -435,8 +425,8 @@ def _style_view(
         counts_fingerprint=counts_fingerprint(pc, names),
         rows=rows,
         pairs=_pairs(pc, position),
-        style_coefficients={k: round(float(v), 6) for k, v in zip(engine.STYLE_FEATURES, fit.beta, strict=True)},
-        warnings=diag.warnings,
+        style_coefficients={k: round(v, 6) for k, v in lb.style_coefficients.items()},
+        warnings=lb.warnings,
     )
 
 
@@ -464,7 +454,8 @@ def compute_views(
         if overall is not None:
             by_id = {r["model_id"]: r["theta"] for r in overall.rows}
             theta0 = np.array([by_id.get(mid, 0.0) for mid in t.model_ids])
-        sv = _style_view(t, style, names, t.model_ids, beta_l2=getattr(settings, "RATINGS_STYLE_L2", 0.5), theta0=theta0)
+        sv = _style_view(t, style, names, t.model_ids, beta_l2=getattr(settings, "RATINGS_STYLE_L2", 0.5),
+                         theta0=theta0, ci=ci, rounds=rounds, seed=seed)
         if sv is not None:
             views.append(sv)
     return views

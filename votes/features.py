@@ -5,13 +5,28 @@ Pure Python (no Django): used when a battle is stored and by ``rate_battles``.
 Four counts per response: tokens, markdown headers, list items, bold spans.
 Tokens are approximated by words and punctuation marks (LMArena counts
 tiktoken tokens; the feature is a normalised difference, so the scale cancels).
+Scripts written without spaces between words count one token per character:
+each Han character (Chinese, Japanese kanji), each Hiragana and Katakana
+character, and each Hangul syllable. Counting a run of them as one word, as
+before, made a 39-character Chinese sentence 6 tokens and a 14-word English
+one 16, so CJK answers looked short to style control and CJK prompts never
+reached the long-prompt view. Subword tokenizers also split CJK text into
+about one token per character.
 """
 
 from __future__ import annotations
 
 import re
 
-_TOKEN = re.compile(r"\w+|[^\w\s]")
+# Han (the unified ideographs, extension A, compatibility ideographs, the
+# supplementary planes' extensions), Hiragana, Katakana (with the phonetic
+# extensions and the half-width forms), Hangul syllables and jamo.
+_CJK = (
+    "\u1100-\u11ff\u3040-\u30ff\u3130-\u318f\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff"
+    "\ua960-\ua97f\uac00-\ud7af\ud7b0-\ud7ff\uf900-\ufaff\uff66-\uff9f\U00020000-\U0003134f"
+)
+# one CJK character, or a run of other word characters, or one punctuation mark
+_TOKEN = re.compile(f"[{_CJK}]|[^\\W{_CJK}]+|[^\\w\\s]")
 _HEADER = re.compile(r"^#{1,6}\s+\S", re.MULTILINE)
 _LIST = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+\S", re.MULTILINE)
 _BOLD = re.compile(r"\*\*[^*\n]+\*\*|__[^_\n]+__")

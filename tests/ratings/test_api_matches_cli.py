@@ -150,3 +150,43 @@ def test_style_controlled_view_equals_rate_battles_style_control(exported):
     assert_same_board(api, cli, "style control")
     assert api["style_coefficients"] == pytest.approx(cli["style_coefficients"], abs=1e-6)
     assert abs(api["style_coefficients"]["tokens"]) > 0.01, "the data has a length effect to control for"
+
+
+BOOT_ROUNDS = 20
+
+
+@pytest.mark.parametrize("simultaneous", [False, True], ids=["marginal", "simultaneous"])
+def test_style_view_equals_rate_battles_for_every_interval_method(exported, simultaneous):
+    """One leaderboard function behind both: for each interval method the
+    published style-controlled view (and the plain overall view) equals the
+    command on the export, labels included; bootstrap with the recompute's
+    seed (0) and the same number of rounds."""
+    sandwich, records, tmp_path = exported
+    path = tmp_path / "all.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    snaps = {"sandwich": sandwich, "bootstrap": recompute_publish(ci="bootstrap", rounds=BOOT_ROUNDS, force=True),
+             "none": recompute_publish(ci="none", force=True)}  # fmt: skip
+    intervals = "simultaneous" if simultaneous else "marginal"
+    client = APIClient()
+    for ci, published in snaps.items():
+        assert published is not None and published.ci == ci
+        extra = ["--ci", ci, "--seed", "0", "--rounds", str(BOOT_ROUNDS)] + (["--simultaneous"] if simultaneous else [])
+        for style in (True, False):
+            api = client.get(
+                f"/api/v1/leaderboard/?style_control={str(style).lower()}&ci={ci}&intervals={intervals}"
+                "&include_deprecated=true"
+            ).json()
+            cli = rate_battles(path, *extra, *(["--style-control"] if style else []))
+            label = (ci, intervals, "style" if style else "plain")
+            assert api["snapshot"] == published.id, label
+            assert (api["ci"], api["intervals"], api["style_control"]) == (cli["ci"], cli["intervals"],
+                                                                          cli["style_control"]), label
+            assert (cli["ci"], cli["intervals"], cli["style_control"]) == (ci, intervals, style), label
+            assert_same_board(api, cli, label)
+            if style:
+                assert api["style_coefficients"] == pytest.approx(cli["style_coefficients"], abs=1e-6)
+            widths = [m["upper"] - m["lower"] for m in api["models"]]
+            if ci == "none":
+                assert widths == pytest.approx([0.0] * len(widths), abs=PRINTED), label
+            else:
+                assert min(widths) > 1.0, label

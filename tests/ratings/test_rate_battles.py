@@ -73,9 +73,10 @@ def test_output_has_the_documented_shape(json_file):
     out = json.loads(run(json_file).stdout)
     assert set(out) == {
         "method", "ci", "battles_used", "battles_skipped", "models", "style_coefficients", "warnings", "timings",
-        "intervals", "ties",
+        "intervals", "ties", "style_control", "anchor",
     }
     assert out["intervals"] == "marginal" and out["ties"] == "half"
+    assert out["style_control"] is False and out["anchor"] is None
     assert out["method"] == "bt" and out["ci"] == "sandwich" and out["battles_used"] == 600
     assert set(out["battles_skipped"]) >= {"self_battle", "named"}
     assert set(out["timings"]) == {"read", "aggregate", "fit", "intervals"}
@@ -188,6 +189,28 @@ def test_anchor_pins_a_model_and_l2_shrinks_the_spread(json_file):
     assert proc.returncode != 0 and "nobody" in proc.stderr
 
 
+def test_an_anchor_only_shifts_so_widths_agree_across_interval_methods(json_file):
+    """Issue #13: sandwich widths were spreads around the mean, bootstrap widths
+    relative to the anchor ([37.6, 37.5, …] against [0, 57.5, …]). Now every
+    method computes intervals centred and the anchor only shifts them."""
+
+    def widths(*extra):
+        out = json.loads(run(json_file, *extra).stdout)
+        return {m["model"]: m["upper"] - m["lower"] for m in out["models"]}, out
+
+    boot = ["--ci", "bootstrap", "--rounds", "200", "--seed", "1"]
+    sandwich, _ = widths()
+    anchored_sandwich, out = widths("--anchor", "gamma=1114")
+    anchored_boot, _ = widths(*boot, "--anchor", "gamma=1114")
+    free_boot, _ = widths(*boot)
+    assert out["anchor"] == {"model": "gamma", "rating": 1114.0}
+    assert anchored_sandwich == pytest.approx(sandwich, abs=2e-4)
+    assert anchored_boot == pytest.approx(free_boot, abs=2e-4)
+    assert anchored_boot["gamma"] > 0.5 * sandwich["gamma"]
+    for model, width in sandwich.items():
+        assert anchored_boot[model] == pytest.approx(width, rel=0.3), model
+
+
 def test_elo_method_is_order_dependent_and_reported(json_file):
     out = json.loads(run(json_file, "--method", "elo").stdout)
     assert out["method"] == "elo" and out["ci"] == "none"
@@ -225,6 +248,25 @@ def test_style_control_reports_coefficients_from_conversations(tmp_path, battles
     write_csv(plain, battles)
     proc = run(plain, "--style-control", check=False)
     assert proc.returncode != 0 and "needs the responses" in proc.stderr
+
+
+def test_style_control_takes_every_interval_method_and_reweighting(tmp_path, battles):
+    recs = [
+        {**r, "conversation_a": [{"role": "assistant", "content": "word " * (5 + i % 40)}],
+         "conversation_b": [{"role": "assistant", "content": "word " * (5 + (7 * i) % 40) + "\n- item"}]}
+        for i, r in enumerate(battles)
+    ]  # fmt: skip
+    p = tmp_path / "styled.jsonl"
+    p.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    for extra in (["--ci", "none"], ["--ci", "bootstrap", "--rounds", "30", "--seed", "2", "--reweight"],
+                  ["--simultaneous"], ["--ci", "bootstrap", "--rounds", "30", "--seed", "2", "--simultaneous"]):
+        out = json.loads(run(p, "--style-control", *extra).stdout)
+        assert out["style_control"] is True, extra
+        assert out["ci"] == (extra[1] if extra[0] == "--ci" else "sandwich"), extra
+        assert out["intervals"] == ("simultaneous" if "--simultaneous" in extra else "marginal"), extra
+        for m in out["models"]:
+            assert m["lower"] <= m["rating"] <= m["upper"], (extra, m)
+            assert (m["upper"] - m["lower"] == 0) == (extra[:2] == ["--ci", "none"]), (extra, m)
 
 
 def test_table_and_csv_formats(json_file):
