@@ -85,7 +85,7 @@ def worker_health(app=None, *, timeout: float = 1.0) -> dict:
     from kombu.exceptions import ChannelError
 
     if app is None:
-        from arena.celery import app
+        from celery import current_app as app  # the project's app (arena/project/celery.py)
     queue = app.conf.task_default_queue
     found = {"broker": "unreachable", "transport": "", "queue": queue, "queued": None, "workers": None, "error": ""}
     try:

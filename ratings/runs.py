@@ -50,7 +50,7 @@ def request_run(*, by, ci: str | None = None, rounds: int = 100, force: bool = F
     )
 
     def send() -> None:
-        from arena.celery import app
+        from celery import current_app as app  # the project's app (arena/project/celery.py)
 
         try:
             app.send_task(

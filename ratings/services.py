@@ -8,8 +8,9 @@ import time
 from django.conf import settings
 from django.db import transaction
 
+from arena.locks import recompute_lock
+
 from . import engine
-from .locks import recompute_lock
 from .models import Snapshot, SnapshotView
 from .recompute import (
     compute_views,

@@ -85,7 +85,7 @@ def stop_heartbeat(hostname: str) -> None:
 
 
 def connect_worker_signals() -> None:
-    """Called from arena/celery.py: beat while a worker runs."""
+    """Called from arena/project/celery.py: beat while a worker runs."""
     from celery.signals import worker_ready, worker_shutdown
 
     worker_ready.connect(lambda sender=None, **kw: start_heartbeat(f"{sender.hostname}:{os.getpid()}"), weak=False)
@@ -137,7 +137,7 @@ def broker_queue_depth(timeout: float) -> int | None:
 
 
 def _broker_probe(timeout: float) -> dict:
-    from arena.celery import app
+    from arena.project.celery import app
 
     queue = app.conf.task_default_queue
     url = settings.CELERY_BROKER_URL
