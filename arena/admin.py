@@ -402,7 +402,7 @@ class BattleAdmin(admin.ModelAdmin):
             '<tr><th colspan="2" class="arena-prompt"><span class="arena-turn">Turn {}</span>{}</th></tr>'
             '<tr><td class="arena-answer">{}</td><td class="arena-answer">{}</td></tr>',
             (
-                (i + 1, *(mark_safe(render_markdown(t.get(k, ""))) for k in ("prompt", "a", "b")))
+                (i + 1, *(mark_safe(render_markdown(t.get(k, ""))) for k in ("prompt", "a", "b")))  # noqa: S308 - render_markdown escapes raw HTML (docs/RENDERING.md)
                 for i, t in enumerate(turns)
             ),
         )

@@ -216,7 +216,7 @@ async def _answer(
         out.put_nowait((side, "error", exc))
     except asyncio.CancelledError:
         raise
-    except Exception as exc:  # noqa: BLE001 - a bug in one side must still end the stream cleanly
+    except Exception as exc:  # a bug in one side must still end the stream cleanly
         log.exception("side %s of a live battle crashed", side)
         out.put_nowait((side, "error", ProviderError("stream", f"{type(exc).__name__}: {exc}")))
 

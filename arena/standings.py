@@ -31,9 +31,7 @@ class SamplingStandings:
 _readers: dict[str, Callable] = {}
 
 
-def register(
-    *, sampling: Callable[[bool], SamplingStandings | None], overall: Callable[[], dict[int, dict]]
-) -> None:
+def register(*, sampling: Callable[[bool], SamplingStandings | None], overall: Callable[[], dict[int, dict]]) -> None:
     """Install the readers: ``sampling(with_pairs)`` and ``overall()`` (model
     id → its overall row as the leaderboard shows it)."""
     _readers["sampling"] = sampling

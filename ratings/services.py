@@ -15,8 +15,8 @@ from .models import Snapshot, SnapshotView
 from .recompute import (
     compute_views,
     consistent_reads,
-    rating_points,
     counted_ids_and_style,
+    rating_points,
     vote_set_from,
     vote_set_summary,
     vote_table,

@@ -14,11 +14,12 @@ import time
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from arena.project import health
 from arena.metrics import PROVIDER_ANSWER, PROVIDER_ERRORS, PROVIDER_FIRST_TOKEN, observe_stream
+from arena.project import health
 from arena.providers import OpenAICompatible, ProviderError
 from tests.fake_openai import FakeOpenAI
 from tests.services import ROOT, ChildProcess, free_port, redis_server_binary, unavailable, wait_for
+
 
 def documented_production_env() -> dict[str, str]:
     """deploy/env.example, the production environment the README points to."""

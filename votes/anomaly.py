@@ -385,7 +385,7 @@ def detect(
     flagged = distrusted.copy()
     result = None
     rounds = 0
-    for rounds in range(1, max_rounds + 1):
+    for rounds in range(1, max_rounds + 1):  # noqa: B007 - the rounds run are reported after the loop
         consensus = ~flagged
         tested, n_votes, fisher, out_p, side_p, fav_p, side_logit = _test_voters(
             v, a, b, pair, lo_first, out_lo, c, n_voters, len(pairs), consensus, testable, prior_strength,

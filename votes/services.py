@@ -14,6 +14,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from arena.models import Battle, Voter
+
 # The battle errors are the battle domain's; re-exported here for callers of vote_record.
 from arena.services import AlreadyVoted, ArenaError, BattleNotFound, BattleSkipped
 

@@ -80,7 +80,7 @@ def stop_heartbeat(hostname: str) -> None:
     stop.set()
     try:
         _write_heartbeat(hostname, alive=False)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:  # noqa: BLE001 - a shutdown never fails on a sick cache
         log.warning("worker heartbeat not removed: %s", type(exc).__name__)
 
 

@@ -33,8 +33,8 @@ class ArenaCollector:
         from django.db.models import Count, Sum
         from django.utils import timezone
 
-        from arena.project.health import broker_queue_depth
         from arena.models import Battle
+        from arena.project.health import broker_queue_depth
         from ratings.models import Snapshot
         from votes.models import Vote
 

@@ -9,8 +9,8 @@ import httpx
 import pytest
 from celery import Celery
 
-from ratings import dashboard
 from arena.locks import recompute_lock
+from ratings import dashboard
 from ratings.models import RecomputeRun, Snapshot
 from tests.admin.conftest import staff
 from tests.services import ChildProcess, free_port, wait_for, worker_env
