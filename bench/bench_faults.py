@@ -300,6 +300,7 @@ def main() -> None:
     for key in ("REDIS_URL", "REDIS_CACHE_URL"):
         os.environ.pop(key, None)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "arena.settings")
+    os.environ.setdefault("DEBUG", "true")  # a development run: DEBUG is off unless set
     import django
 
     django.setup()

@@ -69,6 +69,7 @@ def setup_django(db: str) -> None:
     os.environ["DATABASE_URL"] = f"{SERVER}/{db}"
     os.environ.setdefault("ARENA_VAR_DIR", tempfile.mkdtemp(prefix="arena-bench-"))
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "arena.settings")
+    os.environ.setdefault("DEBUG", "true")  # a development run: DEBUG is off unless set
     sys.path.insert(0, ROOT)
     import django
 

@@ -35,16 +35,16 @@ class Pruned:
 
 
 def keep_all_days() -> float:
-    return float(getattr(settings, "RATINGS_KEEP_ALL_DAYS", 30))
+    return float(settings.RATINGS_KEEP_ALL_DAYS)
 
 
 def chunk_size() -> int:
-    return int(getattr(settings, "RETENTION_CHUNK", 500))
+    return int(settings.RETENTION_CHUNK)
 
 
 def idempotency_hours() -> float:
-    default = settings.ARENA_VOTE_WINDOW_SECONDS / 3600
-    return float(getattr(settings, "ARENA_IDEMPOTENCY_RETENTION_HOURS", None) or default)
+    # Unset, the settings make it the vote window.
+    return float(settings.ARENA_IDEMPOTENCY_RETENTION_HOURS)
 
 
 def doomed_snapshots(now: datetime | None = None) -> list[int]:

@@ -69,7 +69,7 @@ def snapshot_view(
 
 
 def min_votes() -> int:
-    return int(getattr(settings, "RATINGS_MIN_VOTES", 30))
+    return int(settings.RATINGS_MIN_VOTES)
 
 
 # --------------------------------------------------------------------------

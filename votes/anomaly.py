@@ -435,12 +435,6 @@ class DetectionReport:
         }
 
 
-def _setting(name: str, default):
-    from django.conf import settings
-
-    return getattr(settings, name, default)
-
-
 def _exclude_votes(voter_ids, *, by, now) -> int:
     """Exclude the counted votes of these voters as ``anomalous_voter``
     (votes.moderation records one event per vote and asks for a recompute
@@ -511,6 +505,7 @@ def run_detection(*, alpha: float | None = None, min_votes: int | None = None) -
     voter is flagged (the flag is what is being re-examined). Shared
     pseudo-voters (``import:unknown``) are never tested.
     """
+    from django.conf import settings
     from django.db import transaction
     from django.db.models import Count, Q
     from django.utils import timezone
@@ -520,9 +515,10 @@ def run_detection(*, alpha: float | None = None, min_votes: int | None = None) -
     from .importers import SHARED_VOTER_KEY
     from .models import ExclusionReason, Vote, VoterFlag
 
-    alpha = _setting("VOTES_ANOMALY_ALPHA", ALPHA) if alpha is None else alpha
-    min_votes = _setting("VOTES_ANOMALY_MIN_VOTES", MIN_VOTES) if min_votes is None else min_votes
-    release = max(alpha, _setting("VOTES_ANOMALY_RELEASE_ALPHA", RELEASE_ALPHA))
+    # The defaults (ALPHA, MIN_VOTES, RELEASE_ALPHA) are the settings' defaults too.
+    alpha = settings.VOTES_ANOMALY_ALPHA if alpha is None else alpha
+    min_votes = settings.VOTES_ANOMALY_MIN_VOTES if min_votes is None else min_votes
+    release = max(alpha, settings.VOTES_ANOMALY_RELEASE_ALPHA)
     now = timezone.now()
 
     eligible = Vote.objects.filter(Q(excluded=False) | Q(exclusion_reason=ExclusionReason.ANOMALOUS_VOTER))

@@ -62,11 +62,17 @@ def env_list(name: str, default: list[str]) -> list[str]:
     return [item.strip() for item in value.split(",") if item.strip()]
 
 
-DEBUG = env_bool("DEBUG", True)
+# Off unless set: a deployment that forgets DEBUG runs as production, and then
+# refuses to start without a real SECRET_KEY (below). `make run`, run_arena and
+# the test settings (tests/settings.py) turn it on for development.
+DEBUG = env_bool("DEBUG", False)
 _DEV_SECRET = "dev-only-insecure-secret-key-change-me"  # noqa: S105 - refused when DEBUG is off
 SECRET_KEY = env_str("SECRET_KEY", _DEV_SECRET if DEBUG else None)
 if not SECRET_KEY or (not DEBUG and SECRET_KEY == _DEV_SECRET):
-    raise ImproperlyConfigured("SECRET_KEY must be set to a real secret when DEBUG is off")
+    raise ImproperlyConfigured(
+        "SECRET_KEY must be set to a real secret when DEBUG is off (DEBUG is off unless set; "
+        "for development set DEBUG=true, as `make run` does)"
+    )
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
@@ -238,6 +244,16 @@ RATINGS_DEBOUNCE_SECONDS = env_float("RATINGS_DEBOUNCE_SECONDS", 2.0)
 RATINGS_TEST_PAUSE_SECONDS = env_float("RATINGS_TEST_PAUSE_SECONDS", 0.0)
 RATINGS_MIN_VOTES = env_int("RATINGS_MIN_VOTES", 30)  # fewer battles: "preliminary"; weighted sampling boosts them
 RATINGS_PERIODIC_SECONDS = env_float("RATINGS_PERIODIC_SECONDS", 30.0)
+# A category view (language, code, …) is published only with this many counted votes.
+RATINGS_MIN_CATEGORY_VOTES = env_int("RATINGS_MIN_CATEGORY_VOTES", 50)
+# Ridge penalty on the style coefficients of the style-controlled views.
+RATINGS_STYLE_L2 = env_float("RATINGS_STYLE_L2", 0.5)
+# Anomalous-voter detection (votes/anomaly.py, docs/VOTES.md): family-wise error
+# rate per run, the adjusted p-value above which a flag is lifted, and the
+# judged votes a voter needs before being tested.
+VOTES_ANOMALY_ALPHA = env_float("VOTES_ANOMALY_ALPHA", 0.01)
+VOTES_ANOMALY_RELEASE_ALPHA = env_float("VOTES_ANOMALY_RELEASE_ALPHA", 0.1)
+VOTES_ANOMALY_MIN_VOTES = env_int("VOTES_ANOMALY_MIN_VOTES", 20)
 CELERY_BEAT_SCHEDULE = {
     "recompute-if-stale": {
         "task": "ratings.recompute_if_stale",
