@@ -214,7 +214,7 @@ def _math_inline(state: StateInline, silent: bool) -> bool:
     MAX_MATH_CHARS long, which also bounds every search for its end."""
     src, pos = state.src, state.pos
     end = min(state.posMax, pos + MAX_MATH_CHARS + 4)
-    for opener, closer, _display in _INLINE_OPENERS:
+    for opener, closer, display in _INLINE_OPENERS:  # noqa: B007 - the matched one is read after the loop
         if src.startswith(opener, pos):
             close = src.find(closer, pos + 2, end) if opener != "$$" else _find_unescaped(src, "$$", pos + 2, end)
             if close < 0 or close == pos + 2:
