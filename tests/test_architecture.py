@@ -55,3 +55,17 @@ def test_an_upward_import_breaks_the_contracts(tmp_path):
         "ratings.davidson -> django",
     ):
         assert fragment in result.stdout, result.stdout
+
+
+def test_the_newest_snapshot_has_one_reader():
+    """ratings.selectors.newest_snapshot() is the one way to read "the newest
+    snapshot"; no module orders snapshots by time to take the first."""
+    import re
+
+    found = []
+    for app in ("arena", "votes", "ratings"):
+        for path in (ROOT / app).rglob("*.py"):
+            text = path.read_text()
+            for m in re.finditer(r"Snapshot\.objects\.order_by\(\"-created_at\"[^\n]*\.first\(\)", text):
+                found.append(f"{path.relative_to(ROOT)}: {m.group(0)}")
+    assert not found, "\n".join(found)

@@ -187,12 +187,13 @@ def check_worker() -> dict:
 def check_snapshot() -> dict:
     from django.utils import timezone
 
-    from ratings.models import Snapshot
+    from ratings.selectors import newest_snapshot
     from votes.models import Vote
 
     def run():
         now = timezone.now()
-        newest = Snapshot.objects.order_by("-created_at", "-id").values_list("created_at", "last_vote_id").first()
+        snap = newest_snapshot()
+        newest = (snap.created_at, snap.last_vote_id) if snap else None
         last_vote_id = newest[1] if newest else 0
         # The oldest counted vote no snapshot includes yet (by primary key).
         waiting = (

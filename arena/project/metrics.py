@@ -36,6 +36,7 @@ class ArenaCollector:
         from arena.models import Battle
         from arena.project.health import broker_queue_depth
         from ratings.models import Snapshot
+        from ratings.selectors import newest_snapshot
         from votes.models import Vote
 
         votes = CounterMetricFamily(
@@ -76,7 +77,8 @@ class ArenaCollector:
         )
         recompute.add_metric([], count_value=totals["n"] or 0, sum_value=totals["seconds"] or 0.0)
         yield recompute
-        newest = Snapshot.objects.order_by("-created_at", "-id").values_list("created_at", "duration").first()
+        snap = newest_snapshot()
+        newest = (snap.created_at, snap.duration) if snap else None
         last = GaugeMetricFamily("arena_recompute_last_duration_seconds", "Duration of the newest snapshot's recompute")
         age = GaugeMetricFamily("arena_snapshot_age_seconds", "Seconds since the newest snapshot was published")
         if newest:
