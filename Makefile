@@ -6,6 +6,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 8000
 STAMP := $(VENV)/.requirements-installed
+# DEBUG is off unless set (arena/project/settings.py); a development arena sets it.
+DEV := DEBUG=$${DEBUG:-true}
 
 .PHONY: run test venv migrate demo lint clean
 
@@ -18,13 +20,19 @@ $(STAMP): requirements.txt
 venv: $(STAMP)
 
 migrate: venv
-	$(PY) manage.py migrate --noinput
+	$(DEV) $(PY) manage.py migrate --noinput
 
 demo: migrate
-	$(PY) manage.py load_demo
+	$(DEV) $(PY) manage.py load_demo
 
 run: demo
-	PORT=$(PORT) $(PY) manage.py run_arena
+	$(DEV) PORT=$(PORT) $(PY) manage.py run_arena
+
+# The dependency direction (.importlinter), then ruff's lint and format checks.
+lint: venv
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 test: venv
 	ARENA_VAR_DIR=$${ARENA_VAR_DIR:-$(CURDIR)/var/test} $(PY) -m pytest $(PYTEST_ARGS)

@@ -11,7 +11,7 @@ def main() -> None:
         from ratings.cli import main as rate_battles
 
         sys.exit(rate_battles(sys.argv[2:]))
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "arena.settings")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "arena.project.settings")
     from django.core.management import execute_from_command_line
 
     execute_from_command_line(sys.argv)

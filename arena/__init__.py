@@ -1,3 +1,3 @@
-from .celery import app as celery_app
-
-__all__ = ("celery_app",)
+"""The battle domain (model registry, answer sets, sampling, battles, the
+voting page and battle API, live battles); the project wiring lives in
+``arena.project`` (settings, urls, Celery app, asgi/wsgi, /healthz, /metrics)."""

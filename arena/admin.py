@@ -25,7 +25,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
-from . import registry
+from . import registry, standings
 from .admin_tools import EitherSideModelFilter, EstimatedCountPaginator, log_bulk_change
 from .models import Answer, AnswerSet, ArenaModel, Battle, Question
 from .names import MODEL_NAME_MAX, validate_model_name
@@ -132,11 +132,9 @@ class ArenaModelForm(forms.ModelForm):
 
 def newest_overall_rows() -> dict[int, dict]:
     """model id → its overall row as the leaderboard listing it shows it
-    (ratings.selectors.overall_standings): the same rank as the leaderboard,
-    the model page and the model API."""
-    from ratings.selectors import overall_standings
-
-    return overall_standings()
+    (arena/standings.py, filled in by the ratings app): the same rank as the
+    leaderboard, the model page and the model API."""
+    return standings.overall_rows()
 
 
 class AnswerSetFilter(admin.SimpleListFilter):
@@ -404,7 +402,7 @@ class BattleAdmin(admin.ModelAdmin):
             '<tr><th colspan="2" class="arena-prompt"><span class="arena-turn">Turn {}</span>{}</th></tr>'
             '<tr><td class="arena-answer">{}</td><td class="arena-answer">{}</td></tr>',
             (
-                (i + 1, *(mark_safe(render_markdown(t.get(k, ""))) for k in ("prompt", "a", "b")))
+                (i + 1, *(mark_safe(render_markdown(t.get(k, ""))) for k in ("prompt", "a", "b")))  # noqa: S308 - render_markdown escapes raw HTML (docs/RENDERING.md)
                 for i, t in enumerate(turns)
             ),
         )

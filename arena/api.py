@@ -1,19 +1,18 @@
-"""REST endpoints for voters: open a battle, vote on it."""
+"""REST endpoints for voters: open, continue and skip a battle (the vote is
+votes/api.py's: it writes a vote)."""
 
 from __future__ import annotations
 
 import uuid
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from votes.services import BattleNotFound, vote_record
-
 from . import integrity, live
 from .schema import ErrorSerializer
-from .services import battle_create, battle_skip, voter_for_session, voter_for_user
+from .services import BattleNotFound, battle_create, battle_skip, voter_for_session, voter_for_user
 
 
 def current_voter(request):
@@ -71,24 +70,6 @@ class TurnIn(serializers.Serializer):
     prompt = StrictRegexField(r"\S", max_length=100000)
 
 
-WINNERS = ["a", "b", "tie", "both_bad"]
-
-
-class VoteIn(serializers.Serializer):
-    winner = serializers.ChoiceField(
-        choices=WINNERS,
-        error_messages={
-            "invalid_choice": "must be one of " + ", ".join(f'"{w}"' for w in WINNERS) + ', not "{input}".'
-        },
-    )
-
-
-class VoteOut(serializers.Serializer):
-    winner = serializers.CharField()
-    model_a = serializers.CharField()
-    model_b = serializers.CharField()
-
-
 def battle_payload(battle) -> dict:
     """What a voter may see before voting: no model identity in any field."""
     turns = battle.turns or [{"prompt": battle.prompt, "a": battle.response_a, "b": battle.response_b}]
@@ -109,18 +90,6 @@ class VoterApi(APIView):
         super().initial(request, *args, **kwargs)
         if request.method not in ("GET", "HEAD", "OPTIONS"):
             integrity.enforce_csrf(request)
-
-
-IDEMPOTENCY_PARAMETERS = [
-    OpenApiParameter(
-        "Idempotency-Key",
-        # Printable ASCII; spaces inside only (HTTP drops them at the ends).
-        {"type": "string", "minLength": 1, "maxLength": 200, "pattern": "^[!-~]([ -~]*[!-~])?$"},
-        OpenApiParameter.HEADER,
-        required=False,
-        description="A retry with the same key records one vote and returns the same answer (keys are per voter).",
-    )
-]
 
 
 class BattleCreateApi(VoterApi):
@@ -173,41 +142,6 @@ def _battle_uuid(battle_id: str) -> uuid.UUID:
         return uuid.UUID(str(battle_id))
     except ValueError:
         raise BattleNotFound("no such battle for this voter") from None
-
-
-class BattleVoteApi(VoterApi):
-    @extend_schema(
-        request={"application/json": VoteIn},
-        responses={
-            201: VoteOut,
-            404: ErrorSerializer,  # battle_not_found (also someone else's battle)
-            409: ErrorSerializer,  # already_voted, idempotency_key_in_progress
-            410: ErrorSerializer,  # battle_expired
-            422: ErrorSerializer,  # idempotency_key_reused
-            429: ErrorSerializer,  # rate_limited, daily_cap_reached
-        },
-        parameters=IDEMPOTENCY_PARAMETERS,
-        summary="Vote on your battle; reveals the models",
-    )
-    def post(self, request, battle_id):
-        body = VoteIn(data=request.data)
-        body.is_valid(raise_exception=True)
-        voter = current_voter(request)
-        integrity.check_rate("vote", request, voter)
-
-        def handle() -> tuple[int, dict]:
-            vote = vote_record(battle_id=battle_id, voter=voter, winner=body.validated_data["winner"])
-            return status.HTTP_201_CREATED, {
-                "winner": vote.winner,
-                "model_a": vote.model_a.name,
-                "model_b": vote.model_b.name,
-            }
-
-        code, payload, replayed = integrity.idempotent(
-            request, voter, {"battle": str(battle_id), **body.validated_data}, handle
-        )
-        headers = {"Idempotent-Replayed": "true"} if replayed else None
-        return Response(payload, status=code, headers=headers)
 
 
 class BattleSkipApi(VoterApi):

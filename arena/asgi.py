@@ -1,6 +1,5 @@
-import os
+"""Compatibility: ``arena.asgi:application`` (Procfile, deploy/) keeps working; see arena/project/asgi.py."""
 
-from django.core.asgi import get_asgi_application
+from arena.project.asgi import application
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "arena.settings")
-application = get_asgi_application()
+__all__ = ("application",)

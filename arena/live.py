@@ -51,7 +51,7 @@ from .metrics import observe_astream
 from .models import ArenaModel, Battle, Voter
 from .providers import OpenAICompatible, ProviderError
 from .rendering import render_markdown
-from .services import ArenaError, NoBattleAvailable, VoterBanned, choose_pair
+from .services import ArenaError, BattleNotFound, NoBattleAvailable, VoterBanned, choose_pair
 
 log = logging.getLogger(__name__)
 
@@ -93,8 +93,6 @@ def live_enabled() -> bool:
 
 def _own_battle(battle_id, voter: Voter, battles) -> Battle:
     """The voter's battle from ``battles``; someone else's is as unknown as a missing one."""
-    from votes.services import BattleNotFound
-
     battle = battles.filter(id=battle_id, voter=voter).first()
     if battle is None:
         raise BattleNotFound("no such battle for this voter")
@@ -218,7 +216,7 @@ async def _answer(
         out.put_nowait((side, "error", exc))
     except asyncio.CancelledError:
         raise
-    except Exception as exc:  # noqa: BLE001 - a bug in one side must still end the stream cleanly
+    except Exception as exc:  # a bug in one side must still end the stream cleanly
         log.exception("side %s of a live battle crashed", side)
         out.put_nowait((side, "error", ProviderError("stream", f"{type(exc).__name__}: {exc}")))
 

@@ -102,6 +102,9 @@ class Answer(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["question", "model"], name="arena_answer_unique_per_model")]
 
+    def __str__(self) -> str:
+        return f"answer of model {self.model_id} to question {self.question_id}"
+
     @property
     def text(self) -> str:
         return self.turns[0] if self.turns else ""

@@ -214,7 +214,7 @@ def _math_inline(state: StateInline, silent: bool) -> bool:
     MAX_MATH_CHARS long, which also bounds every search for its end."""
     src, pos = state.src, state.pos
     end = min(state.posMax, pos + MAX_MATH_CHARS + 4)
-    for opener, closer, display in _INLINE_OPENERS:
+    for opener, closer, display in _INLINE_OPENERS:  # noqa: B007 - the matched one is read after the loop
         if src.startswith(opener, pos):
             close = src.find(closer, pos + 2, end) if opener != "$$" else _find_unescaped(src, "$$", pos + 2, end)
             if close < 0 or close == pos + 2:
@@ -250,7 +250,7 @@ def _math_block(state: StateBlock, startLine: int, endLine: int, silent: bool) -
         return False
     start = state.bMarks[startLine] + state.tShift[startLine]
     first = state.src[start : state.eMarks[startLine]]
-    for opener, closer in (("$$", "$$"), ("\\[", "\\]")):
+    for opener, closer in (("$$", "$$"), ("\\[", "\\]")):  # noqa: B007 - the matched closer is read after the loop
         if first.startswith(opener):
             break
     else:

@@ -13,9 +13,7 @@ from django.db import transaction
 from django.db.models import Count
 from django.utils import timezone
 
-from ratings.engine import POINTS_PER_THETA
-
-from . import sampling
+from . import sampling, standings
 from .leaks import battle_leaks
 from .models import Answer, ArenaModel, Battle, Question, Voter
 
@@ -94,19 +92,13 @@ def sampling_inputs(models: list[ArenaModel]) -> dict:
     for models still collecting their first RATINGS_MIN_VOTES battles
     (sampling.boosted_weights), or (active) strengths and pair counts from
     the newest published snapshot."""
-    from ratings.selectors import joined, newest_snapshot, registry, snapshot_view
-
     policy = settings.ARENA_SAMPLING_POLICY
     if policy == "uniform":
         return {}
-    snapshot = newest_snapshot()
-    view = snapshot_view(snapshot, "overall", False, with_pairs=policy != "weighted") if snapshot else None
-    # Stored rows name models by id (older snapshots by name): joined() reads both.
-    stored = joined(view.rows, registry()) if view is not None else []
-    rows = {r["model_id"]: r for r in stored}
+    newest = standings.for_sampling(with_pairs=policy != "weighted")
     if policy == "weighted":
         established = settings.RATINGS_MIN_VOTES
-        counted = [int(rows.get(m.id, {}).get("battles", 0)) for m in models]
+        counted = [int(newest.battles.get(m.id, 0)) if newest else 0 for m in models]
         # The snapshot only knows counted votes: a model whose votes are all
         # excluded (its answers name it) would stay "new" there for ever, so
         # the arena's own voted battles are counted too, excluded or not.
@@ -117,17 +109,15 @@ def sampling_inputs(models: list[ArenaModel]) -> dict:
                 [m.weight for m in models], counted, [voted[m.id] for m in models], established
             )
         }
-    if snapshot is None:
+    if newest is None:
         return {}
     index = {m.id: k for k, m in enumerate(models)}
-    theta = [(rows[m.id]["rating"] - 1000.0) / POINTS_PER_THETA if m.id in rows else 0.0 for m in models]
+    theta = [newest.theta.get(m.id, 0.0) for m in models]
     counts: dict[tuple[int, int], float] = {}
-    if view is not None:
-        ids = [r["model_id"] for r in stored]
-        for i, j, battles, _points in view.pair_table():
-            a, b = index.get(ids[int(i)]), index.get(ids[int(j)])
-            if a is not None and b is not None:
-                counts[(min(a, b), max(a, b))] = float(battles)
+    for (a_id, b_id), battles in newest.pair_battles.items():
+        a, b = index.get(a_id), index.get(b_id)
+        if a is not None and b is not None:
+            counts[(min(a, b), max(a, b))] = battles
     return {"theta": theta, "counts": counts}
 
 
@@ -280,6 +270,18 @@ def battle_create(*, voter: Voter, client_hash: str = "", rng: random.Random | N
         )
 
 
+class BattleNotFound(ArenaError):
+    """Also for another voter's battle, so battle ids can't be probed."""
+
+    status = 404
+    code = "battle_not_found"
+
+
+class AlreadyVoted(ArenaError):
+    status = 409
+    code = "already_voted"
+
+
 class BattleSkipped(ArenaError):
     status = 409
     code = "already_skipped"
@@ -297,8 +299,6 @@ def battle_skip(*, battle_id: uuid.UUID | str, voter: Voter) -> Battle:
     battle. Raises BattleNotFound (also for another voter's battle),
     AlreadyVoted, BattleSkipped, and SkipRefused while a live turn streams.
     """
-    from votes.services import AlreadyVoted, BattleNotFound
-
     try:
         battle_id = uuid.UUID(str(battle_id))
     except ValueError:

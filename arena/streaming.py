@@ -16,7 +16,6 @@ error shape exactly. drf-spectacular documents it through the DRF class.
 
 from __future__ import annotations
 
-from asgiref.sync import sync_to_async
 from django.http import StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.utils import extend_schema

@@ -1,6 +1,5 @@
-import os
+"""Compatibility: ``arena.wsgi:application`` keeps working; see arena/project/wsgi.py."""
 
-from django.core.wsgi import get_wsgi_application
+from arena.project.wsgi import application
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "arena.settings")
-application = get_wsgi_application()
+__all__ = ("application",)

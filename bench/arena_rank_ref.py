@@ -26,12 +26,11 @@ import time
 
 T_START = time.perf_counter()
 
+import arena_rank.models.rating_system as rating_system  # noqa: E402 - timed from T_START: the import is part of the measured cost
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-
-import arena_rank.models.rating_system as rating_system  # noqa: E402
 from arena_rank.models.bradley_terry import BradleyTerry  # noqa: E402
 from arena_rank.utils.data_utils import PairDataset  # noqa: E402
 

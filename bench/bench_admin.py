@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import bench_recompute  # noqa: E402 - the scratch-database helpers and the COPY loader
+import bench_recompute  # the scratch-database helpers and the COPY loader
 
 TARGET_MS = 1000.0
 

@@ -65,6 +65,7 @@ REAL_FILES = {  # ../shared/data: real human judges (a dev check; committed test
 def real_data() -> None:
     """The detector on real judges: how many would it flag?"""
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "arena.settings")
+    os.environ.setdefault("DEBUG", "true")  # a development run: DEBUG is off unless set
     import django
 
     django.setup()

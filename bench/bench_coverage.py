@@ -38,8 +38,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ratings import davidson as D  # noqa: E402
-from ratings import engine as E  # noqa: E402
+from ratings import davidson as D
+from ratings import engine as E
 
 
 def configuration(n_models: int, seed: int):

@@ -225,7 +225,7 @@ def _bench(args, tmp, have_ref, have_ours, fails) -> int:
                 fails.append(key)
         rs = "—" if rv is None else f"{rv:12.3f}"
         os_ = "—" if ov is None else f"{ov:12.3f}"
-        print(f"{label:28}{rs:>12}{os_:>12}{('%9.1f×' % ratio) if ratio else '—':>10}{tail}")
+        print(f"{label:28}{rs:>12}{os_:>12}{f'{ratio:9.1f}×' if ratio else '—':>10}{tail}")
 
     row("whole process (wall)", ref and ref["wall"], mine and mine["wall"], TARGETS["speedup_whole"], "whole")
     row("  interpreter+imports", rt.get("import"), None)

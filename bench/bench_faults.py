@@ -51,6 +51,8 @@ from urllib.parse import urlparse
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import bench_recompute  # noqa: E402 - the scratch-database helpers
+
 from tests.services import (  # noqa: E402 - after the path is set
     ChildProcess,
     HttpVoter,
@@ -60,8 +62,6 @@ from tests.services import (  # noqa: E402 - after the path is set
     vote_ledger,
 )
 from tests.tcp_proxy import TcpProxy  # noqa: E402
-
-import bench_recompute  # noqa: E402 - the scratch-database helpers
 
 SCENARIOS = ("redis_restart", "redis_freeze", "worker_kill", "pg_cut", "pg_hold")
 CATCH_UP_LIMIT = 180.0
@@ -300,6 +300,7 @@ def main() -> None:
     for key in ("REDIS_URL", "REDIS_CACHE_URL"):
         os.environ.pop(key, None)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "arena.settings")
+    os.environ.setdefault("DEBUG", "true")  # a development run: DEBUG is off unless set
     import django
 
     django.setup()

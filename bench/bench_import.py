@@ -26,7 +26,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.path.join(os.path.dirname(ROOT), "shared", "data", "votes")
@@ -70,6 +69,7 @@ def setup_django(db: str) -> None:
     os.environ["DATABASE_URL"] = f"{SERVER}/{db}"
     os.environ.setdefault("ARENA_VAR_DIR", tempfile.mkdtemp(prefix="arena-bench-"))
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "arena.settings")
+    os.environ.setdefault("DEBUG", "true")  # a development run: DEBUG is off unless set
     sys.path.insert(0, ROOT)
     import django
 

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import bench_recompute  # noqa: E402 - the scratch-database helpers and the COPY loader
+import bench_recompute  # the scratch-database helpers and the COPY loader
 
 
 def load_battles(n: int) -> float:

@@ -36,8 +36,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ratings import engine as E  # noqa: E402
-from ratings import personal as P  # noqa: E402
+from ratings import engine as E
+from ratings import personal as P
 
 GRID = (0.1, 0.2, 0.3, 0.5, 0.7, 1.0, 1.5)
 TASTES = (0.25, 0.5, 1.0)

@@ -55,6 +55,7 @@ def drop(url: str) -> None:
 def setup_django(url: str) -> None:
     os.environ["DATABASE_URL"] = url
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "arena.settings")
+    os.environ.setdefault("DEBUG", "true")  # a development run: DEBUG is off unless set
     os.environ.setdefault("ARENA_VAR_DIR", "/tmp/arena-bench-var")
     sys.path.insert(0, str(ROOT))
     import django

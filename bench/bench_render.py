@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from arena.rendering import _render  # noqa: E402
+from arena.rendering import _render
 
 # Time the rendering itself, not the page's cache of rendered texts.
 render_markdown = _render.__wrapped__

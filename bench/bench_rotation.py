@@ -47,6 +47,7 @@ def prepare(url: str) -> None:
         path.parent.mkdir(parents=True)
     os.environ["DATABASE_URL"] = url
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "arena.settings")
+    os.environ.setdefault("DEBUG", "true")  # a development run: DEBUG is off unless set
     os.environ.setdefault("ARENA_VAR_DIR", "/tmp/arena-bench-rotation/var")
     os.environ["ARENA_DAILY_VOTE_CAP"] = "0"  # one voter votes well over the default 1,000 a day here
     os.environ.pop("REDIS_URL", None)  # votes queue recomputes; keep them off the shared Redis

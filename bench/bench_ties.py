@@ -30,8 +30,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ratings import davidson as D  # noqa: E402
-from ratings import engine as E  # noqa: E402
+from ratings import davidson as D
+from ratings import engine as E
 
 DEFAULT = "/work/shared/data/votes/chatbot-arena-33k-human-votes.csv"
 SCORE = {"model_a": 1.0, "model_b": 0.0, "tie": 0.5, "tie (bothbad)": 0.5}

@@ -141,7 +141,7 @@ def main(argv=None) -> int:
         for t in (t for t in tables if t.target == want):
             try:
                 c = compare(published(t), ours(t, args.python, args.l2))
-            except Exception as exc:  # report and go on
+            except Exception as exc:  # noqa: BLE001 - report and go on
                 print(f"{t.name:38}  ERROR {exc}")
                 bad += want
                 continue

@@ -12,6 +12,7 @@ in their ETag too, so an admin edit is never answered with a stale 304.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import threading
@@ -19,9 +20,10 @@ from collections import OrderedDict
 
 from django.conf import settings
 from django.db.models.functions import Lower
-from django.http import HttpResponse, HttpResponseNotModified
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
 from django.utils.http import http_date, quote_etag
+from django.views.decorators.http import condition
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound, ValidationError
@@ -135,29 +137,39 @@ def _etag(snap: Snapshot, extra: str) -> str:
     return quote_etag(f"s{snap.id}-{hashlib.sha256(extra.encode('utf-8', 'surrogatepass')).hexdigest()[:16]}")
 
 
-def not_modified(request, snap: Snapshot | None, extra: str = "") -> HttpResponseNotModified | None:
-    """A 304 when the client already has this snapshot's answer; checked
-    before any view data is loaded, so revalidation costs one small query."""
-    if snap is None:
-        return None
-    etag = _etag(snap, extra)
-    if etag in [t.strip() for t in request.headers.get("If-None-Match", "").split(",")]:
-        return _validators(HttpResponseNotModified(), snap, etag)
-    return None
+def snapshot_conditional(method):
+    """Conditional GET for an APIView handler, by Django's ``condition()``:
+    the ETag is the snapshot's and a digest of what else the answer depends
+    on, from ``self.validators(request, *args, **kwargs) -> (snapshot,
+    extra)``, run before the handler (it may keep what it read on ``self``
+    for the handler, so revalidation costs only the queries it needs). A 304
+    when If-None-Match names it, weak (``W/"…"``) or strong, alone or in a
+    list, or is ``*``. No snapshot: no validators, no 304.
 
+    Last-Modified (the snapshot's publication) is sent but not used for
+    If-Modified-Since: an admin edit of the registry changes an answer
+    without a new snapshot, which the ETag carries and a date cannot.
+    """
 
-def _validators(resp: Response, snap: Snapshot, etag: str) -> Response:
-    resp["ETag"] = etag
-    resp["Last-Modified"] = http_date(snap.created_at.timestamp())
-    resp["Cache-Control"] = "public, max-age=0, must-revalidate"
-    return resp
+    @functools.wraps(method)
+    def handler(self, request, *args, **kwargs):
+        found: dict = {}
 
+        def etag(_request, *_args, **_kwargs) -> str | None:
+            found["snap"], extra = self.validators(request, *args, **kwargs)
+            return _etag(found["snap"], extra) if found["snap"] is not None else None
 
-def cached_response(request, snap: Snapshot | None, data, extra: str = "") -> Response:
-    """A Response with validators from the snapshot; 304 when the client has it."""
-    if snap is None:
-        return Response(data)
-    return not_modified(request, snap, extra) or _validators(Response(data), snap, _etag(snap, extra))
+        def respond(_request, *_args, **_kwargs):
+            return method(self, request, *args, **kwargs)
+
+        response = condition(etag_func=etag)(respond)(request, *args, **kwargs)
+        snap = found.get("snap")
+        if snap is not None and response.status_code in (200, 304):
+            response.headers.setdefault("Last-Modified", http_date(snap.created_at.timestamp()))
+            response["Cache-Control"] = "public, max-age=0, must-revalidate"
+        return response
+
+    return handler
 
 
 class RenderedBodies:
@@ -229,6 +241,26 @@ LeaderboardOut = inline_serializer(
 
 
 class LeaderboardApi(APIView):
+    def validators(self, request) -> tuple[Snapshot | None, str]:
+        self.category = _text(request, "category", "overall")
+        self.style = _bool(request, "style_control")
+        self.ci = _choice(request, "ci", CI_CHOICES, None)
+        self.include_deprecated = _bool(request, "include_deprecated")
+        self.shown = _choice(request, "intervals", intervals.CHOICES, None) or intervals.default()
+        self.snap = selectors.newest_snapshot(ci=self.ci)
+        if self.snap is None:
+            return None, ""
+        # The answer depends on these, on the snapshot and on the registry
+        # (names, organizations, statuses are joined when read): an admin
+        # edit changes reg.version, hence the ETag and the cache key.
+        self.reg = selectors.registry()
+        floor = selectors.min_votes()
+        self.query = (
+            f"{self.category}|{int(self.style)}|{self.ci or ''}|{int(self.include_deprecated)}|m{floor}|{self.shown}"
+            f"|r{self.reg.version}"
+        )
+        return self.snap, self.query
+
     @extend_schema(
         parameters=[
             OpenApiParameter("category", NO_NUL, description="a key from /api/v1/categories/ (default overall)"),
@@ -241,40 +273,26 @@ class LeaderboardApi(APIView):
         responses={200: LeaderboardOut, 400: ErrorOut, 404: ErrorOut},
         summary="The leaderboard: rank (UB), rating points, 95% interval",
     )
+    @snapshot_conditional
     def get(self, request):
-        category = _text(request, "category", "overall")
-        style = _bool(request, "style_control")
-        ci = _choice(request, "ci", CI_CHOICES, None)
-        include_deprecated = _bool(request, "include_deprecated")
-        shown = _choice(request, "intervals", intervals.CHOICES, None) or intervals.default()
-        snap = selectors.newest_snapshot(ci=ci)
+        snap, category, style, shown = self.snap, self.category, self.style, self.shown
         if snap is None:
-            if ci and selectors.newest_snapshot() is not None:
-                raise NotFound(f"no snapshot with {ci} intervals yet; staff can request one at /api/v1/snapshots/")
+            if self.ci and selectors.newest_snapshot() is not None:
+                raise NotFound(f"no snapshot with {self.ci} intervals yet; staff can request one at /api/v1/snapshots/")
             return Response(
                 {"updated_at": None, "votes": 0, "snapshot": None, "category": category, "style_control": style,
-                 "ci": ci or settings.ARENA_LEADERBOARD_CI, "intervals": shown, "style_coefficients": None,
+                 "ci": self.ci or settings.ARENA_LEADERBOARD_CI, "intervals": shown, "style_coefficients": None,
                  "models": []}
-            )
-        # The answer depends on these, on the snapshot and on the registry
-        # (names, organizations, statuses are joined when read): an admin
-        # edit changes reg.version, hence the ETag and the cache key.
-        reg = selectors.registry()
-        floor = selectors.min_votes()
-        query = f"{category}|{int(style)}|{ci or ''}|{int(include_deprecated)}|m{floor}|{shown}|r{reg.version}"
-        early = not_modified(request, snap, query)
-        if early is not None:
-            return early
+            )  # fmt: skip
+        data = functools.partial(self.data, snap, category, style, self.include_deprecated, self.reg, shown)
         if not isinstance(request.accepted_renderer, JSONRenderer):  # the browsable API renders the data itself
-            return cached_response(
-                request, snap, self.data(snap, category, style, include_deprecated, reg, shown), query
-            )
-        key = (snap.id, snap.created_at, query)
+            return Response(data())
+        key = (snap.id, snap.created_at, self.query)
         body = LEADERBOARD_BODIES.get(key)
         if body is None:
-            body = JSONRenderer().render(self.data(snap, category, style, include_deprecated, reg, shown))
+            body = JSONRenderer().render(data())
             LEADERBOARD_BODIES.put(key, body)
-        return _validators(HttpResponse(body, content_type="application/json"), snap, _etag(snap, query))
+        return HttpResponse(body, content_type="application/json")
 
     @staticmethod
     def data(
@@ -447,16 +465,23 @@ ModelCard = inline_serializer(
 
 
 class ModelDetailApi(APIView):
+    def validators(self, request, name) -> tuple[Snapshot | None, str]:
+        if not is_valid_model_name(name):  # e.g. NUL, which PostgreSQL refuses in a query
+            raise NotFound(f"no model {name!r}")
+        self.model = get_object_or_404(ArenaModel, name=name)
+        self.snap = selectors.newest_snapshot()
+        self.reg = selectors.registry()
+        # The registry version too: a status or organization edit is a new answer, never a 304.
+        return self.snap, f"model-{self.model.name}|r{self.reg.version}"
+
+
     @extend_schema(
         responses={200: ModelCard, 404: ErrorOut},
         summary="A model's card: ratings per category, battles, win rate against each opponent",
     )
+    @snapshot_conditional
     def get(self, request, name):
-        if not is_valid_model_name(name):  # e.g. NUL, which PostgreSQL refuses in a query
-            raise NotFound(f"no model {name!r}")
-        model = get_object_or_404(ArenaModel, name=name)
-        snap = selectors.newest_snapshot()
-        reg = selectors.registry()
+        model, snap, reg = self.model, self.snap, self.reg
         data = {
             "name": model.name,
             "display_name": model.label,
@@ -470,8 +495,7 @@ class ModelDetailApi(APIView):
         if snap is not None:
             data["ratings"] = selectors.model_ratings(snap, model, reg)
             data["opponents"] = selectors.model_opponents(snap, model, reg)
-        # The registry version too: a status or organization edit is a new answer, never a 304.
-        return cached_response(request, snap, data, f"model-{model.name}|r{reg.version}")
+        return Response(data)
 
 
 MatrixOut = inline_serializer(
@@ -491,6 +515,16 @@ MatrixOut = inline_serializer(
 
 
 class MatrixApi(APIView):
+    def validators(self, request) -> tuple[Snapshot | None, str]:
+        self.kind = _choice(request, "kind", ("winrate", "count", "predicted"), "winrate")
+        self.category = _text(request, "category", "overall")
+        self.style = _bool(request, "style_control")
+        self.snap = selectors.newest_snapshot()
+        if self.snap is None:
+            raise NotFound("no snapshot published yet")
+        self.reg = selectors.registry()
+        return self.snap, f"matrix|{self.kind}|{self.category}|{int(self.style)}|r{self.reg.version}"
+
     @extend_schema(
         parameters=[
             OpenApiParameter("kind", str, enum=["winrate", "count", "predicted"]),
@@ -500,18 +534,9 @@ class MatrixApi(APIView):
         responses={200: MatrixOut, 400: ErrorOut, 404: ErrorOut},
         summary="Pairwise matrix: observed win rate (a tie is half a win), battle counts, or BT-predicted win rate",
     )
+    @snapshot_conditional
     def get(self, request):
-        kind = _choice(request, "kind", ("winrate", "count", "predicted"), "winrate")
-        category = _text(request, "category", "overall")
-        style = _bool(request, "style_control")
-        snap = selectors.newest_snapshot()
-        if snap is None:
-            raise NotFound("no snapshot published yet")
-        reg = selectors.registry()
-        query = f"matrix|{kind}|{category}|{int(style)}|r{reg.version}"
-        early = not_modified(request, snap, query)
-        if early is not None:
-            return early
+        kind, category, style, snap, reg = self.kind, self.category, self.style, self.snap, self.reg
         view = selectors.snapshot_view(snap, category, style, with_pairs=True)
         if view is None:
             raise NotFound(f"no view {category!r} in snapshot {snap.id}")
@@ -519,7 +544,7 @@ class MatrixApi(APIView):
         clean = [[None if (v is None or (isinstance(v, float) and math.isnan(v))) else v for v in row] for row in matrix]
         data = {"kind": kind, "category": category, "style_control": style, "snapshot": snap.id, "models": models,
                 "matrix": clean}
-        return cached_response(request, snap, data, query)
+        return Response(data)
 
 
 class SnapshotSummary(serializers.ModelSerializer):
@@ -602,14 +627,20 @@ SnapshotDetailOut = inline_serializer(
 
 
 class SnapshotDetailApi(APIView):
+    def validators(self, request, snapshot_id: int) -> tuple[Snapshot | None, str]:
+        if snapshot_id > MAX_ID:  # past bigint: no such row, and SQL would refuse the value
+            raise NotFound(f"no snapshot {snapshot_id}")
+        self.snap = get_object_or_404(Snapshot, id=snapshot_id)
+        return self.snap, "detail"
+
+
     @extend_schema(
         responses={200: SnapshotDetailOut, 404: ErrorOut},
         summary="One snapshot: parameters, fingerprint and its views",
     )
+    @snapshot_conditional
     def get(self, request, snapshot_id: int):
-        if snapshot_id > MAX_ID:  # past bigint: no such row, and SQL would refuse the value
-            raise NotFound(f"no snapshot {snapshot_id}")
-        snap = get_object_or_404(Snapshot, id=snapshot_id)
+        snap = self.snap
         data = dict(SnapshotSummary(snap).data)
         data["views"] = [
             {"key": v.key, "label": v.label, "style_control": v.style_control, "votes": v.vote_count,
@@ -618,7 +649,7 @@ class SnapshotDetailApi(APIView):
             for v in snap.views.order_by("style_control", "key")
         ]
         data["warnings"] = snap.warnings
-        return cached_response(request, snap, data, "detail")
+        return Response(data)
 
 
 CategoriesOut = inline_serializer(
@@ -640,15 +671,20 @@ CategoriesOut = inline_serializer(
 
 
 class CategoriesApi(APIView):
+    def validators(self, request) -> tuple[Snapshot | None, str]:
+        self.snap = selectors.newest_snapshot()
+        return self.snap, "categories"
+
     @extend_schema(
         responses=CategoriesOut, summary="The leaderboard views of the newest snapshot and their vote counts"
     )
+    @snapshot_conditional
     def get(self, request):
-        snap = selectors.newest_snapshot()
+        snap = self.snap
         if snap is None:
             return Response({"snapshot": None, "categories": []})
         views = [
             {"key": v.key, "label": v.label, "style_control": v.style_control, "votes": v.vote_count}
             for v in snap.views.order_by("style_control", "key").only("key", "label", "style_control", "vote_count")
         ]
-        return cached_response(request, snap, {"snapshot": snap.id, "categories": views}, "categories")
+        return Response({"snapshot": snap.id, "categories": views})

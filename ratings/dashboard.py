@@ -85,7 +85,7 @@ def worker_health(app=None, *, timeout: float = 1.0) -> dict:
     from kombu.exceptions import ChannelError
 
     if app is None:
-        from arena.celery import app
+        from celery import current_app as app  # the project's app (arena/project/celery.py)
     queue = app.conf.task_default_queue
     found = {"broker": "unreachable", "transport": "", "queue": queue, "queued": None, "workers": None, "error": ""}
     try:
@@ -103,6 +103,6 @@ def worker_health(app=None, *, timeout: float = 1.0) -> dict:
     try:
         replies = app.control.ping(timeout=timeout)
         found["workers"] = sorted(name for reply in replies for name in reply)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:  # noqa: BLE001 - the page reports whatever the transport raises
         found["error"] = f"ping failed: {type(exc).__name__}: {exc}"[:300]
     return found

@@ -17,7 +17,7 @@ CHOICES = ("marginal", "simultaneous")
 
 
 def default() -> str:
-    value = getattr(settings, "ARENA_LEADERBOARD_INTERVALS", "marginal")
+    value = settings.ARENA_LEADERBOARD_INTERVALS
     return value if value in CHOICES else "marginal"
 
 

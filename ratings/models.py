@@ -55,13 +55,13 @@ class SnapshotView(models.Model):
             models.UniqueConstraint(fields=["snapshot", "key", "style_control"], name="ratings_view_unique")
         ]
 
+    def __str__(self) -> str:
+        return f"{self.snapshot_id}:{self.key}{' (style)' if self.style_control else ''}"
+
     def pair_table(self):
         import numpy as np
 
         return np.frombuffer(bytes(self.pairs), dtype="<f8").reshape(-1, 4)
-
-    def __str__(self) -> str:
-        return f"{self.snapshot_id}:{self.key}{' (style)' if self.style_control else ''}"
 
 
 class RecomputeRun(models.Model):

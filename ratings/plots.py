@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC
 from html import escape
 
 FONT = "system-ui, -apple-system, Segoe UI, Roboto, sans-serif"

@@ -380,7 +380,7 @@ def _pairs(pc: engine.PairCounts, position: dict[int, int]) -> np.ndarray:
 
 def _view(key, label, pc, names, model_ids, *, ci, rounds, seed) -> ViewResult:
     lb = engine.leaderboard(pc, names=names, ci=ci, rounds=rounds, seed=seed, simultaneous=True,
-                            ties=getattr(settings, "RATINGS_TIES", "half"))
+                            ties=settings.RATINGS_TIES)
     rows, position = _rows(lb, names, model_ids, lb.active)
     return ViewResult(
         key=key,
@@ -454,7 +454,7 @@ def compute_views(
         if overall is not None:
             by_id = {r["model_id"]: r["theta"] for r in overall.rows}
             theta0 = np.array([by_id.get(mid, 0.0) for mid in t.model_ids])
-        sv = _style_view(t, style, names, t.model_ids, beta_l2=getattr(settings, "RATINGS_STYLE_L2", 0.5),
+        sv = _style_view(t, style, names, t.model_ids, beta_l2=settings.RATINGS_STYLE_L2,
                          theta0=theta0, ci=ci, rounds=rounds, seed=seed)
         if sv is not None:
             views.append(sv)

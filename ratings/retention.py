@@ -24,6 +24,7 @@ from django.utils import timezone
 from arena.models import IdempotencyRecord
 
 from .models import RatingPoint, RecomputeRun, Snapshot, SnapshotView
+from .selectors import newest_snapshot
 
 log = logging.getLogger(__name__)
 
@@ -35,16 +36,16 @@ class Pruned:
 
 
 def keep_all_days() -> float:
-    return float(getattr(settings, "RATINGS_KEEP_ALL_DAYS", 30))
+    return float(settings.RATINGS_KEEP_ALL_DAYS)
 
 
 def chunk_size() -> int:
-    return int(getattr(settings, "RETENTION_CHUNK", 500))
+    return int(settings.RETENTION_CHUNK)
 
 
 def idempotency_hours() -> float:
-    default = settings.ARENA_VOTE_WINDOW_SECONDS / 3600
-    return float(getattr(settings, "ARENA_IDEMPOTENCY_RETENTION_HOURS", None) or default)
+    # Unset, the settings make it the vote window.
+    return float(settings.ARENA_IDEMPOTENCY_RETENTION_HOURS)
 
 
 def doomed_snapshots(now: datetime | None = None) -> list[int]:
@@ -53,7 +54,8 @@ def doomed_snapshots(now: datetime | None = None) -> list[int]:
     referenced by a RecomputeRun. Reads ids and times only."""
     now = now or timezone.now()
     cutoff = now - timedelta(days=keep_all_days())
-    newest = Snapshot.objects.order_by("-created_at", "-id").values_list("id", flat=True).first()
+    snap = newest_snapshot()
+    newest = snap.id if snap else None
     protected = set(RecomputeRun.objects.exclude(snapshot=None).values_list("snapshot_id", flat=True))
     protected.add(newest)
     old = Snapshot.objects.filter(created_at__lt=cutoff).order_by("-created_at", "-id").values_list("id", "created_at")

@@ -50,13 +50,13 @@ def request_run(*, by, ci: str | None = None, rounds: int = 100, force: bool = F
     )
 
     def send() -> None:
-        from arena.celery import app
+        from celery import current_app as app  # the project's app (arena/project/celery.py)
 
         try:
             app.send_task(
                 TASK, kwargs={"ci": ci, "rounds": run.rounds, "force": force, "run_id": run.id}, task_id=run.task_id
             )
-        except Exception as exc:  # noqa: BLE001 - any broker failure: record it, tell the operator
+        except Exception as exc:  # any broker failure: record it, tell the operator
             RecomputeRun.objects.filter(id=run.id, status=RecomputeRun.Status.QUEUED).update(
                 status=RecomputeRun.Status.FAILED, finished_at=timezone.now(), error=f"could not queue the task: {exc}"
             )

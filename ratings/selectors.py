@@ -19,6 +19,7 @@ from django.conf import settings
 from django.db import connection
 
 from arena.models import ArenaModel
+from arena.standings import SamplingStandings
 from votes.models import Vote
 
 from . import engine
@@ -68,7 +69,7 @@ def snapshot_view(
 
 
 def min_votes() -> int:
-    return int(getattr(settings, "RATINGS_MIN_VOTES", 30))
+    return int(settings.RATINGS_MIN_VOTES)
 
 
 # --------------------------------------------------------------------------
@@ -199,6 +200,33 @@ def overall_standings(snap: Snapshot | None = None, reg: Registry | None = None)
         return {}
     view = snapshot_view(snap, "overall", False)
     return standings(view.rows, reg or registry()) if view else {}
+
+
+def sampling_standings(with_pairs: bool) -> SamplingStandings | None:
+    """The newest snapshot's overall view as the battle domain's sampling
+    reads it (arena/standings.py, registered in ratings/apps.py): counted
+    battles and θ (natural-log units) per model id, and, ``with_pairs``, the
+    battles of each pair. None before the first snapshot."""
+    snap = newest_snapshot()
+    if snap is None:
+        return None
+    view = snapshot_view(snap, "overall", False, with_pairs=with_pairs)
+    if view is None:
+        return SamplingStandings()
+    # Stored rows name models by id (older snapshots by name): joined() reads both.
+    stored = joined(view.rows, registry())
+    pairs: dict[tuple[int, int], float] = {}
+    if with_pairs:
+        ids = [r["model_id"] for r in stored]
+        for i, j, battles, _points in view.pair_table():
+            a, b = ids[int(i)], ids[int(j)]
+            if a is not None and b is not None:
+                pairs[(min(a, b), max(a, b))] = float(battles)
+    return SamplingStandings(
+        battles={r["model_id"]: float(r.get("battles", 0)) for r in stored},
+        theta={r["model_id"]: (r["rating"] - 1000.0) / engine.POINTS_PER_THETA for r in stored},
+        pair_battles=pairs,
+    )
 
 
 # --------------------------------------------------------------------------

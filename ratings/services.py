@@ -8,14 +8,15 @@ import time
 from django.conf import settings
 from django.db import transaction
 
+from arena.locks import recompute_lock
+
 from . import engine
-from .locks import recompute_lock
 from .models import Snapshot, SnapshotView
 from .recompute import (
     compute_views,
     consistent_reads,
-    rating_points,
     counted_ids_and_style,
+    rating_points,
     vote_set_from,
     vote_set_summary,
     vote_table,
@@ -30,7 +31,7 @@ def _test_pause() -> None:
     """Test hook: RATINGS_TEST_PAUSE_SECONDS (default 0) holds the finished
     snapshot uncommitted, so tests/test_e2e_recompute_crash.py can kill the
     worker mid-publish. Never set it in production."""
-    pause = float(getattr(settings, "RATINGS_TEST_PAUSE_SECONDS", 0.0))
+    pause = float(settings.RATINGS_TEST_PAUSE_SECONDS)
     if pause > 0:
         log.warning("RATINGS_TEST_PAUSE_SECONDS: holding snapshot uncommitted for %.1f s", pause)
         time.sleep(pause)
@@ -57,7 +58,7 @@ def recompute_publish(*, ci: str | None = None, rounds: int = 100, force: bool =
     so a redelivered task is harmless. ``force`` publishes anyway.
     """
     ci = ci or settings.ARENA_LEADERBOARD_CI
-    min_category_votes = getattr(settings, "RATINGS_MIN_CATEGORY_VOTES", 50)
+    min_category_votes = settings.RATINGS_MIN_CATEGORY_VOTES
     with recompute_lock() as got:
         if not got:
             log.info("recompute already running elsewhere; skipped")
@@ -72,7 +73,7 @@ def recompute_publish(*, ci: str | None = None, rounds: int = 100, force: bool =
                 and newest is not None
                 and newest.ci == ci
                 and (ci != "bootstrap" or newest.params.get("rounds") == rounds)
-                and newest.params.get("ties", "half") == getattr(settings, "RATINGS_TIES", "half")
+                and newest.params.get("ties", "half") == settings.RATINGS_TIES
                 and newest.fingerprint == votes.fingerprint
             ):
                 return newest
@@ -92,9 +93,9 @@ def recompute_publish(*, ci: str | None = None, rounds: int = 100, force: bool =
                     "l2": 0.0,
                     "rounds": rounds if ci == "bootstrap" else None,
                     "seed": 0,
-                    "style_beta_l2": getattr(settings, "RATINGS_STYLE_L2", 0.5),
+                    "style_beta_l2": settings.RATINGS_STYLE_L2,
                     "min_category_votes": min_category_votes,
-                    "ties": getattr(settings, "RATINGS_TIES", "half"),
+                    "ties": settings.RATINGS_TIES,
                     "tie_param": overall.tie_param if overall else None,
                     "intervals": ["marginal", "simultaneous"],
                     "views": [(v.key, v.style_control) for v in views],

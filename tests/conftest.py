@@ -5,7 +5,6 @@ import os
 from pathlib import Path
 
 import pytest
-from django.conf import settings
 
 from tests.services import PHONE, ROOT, SHOTS, WorkerProcess, purge_broker, require_chromium, worker_env
 

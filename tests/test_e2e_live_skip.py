@@ -12,7 +12,7 @@ from votes.models import Vote
 pytestmark = [pytest.mark.browser]
 
 
-def test_a_ready_live_battle_can_be_skipped(desktop, live_server, live_pair):  # noqa: F811
+def test_a_ready_live_battle_can_be_skipped(desktop, live_server, live_pair):
     from playwright.sync_api import expect
 
     page = desktop.new_page()

@@ -17,7 +17,7 @@ from django.contrib.auth import get_user_model
 from django.db import connection
 from rest_framework.test import APIClient
 
-from ratings.locks import ADVISORY_KEY
+from arena.locks import RECOMPUTE, advisory_key
 from ratings.models import Snapshot, SnapshotView
 from ratings.services import recompute_publish
 from tests.arena.helpers import open_battle, vote
@@ -42,7 +42,7 @@ def advisory_lock_holders() -> int:
         cur.execute(
             "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted "
             "AND ((classid::bigint << 32) | objid::bigint) = %s",
-            [ADVISORY_KEY],
+            [advisory_key(RECOMPUTE)],
         )
         return cur.fetchone()[0]
 

@@ -300,7 +300,7 @@ def test_simultaneous_votes_from_one_voter_store_exactly_the_daily_cap(settings)
         battles = iter([BattleFactory(voter=voter) for _ in range(20)])
         lock = threading.Lock()
 
-        def cast(voter=voter, battles=battles):
+        def cast(voter=voter, battles=battles, lock=lock):
             with lock:
                 battle = next(battles)
             return vote_record(battle_id=battle.id, voter=voter, winner="a")

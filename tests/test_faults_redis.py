@@ -247,9 +247,8 @@ def test_an_empty_vote_rate_lets_a_session_vote_past_any_window(settings, demo_m
 
     from django.test import Client
 
-    from tests.arena.helpers import open_battle, vote
-
     from arena.models import Answer, ArenaModel, Question
+    from tests.arena.helpers import open_battle, vote
 
     # One voter sees each answer revealed at most once (docs/VOTES.md): the
     # demo's 5 models × 12 questions allow 24 votes, so 4 more models answer

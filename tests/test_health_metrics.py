@@ -14,11 +14,12 @@ import time
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from arena import health
 from arena.metrics import PROVIDER_ANSWER, PROVIDER_ERRORS, PROVIDER_FIRST_TOKEN, observe_stream
+from arena.project import health
 from arena.providers import OpenAICompatible, ProviderError
 from tests.fake_openai import FakeOpenAI
 from tests.services import ROOT, ChildProcess, free_port, redis_server_binary, unavailable, wait_for
+
 
 def documented_production_env() -> dict[str, str]:
     """deploy/env.example, the production environment the README points to."""
@@ -157,7 +158,7 @@ def test_healthz_works_on_the_embedded_default(tmp_path):
     subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True,
                    timeout=300)  # fmt: skip
     script = (
-        "import json; from arena.health import health, _write_heartbeat; from arena.celery import app\n"
+        "import json; from arena.project.health import health, _write_heartbeat; from arena.celery import app\n"
         "app.send_task('ratings.recompute_if_stale')\n"
         "print(json.dumps(health())); _write_heartbeat('celery@x:1', alive=True); print(json.dumps(health()))"
     )

@@ -12,9 +12,8 @@ from __future__ import annotations
 import os
 import re
 import signal
-import sys
 import subprocess
-import time
+import sys
 from pathlib import Path
 
 import httpx

@@ -31,7 +31,6 @@ from arena.models import Voter
 from . import anomaly, moderation
 from .models import ExclusionReason, Vote, VoteExclusionEvent, VoterFlag
 
-
 REASONS_CACHE_KEY = "admin:vote-exclusion-reasons"
 REASONS_CACHE_SECONDS = 300
 
@@ -55,7 +54,7 @@ def exclusion_reasons() -> list[str]:
 def remember_reasons(reasons: list[str]) -> None:
     try:
         cache.set(REASONS_CACHE_KEY, sorted(reasons), REASONS_CACHE_SECONDS)
-    except Exception:  # noqa: BLE001
+    except Exception:  # noqa: BLE001, S110 - no cache: the reasons are read from the votes next time
         pass
 
 

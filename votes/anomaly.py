@@ -385,7 +385,7 @@ def detect(
     flagged = distrusted.copy()
     result = None
     rounds = 0
-    for rounds in range(1, max_rounds + 1):
+    for rounds in range(1, max_rounds + 1):  # noqa: B007 - the rounds run are reported after the loop
         consensus = ~flagged
         tested, n_votes, fisher, out_p, side_p, fav_p, side_logit = _test_voters(
             v, a, b, pair, lo_first, out_lo, c, n_voters, len(pairs), consensus, testable, prior_strength,
@@ -433,12 +433,6 @@ class DetectionReport:
             "votes_reinstated": self.votes_reinstated,
             "rounds": self.rounds,
         }
-
-
-def _setting(name: str, default):
-    from django.conf import settings
-
-    return getattr(settings, name, default)
 
 
 def _exclude_votes(voter_ids, *, by, now) -> int:
@@ -511,6 +505,7 @@ def run_detection(*, alpha: float | None = None, min_votes: int | None = None) -
     voter is flagged (the flag is what is being re-examined). Shared
     pseudo-voters (``import:unknown``) are never tested.
     """
+    from django.conf import settings
     from django.db import transaction
     from django.db.models import Count, Q
     from django.utils import timezone
@@ -520,9 +515,10 @@ def run_detection(*, alpha: float | None = None, min_votes: int | None = None) -
     from .importers import SHARED_VOTER_KEY
     from .models import ExclusionReason, Vote, VoterFlag
 
-    alpha = _setting("VOTES_ANOMALY_ALPHA", ALPHA) if alpha is None else alpha
-    min_votes = _setting("VOTES_ANOMALY_MIN_VOTES", MIN_VOTES) if min_votes is None else min_votes
-    release = max(alpha, _setting("VOTES_ANOMALY_RELEASE_ALPHA", RELEASE_ALPHA))
+    # The defaults (ALPHA, MIN_VOTES, RELEASE_ALPHA) are the settings' defaults too.
+    alpha = settings.VOTES_ANOMALY_ALPHA if alpha is None else alpha
+    min_votes = settings.VOTES_ANOMALY_MIN_VOTES if min_votes is None else min_votes
+    release = max(alpha, settings.VOTES_ANOMALY_RELEASE_ALPHA)
     now = timezone.now()
 
     eligible = Vote.objects.filter(Q(excluded=False) | Q(exclusion_reason=ExclusionReason.ANOMALOUS_VOTER))

@@ -1,4 +1,4 @@
-"""Staff endpoints of the votes app."""
+"""Endpoints of the votes app: the voter's vote, the staff export."""
 
 from __future__ import annotations
 
@@ -6,11 +6,80 @@ from django.http import StreamingHttpResponse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework import serializers
+from rest_framework import serializers, status
 from rest_framework.permissions import IsAdminUser
+from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from arena import integrity
+from arena.api import VoterApi, current_voter
+from arena.schema import ErrorSerializer
+
 from .exporters import export_chunks
+from .services import vote_record
+
+IDEMPOTENCY_PARAMETERS = [
+    OpenApiParameter(
+        "Idempotency-Key",
+        # Printable ASCII; spaces inside only (HTTP drops them at the ends).
+        {"type": "string", "minLength": 1, "maxLength": 200, "pattern": "^[!-~]([ -~]*[!-~])?$"},
+        OpenApiParameter.HEADER,
+        required=False,
+        description="A retry with the same key records one vote and returns the same answer (keys are per voter).",
+    )
+]
+
+WINNERS = ["a", "b", "tie", "both_bad"]
+
+
+class VoteIn(serializers.Serializer):
+    winner = serializers.ChoiceField(
+        choices=WINNERS,
+        error_messages={
+            "invalid_choice": "must be one of " + ", ".join(f'"{w}"' for w in WINNERS) + ', not "{input}".'
+        },
+    )
+
+
+class VoteOut(serializers.Serializer):
+    winner = serializers.CharField()
+    model_a = serializers.CharField()
+    model_b = serializers.CharField()
+
+
+class BattleVoteApi(VoterApi):
+    @extend_schema(
+        request={"application/json": VoteIn},
+        responses={
+            201: VoteOut,
+            404: ErrorSerializer,  # battle_not_found (also someone else's battle)
+            409: ErrorSerializer,  # already_voted, idempotency_key_in_progress
+            410: ErrorSerializer,  # battle_expired
+            422: ErrorSerializer,  # idempotency_key_reused
+            429: ErrorSerializer,  # rate_limited, daily_cap_reached
+        },
+        parameters=IDEMPOTENCY_PARAMETERS,
+        summary="Vote on your battle; reveals the models",
+    )
+    def post(self, request, battle_id):
+        body = VoteIn(data=request.data)
+        body.is_valid(raise_exception=True)
+        voter = current_voter(request)
+        integrity.check_rate("vote", request, voter)
+
+        def handle() -> tuple[int, dict]:
+            vote = vote_record(battle_id=battle_id, voter=voter, winner=body.validated_data["winner"])
+            return status.HTTP_201_CREATED, {
+                "winner": vote.winner,
+                "model_a": vote.model_a.name,
+                "model_b": vote.model_b.name,
+            }
+
+        code, payload, replayed = integrity.idempotent(
+            request, voter, {"battle": str(battle_id), **body.validated_data}, handle
+        )
+        headers = {"Idempotent-Replayed": "true"} if replayed else None
+        return Response(payload, status=code, headers=headers)
 
 
 class VoteExportIn(serializers.Serializer):

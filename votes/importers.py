@@ -744,7 +744,7 @@ class _Writer:
         if self.copy_cm is not None:
             try:
                 self.copy_cm.__exit__(ImportFailed, ImportFailed("aborted"), None)
-            except Exception:  # noqa: BLE001 - the transaction is being rolled back anyway
+            except Exception:  # noqa: BLE001, S110 - the transaction is being rolled back anyway
                 pass
             self.copy_cm = self.copy = None
 
@@ -781,7 +781,7 @@ class _Writer:
             write = self.copy.write_row
             for row in self._rows(items):
                 write(row)
-        except Exception as exc:  # noqa: BLE001 - the server rejected the COPY early
+        except Exception as exc:  # the server rejected the COPY early
             if not self._close_copy(exc):
                 self._fallback([])
                 return

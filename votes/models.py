@@ -45,7 +45,7 @@ class Vote(models.Model):
     # Re-importing the same row finds this key and adds nothing. Unique through
     # Meta.constraints: one plain unique index, without the second
     # varchar_pattern_ops index PostgreSQL gets for unique=True (imports pay per index).
-    external_key = models.CharField(max_length=64, null=True, blank=True)
+    external_key = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001 - NULL: no key, and many rows may have none under the unique index
     # Computed once when the vote is stored (votes.features), read by every recompute.
     language = models.CharField(max_length=8, blank=True)  # indexed in Meta.indexes (equality only)
     is_code = models.BooleanField(default=False)

@@ -14,7 +14,9 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from arena.models import Battle, Voter
-from arena.services import ArenaError, BattleSkipped
+
+# The battle errors are the battle domain's; re-exported here for callers of vote_record.
+from arena.services import AlreadyVoted, ArenaError, BattleNotFound, BattleSkipped
 
 from . import features
 from .models import ExclusionReason, Vote
@@ -31,16 +33,6 @@ RECOMPUTE_FLAG_GRACE_SECONDS = 10
 class VoteRejected(ArenaError):
     status = 400
     code = "vote_rejected"
-
-
-class BattleNotFound(ArenaError):
-    status = 404
-    code = "battle_not_found"
-
-
-class AlreadyVoted(ArenaError):
-    status = 409
-    code = "already_voted"
 
 
 class BattleExpired(ArenaError):
@@ -186,7 +178,7 @@ def request_recompute() -> bool:
 def _publish_recompute() -> bool:
     """Publish on a connection of its own with the short request-path
     timeouts and no retry (the worker's own connections keep theirs)."""
-    from arena.celery import app
+    from celery import current_app as app  # the project's app (arena/project/celery.py)
 
     options = {}
     if settings.CELERY_BROKER_URL.startswith(("redis://", "rediss://")):

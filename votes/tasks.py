@@ -5,14 +5,12 @@ from __future__ import annotations
 import logging
 
 from celery import shared_task
-from django.core.cache import cache
+
+from arena.locks import DETECT_ANOMALIES, single_flight
 
 from . import anomaly
 
 log = logging.getLogger(__name__)
-
-DETECT_LOCK_KEY = "votes:detect-anomalies-lock"
-DETECT_LOCK_SECONDS = 3600  # a crashed worker's lock expires before the next hourly run
 
 
 # No autoretry with backoff: a retry is a countdown message parked in the
@@ -25,19 +23,12 @@ def detect_anomalies() -> dict | None:
     Single flight: a run that finds another one in progress does nothing.
     Running twice is harmless (the result depends only on the votes).
     """
-    try:
-        got_lock = cache.add(DETECT_LOCK_KEY, 1, timeout=DETECT_LOCK_SECONDS)
-    except Exception:  # noqa: BLE001 - no cache: run unlocked rather than never
-        got_lock = True
-    if not got_lock:
-        log.info("anomaly detection already running; skipped")
-        return None
-    try:
+    # The project's one lock (arena/locks.py): it dies with a crashed holder,
+    # so the next hourly run is never blocked by a lock left behind.
+    with single_flight(DETECT_ANOMALIES) as got_lock:
+        if not got_lock:
+            log.info("anomaly detection already running; skipped")
+            return None
         report = anomaly.run_detection().as_dict()
         log.info("anomaly detection: %s", report)
         return report
-    finally:
-        try:
-            cache.delete(DETECT_LOCK_KEY)
-        except Exception:  # noqa: BLE001
-            pass

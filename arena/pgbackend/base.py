@@ -47,5 +47,5 @@ class DatabaseWrapper(base.DatabaseWrapper):
             # Django builds the connection with psycopg.connect(); the subclass
             # only overrides a method, so the instance can take it on as is.
             connection.__class__ = BoundedConnection
-            connection.io_timeout = float(getattr(settings, "DB_IO_TIMEOUT", 0) or 0)
+            connection.io_timeout = float(settings.DB_IO_TIMEOUT or 0)
         return connection

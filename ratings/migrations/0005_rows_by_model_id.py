@@ -33,7 +33,7 @@ def forwards(apps, schema_editor):
     SnapshotView = apps.get_model("ratings", "SnapshotView")
     RatingPoint = apps.get_model("ratings", "RatingPoint")
     ids = dict(ArenaModel.objects.values_list("name", "id"))
-    floor = int(getattr(settings, "RATINGS_MIN_VOTES", 30))
+    floor = int(settings.RATINGS_MIN_VOTES)
 
     for snap in Snapshot.objects.only("id", "rows").iterator(chunk_size=200):
         rows, changed = _convert(snap.rows, ids)

@@ -9,8 +9,8 @@ import httpx
 import pytest
 from celery import Celery
 
+from arena.locks import recompute_lock
 from ratings import dashboard
-from ratings.locks import recompute_lock
 from ratings.models import RecomputeRun, Snapshot
 from tests.admin.conftest import staff
 from tests.services import ChildProcess, free_port, wait_for, worker_env
@@ -85,7 +85,8 @@ def test_worker_health_with_a_worker_running(start_worker):
 
 
 def test_worker_health_with_the_broker_down_says_unreachable():
-    dead = Celery("probe", broker=f"redis://127.0.0.1:{free_port()}/0")
+    # Not the current app: later tests in this thread publish through celery.current_app.
+    dead = Celery("probe", broker=f"redis://127.0.0.1:{free_port()}/0", set_as_current=False)
     dead.conf.broker_transport_options = {"socket_connect_timeout": 1}
     dead.conf.broker_connection_timeout = 1
     health = dashboard.worker_health(dead, timeout=1.0)

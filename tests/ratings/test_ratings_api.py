@@ -105,6 +105,35 @@ def test_etag_and_last_modified_allow_revalidation(client, published):
     assert client.get("/api/v1/leaderboard/", HTTP_IF_NONE_MATCH=etag).status_code == 200
 
 
+@pytest.mark.parametrize(
+    "path",
+    ["/api/v1/leaderboard/", "/api/v1/models/atlas-7b/", "/api/v1/matrix/", "/api/v1/categories/", "snapshot"],
+)
+def test_if_none_match_is_compared_weakly_in_lists_and_with_a_star(client, published, path):
+    """A proxy that compresses a response turns its ETag weak (W/"…"); a
+    client may send several tags: each form names the same answer (RFC 9110
+    §13.1.2 compares If-None-Match weakly)."""
+    if path == "snapshot":
+        path = f"/api/v1/snapshots/{Snapshot.objects.get().id}/"
+    first = client.get(path)
+    etag = first["ETag"]
+    assert first.status_code == 200 and etag.startswith('"') and first["Last-Modified"]
+    for header in (etag, f"W/{etag}", f'"stale", W/{etag}', f'W/"stale",{etag}', "*"):
+        again = client.get(path, HTTP_IF_NONE_MATCH=header)
+        assert again.status_code == 304, (header, again.status_code)
+        assert again["ETag"] == etag and again["Last-Modified"] == first["Last-Modified"]
+        assert again["Cache-Control"] == "public, max-age=0, must-revalidate"
+        assert again.content == b""
+    for header in ('"stale"', 'W/"stale", "other"', etag[:-1] + 'x"'):
+        assert client.get(path, HTTP_IF_NONE_MATCH=header).status_code == 200, header
+
+
+def test_a_bad_query_is_refused_before_any_revalidation(client, published):
+    etag = client.get("/api/v1/leaderboard/")["ETag"]
+    response = client.get("/api/v1/leaderboard/?style_control=maybe", HTTP_IF_NONE_MATCH=etag)
+    assert response.status_code == 400 and response.json()["error"]
+
+
 def test_history_lists_each_snapshot(client, published):
     add_votes(50, seed=3)
     recompute_publish()

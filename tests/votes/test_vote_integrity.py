@@ -86,7 +86,7 @@ def test_simultaneous_votes_on_one_battle_store_exactly_one():
         winners = iter(["a", "b", "tie", "both_bad"])
         lock = threading.Lock()
 
-        def cast(battle=battle):
+        def cast(battle=battle, lock=lock, winners=winners):
             with lock:
                 winner = next(winners)
             return vote_record(battle_id=battle.id, voter=battle.voter, winner=winner)

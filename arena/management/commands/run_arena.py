@@ -47,7 +47,9 @@ class Command(BaseCommand):
     def handle(self, port: int, host: str, **opts):
         username, password = self.ensure_admin()
         py = sys.executable
-        env = dict(os.environ)
+        # Web, worker and beat run in this command's mode: DEBUG is off unless
+        # set, and `make run` sets it for a development arena.
+        env = {**os.environ, "DEBUG": os.environ.get("DEBUG") or ("true" if settings.DEBUG else "false")}
         procs = {
             # The production server (ASGI: a live stream is a coroutine, not a
             # thread), one process; whitenoise serves /static/.

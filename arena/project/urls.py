@@ -4,11 +4,11 @@ from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from arena import api as arena_api
-from arena import health as arena_health
-from arena import metrics as arena_metrics
 from arena import site
 from arena import streaming as arena_streaming
 from arena import views as arena_views
+from arena.project import health as arena_health
+from arena.project import metrics as arena_metrics
 from ratings import api as ratings_api
 from ratings import personal_api
 from ratings import views as ratings_views
@@ -23,7 +23,7 @@ urlpatterns = [
     path("leaderboard/models/<path:name>/", ratings_views.model_page, name="leaderboard-model"),
     path("leaderboard/me/", personal_api.personal_page, name="leaderboard-me"),
     path("api/v1/battles/", arena_api.BattleCreateApi.as_view(), name="api-battles"),
-    path("api/v1/battles/<str:battle_id>/vote/", arena_api.BattleVoteApi.as_view(), name="api-battle-vote"),
+    path("api/v1/battles/<str:battle_id>/vote/", votes_api.BattleVoteApi.as_view(), name="api-battle-vote"),
     path("api/v1/battles/<str:battle_id>/stream/", arena_streaming.battle_stream, name="api-battle-stream"),
     path("api/v1/battles/<str:battle_id>/turns/", arena_api.BattleTurnApi.as_view(), name="api-battle-turns"),
     path("api/v1/battles/<str:battle_id>/skip/", arena_api.BattleSkipApi.as_view(), name="api-battle-skip"),

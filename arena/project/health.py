@@ -80,12 +80,12 @@ def stop_heartbeat(hostname: str) -> None:
     stop.set()
     try:
         _write_heartbeat(hostname, alive=False)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:  # noqa: BLE001 - a shutdown never fails on a sick cache
         log.warning("worker heartbeat not removed: %s", type(exc).__name__)
 
 
 def connect_worker_signals() -> None:
-    """Called from arena/celery.py: beat while a worker runs."""
+    """Called from arena/project/celery.py: beat while a worker runs."""
     from celery.signals import worker_ready, worker_shutdown
 
     worker_ready.connect(lambda sender=None, **kw: start_heartbeat(f"{sender.hostname}:{os.getpid()}"), weak=False)
@@ -137,7 +137,7 @@ def broker_queue_depth(timeout: float) -> int | None:
 
 
 def _broker_probe(timeout: float) -> dict:
-    from arena.celery import app
+    from arena.project.celery import app
 
     queue = app.conf.task_default_queue
     url = settings.CELERY_BROKER_URL
@@ -187,12 +187,13 @@ def check_worker() -> dict:
 def check_snapshot() -> dict:
     from django.utils import timezone
 
-    from ratings.models import Snapshot
+    from ratings.selectors import newest_snapshot
     from votes.models import Vote
 
     def run():
         now = timezone.now()
-        newest = Snapshot.objects.order_by("-created_at", "-id").values_list("created_at", "last_vote_id").first()
+        snap = newest_snapshot()
+        newest = (snap.created_at, snap.last_vote_id) if snap else None
         last_vote_id = newest[1] if newest else 0
         # The oldest counted vote no snapshot includes yet (by primary key).
         waiting = (
