@@ -35,7 +35,7 @@ from arena.models import ArenaModel
 from arena.names import is_valid_model_name, model_name_problem
 from arena.schema import ErrorSerializer
 
-from . import intervals, runs, selectors
+from . import intervals, judge_api, runs, selectors
 from .models import Snapshot
 
 CI_CHOICES = ("sandwich", "bootstrap", "none")
@@ -224,6 +224,8 @@ LeaderboardOut = inline_serializer(
                                              "and rank (UB) use: per model, or all models at once"),
         "style_coefficients": serializers.DictField(child=serializers.FloatField(), allow_null=True),
         "models": LeaderboardRow(many=True),
+        "judge_preliminary": judge_api.ColdStartRows,
+        "source": serializers.CharField(required=False, help_text="judge:NAME on a judge's board"),
     },
 )
 
@@ -237,6 +239,8 @@ class LeaderboardApi(APIView):
             OpenApiParameter("include_deprecated", bool),
             OpenApiParameter("intervals", str, enum=list(intervals.CHOICES),
                              description="marginal (default, as LMArena) or simultaneous 95% intervals"),
+            OpenApiParameter("source", {**NO_NUL, "pattern": "^(human|judge:.+)$"},
+                             description="human (default) or judge:NAME, a judge's own board (/api/v1/judges/)"),
         ],
         responses={200: LeaderboardOut, 400: ErrorOut, 404: ErrorOut},
         summary="The leaderboard: rank (UB), rating points, 95% interval",
@@ -247,6 +251,9 @@ class LeaderboardApi(APIView):
         ci = _choice(request, "ci", CI_CHOICES, None)
         include_deprecated = _bool(request, "include_deprecated")
         shown = _choice(request, "intervals", intervals.CHOICES, None) or intervals.default()
+        if (judge := judge_api.parse_source(request)) is not None:  # a judge's board, never mixed with people's
+            return Response(judge_api.judge_leaderboard(judge, category=category, style=style,
+                                                        include_deprecated=include_deprecated, shown=shown))
         snap = selectors.newest_snapshot(ci=ci)
         if snap is None:
             if ci and selectors.newest_snapshot() is not None:
@@ -262,6 +269,7 @@ class LeaderboardApi(APIView):
         reg = selectors.registry()
         floor = selectors.min_votes()
         query = f"{category}|{int(style)}|{ci or ''}|{int(include_deprecated)}|m{floor}|{shown}|r{reg.version}"
+        query += f"|j{judge_api.boards_version()}"  # the judges' preliminary rows (cold start)
         early = not_modified(request, snap, query)
         if early is not None:
             return early
@@ -305,6 +313,7 @@ class LeaderboardApi(APIView):
             "intervals": shown,
             "style_coefficients": view.style_coefficients,
             "models": [{k: r.get(k) for k in keys} for r in rows],
+            "judge_preliminary": judge_api.cold_start(view.rows, reg) if category == "overall" and not style else [],
         }
 
 

@@ -41,3 +41,6 @@ def detect_anomalies() -> dict | None:
             cache.delete(DETECT_LOCK_KEY)
         except Exception:  # noqa: BLE001
             pass
+
+
+from . import judge_tasks  # noqa: E402,F401 - registers the judges' tasks with the worker
