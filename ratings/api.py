@@ -261,7 +261,7 @@ class LeaderboardApi(APIView):
             return Response(
                 {"updated_at": None, "votes": 0, "snapshot": None, "category": category, "style_control": style,
                  "ci": ci or settings.ARENA_LEADERBOARD_CI, "intervals": shown, "style_coefficients": None,
-                 "models": []}
+                 "models": [], "judge_preliminary": judge_api.cold_start([], selectors.registry())}
             )
         # The answer depends on these, on the snapshot and on the registry
         # (names, organizations, statuses are joined when read): an admin
