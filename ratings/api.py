@@ -239,7 +239,7 @@ class LeaderboardApi(APIView):
             OpenApiParameter("include_deprecated", bool),
             OpenApiParameter("intervals", str, enum=list(intervals.CHOICES),
                              description="marginal (default, as LMArena) or simultaneous 95% intervals"),
-            OpenApiParameter("source", {**NO_NUL, "pattern": "^(human|judge:.+)$"},
+            OpenApiParameter("source", {"type": "string", "pattern": "^(human|judge:[^\\x00]+)$"},
                              description="human (default) or judge:NAME, a judge's own board (/api/v1/judges/)"),
         ],
         responses={200: LeaderboardOut, 400: ErrorOut, 404: ErrorOut},
