@@ -143,8 +143,11 @@ def judges_data() -> list[dict]:
 
     today = timezone.now().date()
     out = []
-    for judge in Judge.objects.order_by("name"):
-        board = judges.newest_board(judge.id)
+    # Two queries whatever the number of judges: the judges with their newest board's id, then those boards.
+    listed = list(Judge.objects.annotate(board_id=Max("boards__id")).order_by("name"))
+    boards = JudgeBoard.objects.in_bulk([j.board_id for j in listed if j.board_id is not None])
+    for judge in listed:
+        board = boards.get(judge.board_id)
         out.append({
             "name": judge.name,
             "source": judges.SOURCE_PREFIX + judge.name,
