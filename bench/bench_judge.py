@@ -98,6 +98,7 @@ def main(argv=None) -> int:
     prepare(args.database)
     try:
         from django.core.management import call_command
+        from django.db.models import Count
         from django.utils import timezone
 
         from arena.celery import app
@@ -141,7 +142,7 @@ def main(argv=None) -> int:
         server.stop()
         board = judges.newest_board(Judge.objects.get().id)
         fig = board.agreement
-        states = dict(JudgeVote.objects.values_list("status").annotate(n=__import__("django").db.models.Count("id")))
+        states = dict(JudgeVote.objects.values_list("status").annotate(n=Count("id")).order_by())
         direct = direct_figures(rows)
         print(f"votes: {len(rows)} expert votes on {len(rows)} battles, {len(voters)} experts")
         print(f"judge: fake '{args.rule}' answer endpoint, {sum(server.calls.values())} calls "
@@ -167,7 +168,6 @@ def main(argv=None) -> int:
     finally:
         if args.database.startswith("postgres") and not args.keep:
             import bench_recompute
-
             from django.db import connections
 
             connections.close_all()

@@ -25,7 +25,6 @@ import logging
 from collections.abc import Iterable, Sequence
 
 import numpy as np
-from django.conf import settings
 from django.db import transaction
 from django.db.models import Count, Max, Sum
 

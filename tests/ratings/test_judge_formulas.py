@@ -7,7 +7,13 @@ import math
 
 import pytest
 
-from ratings.judges import average_ranks, cohen_kappa, position_bias_rate, spearman, two_way_agreement
+from ratings.judges import (
+    average_ranks,
+    cohen_kappa,
+    position_bias_rate,
+    spearman,
+    two_way_agreement,
+)
 from votes.judging import Conversation, NoVerdict, combine, parse_verdict, render_prompt
 
 # (human, judge) verdicts in the same orientation.

@@ -16,7 +16,13 @@ from arena.models import Battle, Judge
 from ratings import judges as judge_boards
 from ratings.models import JudgeBoard
 from ratings.services import recompute_publish
-from tests.arena.factories import AnswerFactory, ArenaModelFactory, BattleFactory, QuestionFactory, VoterFactory
+from tests.arena.factories import (
+    AnswerFactory,
+    ArenaModelFactory,
+    BattleFactory,
+    QuestionFactory,
+    VoterFactory,
+)
 from tests.fake_judge import FakeJudge
 from votes import judge_tasks, judging
 from votes.models import JudgeVote, Vote

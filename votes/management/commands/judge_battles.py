@@ -14,7 +14,8 @@ from django.core.management.base import BaseCommand, CommandError
 
 from arena.models import AnswerSet, Judge
 from votes import judging
-from votes.judge_tasks import judge as judge_task, request_judge_boards
+from votes.judge_tasks import judge as judge_task
+from votes.judge_tasks import request_judge_boards
 
 
 class Command(BaseCommand):
