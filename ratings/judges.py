@@ -286,7 +286,7 @@ def newest_board(judge_id: int) -> JudgeBoard | None:
 def parse_source(raw: str | None) -> str | None:
     """The judge name of ``judge:NAME``; None for human (or absent). Raises
     ValueError for anything else."""
-    if raw in (None, "", SOURCE_HUMAN):
+    if raw is None or raw == SOURCE_HUMAN:
         return None
     if raw.startswith(SOURCE_PREFIX) and len(raw) > len(SOURCE_PREFIX):
         return raw[len(SOURCE_PREFIX):]

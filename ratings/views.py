@@ -154,7 +154,7 @@ def leaderboard_page(request: HttpRequest) -> HttpResponse:
     except (BadParameter, ValueError) as exc:
         message = str(exc) if isinstance(exc, BadParameter) else f"intervals {exc}"
         return _problem(request, 400, "Bad request", message, [("The leaderboard", reverse("leaderboard"))])
-    if request.GET.get("source", "human") != "human":  # a judge's own board (ratings/judge_views.py)
+    if (request.GET.get("source") or "human") != "human":  # a judge's own board (ratings/judge_views.py)
         return judge_views.judge_board_page(request, request.GET["source"], _problem)
     # the chosen intervals travel in every link below, unless they are the default
     keep = {"intervals": shown} if shown != intervals.default() else {}

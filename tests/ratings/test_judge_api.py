@@ -73,6 +73,8 @@ def test_bad_sources_are_clear_errors(client, boards):
     assert bad.status_code == 400 and {"error", "detail"} <= set(bad.json()) and "source" in bad.json()["detail"]
     missing = client.get("/api/v1/leaderboard/?source=judge:nobody")
     assert missing.status_code == 404 and {"error", "detail"} <= set(missing.json())
+    assert client.get("/api/v1/leaderboard/?source=").status_code == 400  # the schema's pattern refuses ""
+    assert client.get("/leaderboard/?source=").status_code == 200  # a page link with it empty: people's board
     other = client.get("/api/v1/leaderboard/?source=judge:rev-judge&category=coding")
     assert other.status_code == 404
     assert client.get("/leaderboard/?source=robots").status_code == 400

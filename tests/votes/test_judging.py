@@ -16,13 +16,7 @@ from arena.models import Battle, Judge
 from ratings import judges as judge_boards
 from ratings.models import JudgeBoard
 from ratings.services import recompute_publish
-from tests.arena.factories import (
-    AnswerFactory,
-    ArenaModelFactory,
-    BattleFactory,
-    QuestionFactory,
-    VoterFactory,
-)
+from tests.arena.factories import AnswerFactory, ArenaModelFactory, BattleFactory, QuestionFactory
 from tests.fake_judge import FakeJudge
 from votes import judge_tasks, judging
 from votes.models import JudgeVote, Vote
@@ -321,4 +315,6 @@ def test_a_vote_queues_its_judging_after_commit_and_reveals_nothing(fake_judge, 
 
 @pytest.mark.django_db
 def test_without_an_active_judge_a_vote_queues_nothing():
-    assert judging.request_judging(VoterFactory().id) is False
+    import uuid
+
+    assert judging.request_judging(uuid.uuid4()) is False
