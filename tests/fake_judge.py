@@ -11,9 +11,12 @@ request's ``model``:
     fail        HTTP 500
     flaky-N     HTTP 500 for the first N calls, then "longer"
     slow-S      "longer" after sleeping S seconds (concurrency tests)
+    sse-RULE    RULE, streamed even when the request asks for no stream
 
-Streams like the live models' fake (tests/fake_openai.py). Used by the
-judge tests and bench/bench_judge.py.
+Answers a chat.completion JSON object when the request has "stream": false
+(as judges ask), server-sent events otherwise, like tests/fake_openai.py.
+
+Used by the judge tests and bench/bench_judge.py.
 """
 
 from __future__ import annotations
@@ -61,6 +64,7 @@ class FakeJudge:
         self.in_flight: Counter[str] = Counter()
         self.max_in_flight: Counter[str] = Counter()
         self.prompts: list[tuple[str, str]] = []  # (model, user prompt)
+        self.requests: list[dict] = []  # request bodies
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -98,9 +102,13 @@ class FakeJudge:
             self.calls[rule] += 1
             n = self.calls[rule]
             self.prompts.append((rule, prompt))
+            self.requests.append(body)
             self.in_flight[rule] += 1
             self.max_in_flight[rule] = max(self.max_in_flight[rule], self.in_flight[rule])
+        stream = body.get("stream", False) is not False
         try:
+            if rule.startswith("sse-"):
+                rule, stream = rule[4:], True
             if rule.startswith("slow-"):
                 time.sleep(float(rule[5:]))
                 rule = "longer"
@@ -115,6 +123,17 @@ class FakeJudge:
                 h.wfile.write(payload)
                 return
             text = verdict_text(rule, prompt)
+            if not stream:
+                payload = json.dumps({
+                    "id": "x", "object": "chat.completion", "model": body.get("model", ""),
+                    "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+                }).encode()  # fmt: skip
+                h.send_response(200)
+                h.send_header("Content-Type", "application/json")
+                h.send_header("Content-Length", str(len(payload)))
+                h.end_headers()
+                h.wfile.write(payload)
+                return
             h.send_response(200)
             h.send_header("Content-Type", "text/event-stream")
             h.send_header("Connection", "close")

@@ -13,6 +13,10 @@ never guessed. A judging whose retries all fail is ``failed``; a judge with
 ARENA_AUTO_PAUSE_FAILURES failed judgings in a row is paused, as a live
 model is, and one success resets the count.
 
+Calls are plain (non-streamed) chat completions over httpx with the live
+models' settings, key and error kinds; a server that streams anyway is read
+as a stream.
+
 Limits, claimed under the judge's row lock so that concurrent workers agree:
 at most ``max_concurrency`` judgings running at once (a judging that stays
 ``running`` longer than ARENA_JUDGE_STALE_SECONDS belongs to a dead worker
@@ -35,6 +39,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
+import httpx
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Q
@@ -229,6 +234,43 @@ def provider_for(judge: Judge) -> OpenAICompatible:
     return OpenAICompatible.from_settings({"temperature": 0.0, "max_tokens": 1024, **(judge.provider_settings or {})})
 
 
+def complete(provider: OpenAICompatible, messages: list[dict[str, str]]) -> str:
+    """One chat completion, not streamed (a judge's answer is read whole):
+    ``choices[0].message.content`` of the JSON answer. A server that streams
+    anyway (server-sent events) is read as the live models read it. Errors
+    are the live models' ProviderError kinds."""
+    url = provider.url
+    headers = {**provider.headers(), "Accept": "application/json, text/event-stream"}
+    body = {**provider.body(messages), "stream": False}
+    try:
+        with httpx.Client(timeout=provider.http_timeout()) as client:
+            resp = client.post(url, json=body, headers=headers)
+    except httpx.HTTPError as exc:
+        raise provider._http_error(exc) from exc
+    if resp.status_code >= 400:
+        raise ProviderError("http", f"{url} answered {resp.status_code}: {resp.text[:300]}")
+    if resp.headers.get("content-type", "").startswith("text/event-stream"):
+        parts, finished = [], False
+        for line in resp.text.splitlines():
+            deltas, done = provider._parse_line(line)
+            parts += deltas
+            finished = finished or done
+        if not finished:
+            raise ProviderError("stream", f"{url}: the stream ended before [DONE]")
+        return "".join(parts)
+    try:
+        data = resp.json()
+        choice = data["choices"][0]
+        content = (choice.get("message") or {}).get("content")
+        if content is None:
+            content = choice.get("text")
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
+        raise ProviderError("stream", f"{url} sent no completion: {resp.text[:200]!r}") from exc
+    if not isinstance(content, str):
+        raise ProviderError("stream", f"{url} sent a completion without text: {resp.text[:200]!r}")
+    return content
+
+
 def ask(judge: Judge, conv: Conversation) -> tuple[str, str, str, float]:
     """One call: (verdict as shown, reason, raw output, latency in seconds).
     Raises ProviderError or NoVerdict."""
@@ -238,7 +280,7 @@ def ask(judge: Judge, conv: Conversation) -> tuple[str, str, str, float]:
         messages.append({"role": "system", "content": judge.system_prompt})
     messages.append({"role": "user", "content": render_prompt(judge.prompt_template, conv)})
     started = time.perf_counter()
-    output = provider.complete(messages)
+    output = complete(provider, messages)
     latency = time.perf_counter() - started
     shown, reason = parse_verdict(output)
     return shown, reason, output, latency

@@ -82,6 +82,19 @@ def test_a_consistent_judge_gives_the_same_verdict_in_both_orders(fake_judge):
 
 
 @pytest.mark.django_db
+def test_judges_ask_for_one_plain_completion_and_also_read_a_server_that_streams(fake_judge):
+    make_judge(fake_judge, "longer")
+    make_judge(fake_judge, "sse-longer")
+    battle = voted_battle("a")
+    assert judge_it(battle) == {jv.id: "done" for jv in JudgeVote.objects.filter(battle=battle)}
+    assert set(JudgeVote.objects.values_list("verdict", flat=True)) == {"a"}
+    request = next(b for b in reversed(fake_judge.requests) if b["model"] == "longer")
+    assert request["stream"] is False and request["temperature"] == 0.0
+    assert [m["role"] for m in request["messages"]] == ["system", "user"]
+    assert "[[A]]" in request["messages"][0]["content"]  # the default system prompt asks for the verdict format
+
+
+@pytest.mark.django_db
 def test_a_position_biased_judge_is_caught_and_counted_as_a_tie(fake_judge):
     judge = make_judge(fake_judge, "first")
     judge_it(voted_battle("a"))
