@@ -31,10 +31,16 @@ def _model_href(name: str) -> str:
 
 
 def human_context(view, reg) -> dict:
-    """Extra context of the people's board: empty when no judge is registered."""
+    """Extra context of the people's board (``view`` None: nobody has voted
+    yet): empty when no judge is registered."""
     if not Judge.objects.exists():
         return {}
-    cold = judges.cold_start_rows(view.rows, reg) if view.key == "overall" and not view.style_control else []
+    if view is None:
+        cold = judges.cold_start_rows([], reg or selectors.registry())
+    elif view.key == "overall" and not view.style_control:
+        cold = judges.cold_start_rows(view.rows, reg)
+    else:
+        cold = []
     for r in cold:
         r["href"] = _model_href(r["model"])
     return {

@@ -160,7 +160,8 @@ def leaderboard_page(request: HttpRequest) -> HttpResponse:
     keep = {"intervals": shown} if shown != intervals.default() else {}
     snap = selectors.newest_snapshot()
     if snap is None:
-        return render(request, "ratings/leaderboard.html", {"snapshot": None})
+        context = {"snapshot": None, "min_votes": selectors.min_votes(), **judge_views.human_context(None, None)}
+        return render(request, "ratings/leaderboard.html", context)
     views = snapshot_views(snap)
     view = selectors.snapshot_view(snap, choice.category, choice.style_control, with_pairs=True)
     if view is None:

@@ -108,3 +108,15 @@ def test_no_judge_no_change(client, demo_models):
     page = client.get("/leaderboard/").content.decode()
     assert 'id="judge-agreement"' not in page and 'id="sources"' not in page
     assert client.get("/api/v1/judges/").json() == {"judges": []}
+
+
+def test_before_any_human_vote_the_judges_ratings_are_the_preliminary_table(client, db):
+    judge = Judge.objects.create(name="early", provider_settings={"base_url": "http://127.0.0.1:9/v1", "model": "x"})
+    one, two = ArenaModelFactory(name="one-7b"), ArenaModelFactory(name="two-7b")
+    judge_votes(judge, [(one, two, "a")] * 3 + [(two, one, "a")])
+    judge_boards.publish_boards()
+    body = client.get("/api/v1/leaderboard/").json()
+    assert body["snapshot"] is None and body["models"] == []
+    assert [r["model"] for r in body["judge_preliminary"]] == ["one-7b", "two-7b"]
+    page = client.get("/leaderboard/").content.decode()
+    assert 'id="no-snapshot"' in page and 'id="judge-preliminary"' in page and "judge rating (early)" in page
