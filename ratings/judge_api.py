@@ -23,9 +23,20 @@ COLD_START_KEYS = ("model", "display_name", "organization", "license", "status",
                    "upper", "judge_battles", "human_battles")  # fmt: skip
 
 
-def boards_version() -> int:
-    """Changes whenever a judge board is published (cache keys, ETags)."""
-    return JudgeBoard.objects.aggregate(m=Max("id"))["m"] or 0
+def boards_version() -> str:
+    """Changes whenever a judge board is published or the set of active
+    judges changes (cache keys, ETags of people's board): one small query."""
+    from django.db import connection
+
+    board, judge = JudgeBoard._meta.db_table, Judge._meta.db_table
+    with connection.cursor() as cur:
+        cur.execute(
+            f"SELECT (SELECT MAX(id) FROM {board}), (SELECT COUNT(*) FROM {judge} WHERE status = %s), "
+            f"(SELECT SUM(id) FROM {judge} WHERE status = %s)",
+            [Judge.Status.ACTIVE, Judge.Status.ACTIVE],
+        )
+        top, count, total = cur.fetchone()
+    return f"{top or 0}.{count or 0}.{total or 0}"
 
 
 def parse_source(request) -> str | None:

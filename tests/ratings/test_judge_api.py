@@ -120,3 +120,10 @@ def test_before_any_human_vote_the_judges_ratings_are_the_preliminary_table(clie
     assert [r["model"] for r in body["judge_preliminary"]] == ["one-7b", "two-7b"]
     page = client.get("/leaderboard/").content.decode()
     assert 'id="no-snapshot"' in page and 'id="judge-preliminary"' in page and "judge rating (early)" in page
+
+
+def test_pausing_the_judge_takes_its_ratings_off_peoples_board(client, boards):
+    snap, judge, newcomer = boards
+    assert client.get("/api/v1/leaderboard/").json()["judge_preliminary"]
+    Judge.objects.filter(id=judge.id).update(status=Judge.Status.PAUSED)
+    assert client.get("/api/v1/leaderboard/").json()["judge_preliminary"] == []  # not a stale cached body
