@@ -446,3 +446,6 @@ class AnswerSetAdmin(admin.ModelAdmin):
     list_display = ["name", "source", "created_at"]
     search_fields = ["name"]
     inlines = [QuestionInline]
+
+
+from . import judge_admin  # noqa: E402,F401 - the judges, registered like live models

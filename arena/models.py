@@ -199,3 +199,71 @@ class IdempotencyRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.voter_id}:{self.key}"
+
+
+# MT-bench's pairwise judge convention (Zheng et al., 2023): the question,
+# each answer between start/end markers, a short explanation, then a verdict
+# in double brackets. {question}, {answer_a} and {answer_b} are filled in
+# (votes/judging.py); a multi-turn conversation lists every turn in each.
+DEFAULT_JUDGE_SYSTEM = (
+    "Please act as an impartial judge and evaluate the quality of the responses provided by two AI "
+    "assistants to the user question displayed below. Choose the assistant that follows the user's "
+    "instructions and answers the user's question better, considering helpfulness, relevance, accuracy, "
+    "depth, creativity and level of detail. Begin by comparing the two responses and give a short "
+    "explanation. Avoid any position bias: the order in which the responses were presented must not "
+    "influence your decision. Do not let the length of the responses or the names of the assistants "
+    "influence your evaluation. Be as objective as possible. After your explanation, output your final "
+    'verdict by strictly following this format: "[[A]]" if assistant A is better, "[[B]]" if assistant B '
+    'is better, and "[[C]]" for a tie.'
+)
+DEFAULT_JUDGE_TEMPLATE = (
+    "[User Question]\n{question}\n\n"
+    "[The Start of Assistant A's Answer]\n{answer_a}\n[The End of Assistant A's Answer]\n\n"
+    "[The Start of Assistant B's Answer]\n{answer_b}\n[The End of Assistant B's Answer]"
+)
+
+
+class Judge(models.Model):
+    """An automatic judge: an OpenAI-compatible endpoint asked which of two
+    answers is better. Its verdicts are judge votes (votes.JudgeVote), kept
+    apart from human votes and rated on their own leaderboard.
+
+    ``provider_settings`` has the live models' shape (base_url, model,
+    api_key_env: the NAME of the variable holding the key, temperature,
+    max_tokens, timeout). Each order of a battle is one call against
+    ``daily_budget``; a judge whose judgings fail ARENA_AUTO_PAUSE_FAILURES
+    times in a row is paused, as a live model is.
+    """
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", "active"
+        PAUSED = "paused", "paused"
+
+    name = models.CharField(
+        max_length=MODEL_NAME_MAX, unique=True, validators=[validate_model_name],
+        help_text="the judge's name in ?source=judge:NAME; letters, digits and . _ - / : @ +",
+    )  # fmt: skip
+    provider_settings = models.JSONField(default=dict, blank=True)
+    system_prompt = models.TextField(default=DEFAULT_JUDGE_SYSTEM, blank=True)
+    prompt_template = models.TextField(
+        default=DEFAULT_JUDGE_TEMPLATE,
+        help_text="filled with {question}, {answer_a} and {answer_b}; the judge must answer [[A]], [[B]] or [[C]]",
+    )
+    daily_budget = models.PositiveIntegerField(
+        default=1000, help_text="calls per UTC day (each order of a battle is one call; retries count); 0 = none"
+    )
+    max_concurrency = models.PositiveSmallIntegerField(default=2, help_text="judgings in flight at once; 0 = no limit")
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.ACTIVE, db_index=True)
+    consecutive_failures = models.PositiveIntegerField(default=0)
+    paused_reason = models.CharField(max_length=300, blank=True)
+    paused_at = models.DateTimeField(null=True, blank=True)
+    # The budget's counter: calls made on ``calls_day`` (UTC).
+    calls_day = models.DateField(null=True, blank=True)
+    calls_today = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = [Lower("name"), "name"]
+
+    def __str__(self) -> str:
+        return self.name

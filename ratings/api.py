@@ -37,7 +37,7 @@ from arena.models import ArenaModel
 from arena.names import is_valid_model_name, model_name_problem
 from arena.schema import ErrorSerializer
 
-from . import intervals, runs, selectors
+from . import intervals, judge_api, runs, selectors
 from .models import Snapshot
 
 CI_CHOICES = ("sandwich", "bootstrap", "none")
@@ -236,6 +236,8 @@ LeaderboardOut = inline_serializer(
                                              "and rank (UB) use: per model, or all models at once"),
         "style_coefficients": serializers.DictField(child=serializers.FloatField(), allow_null=True),
         "models": LeaderboardRow(many=True),
+        "judge_preliminary": judge_api.ColdStartRows,
+        "source": serializers.CharField(required=False, help_text="judge:NAME on a judge's board"),
     },
 )
 
@@ -247,6 +249,10 @@ class LeaderboardApi(APIView):
         self.ci = _choice(request, "ci", CI_CHOICES, None)
         self.include_deprecated = _bool(request, "include_deprecated")
         self.shown = _choice(request, "intervals", intervals.CHOICES, None) or intervals.default()
+        self.judge = judge_api.parse_source(request)
+        if self.judge is not None:  # a judge's board: answered in full, no conditional GET
+            self.snap = None
+            return None, ""
         self.snap = selectors.newest_snapshot(ci=self.ci)
         if self.snap is None:
             return None, ""
@@ -257,7 +263,7 @@ class LeaderboardApi(APIView):
         floor = selectors.min_votes()
         self.query = (
             f"{self.category}|{int(self.style)}|{self.ci or ''}|{int(self.include_deprecated)}|m{floor}|{self.shown}"
-            f"|r{self.reg.version}"
+            f"|r{self.reg.version}|j{judge_api.boards_version()}"  # + the judges' preliminary rows (cold start)
         )
         return self.snap, self.query
 
@@ -269,12 +275,17 @@ class LeaderboardApi(APIView):
             OpenApiParameter("include_deprecated", bool),
             OpenApiParameter("intervals", str, enum=list(intervals.CHOICES),
                              description="marginal (default, as LMArena) or simultaneous 95% intervals"),
+            OpenApiParameter("source", {"type": "string", "pattern": "^(human|judge:[^\\x00]+)$"},
+                             description="human (default) or judge:NAME, a judge's own board (/api/v1/judges/)"),
         ],
         responses={200: LeaderboardOut, 400: ErrorOut, 404: ErrorOut},
         summary="The leaderboard: rank (UB), rating points, 95% interval",
     )
     @snapshot_conditional
     def get(self, request):
+        if self.judge is not None:  # a judge's board, never mixed with people's
+            return Response(judge_api.judge_leaderboard(self.judge, category=self.category, style=self.style,
+                                                        include_deprecated=self.include_deprecated, shown=self.shown))
         snap, category, style, shown = self.snap, self.category, self.style, self.shown
         if snap is None:
             if self.ci and selectors.newest_snapshot() is not None:
@@ -282,7 +293,7 @@ class LeaderboardApi(APIView):
             return Response(
                 {"updated_at": None, "votes": 0, "snapshot": None, "category": category, "style_control": style,
                  "ci": self.ci or settings.ARENA_LEADERBOARD_CI, "intervals": shown, "style_coefficients": None,
-                 "models": []}
+                 "models": [], "judge_preliminary": judge_api.cold_start([], selectors.registry())}
             )  # fmt: skip
         data = functools.partial(self.data, snap, category, style, self.include_deprecated, self.reg, shown)
         if not isinstance(request.accepted_renderer, JSONRenderer):  # the browsable API renders the data itself
@@ -323,6 +334,7 @@ class LeaderboardApi(APIView):
             "intervals": shown,
             "style_coefficients": view.style_coefficients,
             "models": [{k: r.get(k) for k in keys} for r in rows],
+            "judge_preliminary": judge_api.cold_start(view.rows, reg) if category == "overall" and not style else [],
         }
 
 

@@ -147,3 +147,33 @@ class RatingPoint(models.Model):
 
     def __str__(self) -> str:
         return f"{self.snapshot_id}:{self.key}:{self.model_id}"
+
+
+class JudgeBoard(models.Model):
+    """One judge's leaderboard from its judge votes alone, and how the judge
+    agrees with the human votes, published by the recompute (ratings/judges.py).
+
+    ``rows`` have the snapshot views' shape (model_id, rating, lower, upper,
+    rank, battles, …), so the API and page rank and join them the same way.
+    ``agreement`` holds the figures of ratings.judges.agreement_figures.
+    ``inputs_key`` digests what it was computed from (the judge's votes, the
+    counted human votes, the human snapshot): a run with the same inputs
+    publishes nothing.
+    """
+
+    judge = models.ForeignKey("arena.Judge", on_delete=models.CASCADE, related_name="boards")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    vote_count = models.PositiveIntegerField(default=0, help_text="judge votes counted (done)")
+    fingerprint = models.CharField(max_length=64, help_text="sha256 of the sorted ids of the judge votes counted")
+    inputs_key = models.CharField(max_length=64)
+    human_snapshot = models.ForeignKey(Snapshot, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    rows = models.JSONField(default=list)
+    agreement = models.JSONField(default=dict)
+    warnings = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["judge", "-created_at", "-id"], name="ratings_judgeboard_newest")]
+
+    def __str__(self) -> str:
+        return f"judge board {self.id} ({self.judge_id}, {self.vote_count} votes)"

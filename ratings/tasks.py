@@ -20,7 +20,7 @@ from django.core.cache import cache
 
 from votes.services import RECOMPUTE_QUEUED_KEY
 
-from . import runs, services
+from . import judge_tasks, runs, services
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +102,7 @@ def recompute(
     if run_id is None:
         wait_out_debounce()
         snap = publish_settled(ci=ci, rounds=rounds, force=force)
+        judge_tasks.refresh_boards()  # the judges' boards beside it (agreement, rank correlation)
         return snap.id if snap else None
     for _attempt in range(BUSY_RETRIES + 1):
         run = runs.claim(run_id)

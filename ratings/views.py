@@ -22,7 +22,7 @@ from django.views.decorators.http import require_safe
 from arena.models import ArenaModel
 from arena.names import is_valid_model_name
 
-from . import intervals, plots, selectors
+from . import intervals, judge_views, plots, selectors
 from .models import Snapshot, SnapshotView
 
 HEATMAP_MODELS = 20  # the heatmaps show the top of the table; /api/v1/matrix/ has every pair
@@ -154,11 +154,14 @@ def leaderboard_page(request: HttpRequest) -> HttpResponse:
     except (BadParameter, ValueError) as exc:
         message = str(exc) if isinstance(exc, BadParameter) else f"intervals {exc}"
         return _problem(request, 400, "Bad request", message, [("The leaderboard", reverse("leaderboard"))])
+    if (request.GET.get("source") or "human") != "human":  # a judge's own board (ratings/judge_views.py)
+        return judge_views.judge_board_page(request, request.GET["source"], _problem)
     # the chosen intervals travel in every link below, unless they are the default
     keep = {"intervals": shown} if shown != intervals.default() else {}
     snap = selectors.newest_snapshot()
     if snap is None:
-        return render(request, "ratings/leaderboard.html", {"snapshot": None})
+        context = {"snapshot": None, "min_votes": selectors.min_votes(), **judge_views.human_context(None, None)}
+        return render(request, "ratings/leaderboard.html", context)
     views = snapshot_views(snap)
     view = selectors.snapshot_view(snap, choice.category, choice.style_control, with_pairs=True)
     if view is None:
@@ -212,6 +215,7 @@ def leaderboard_page(request: HttpRequest) -> HttpResponse:
         "listed": len(rows),
         "api_href": reverse("api-leaderboard") + _query(**same, include_deprecated=include_deprecated, **keep),
         "matrix_href": reverse("api-matrix") + "?" + urlencode({"kind": "winrate", **_kept(**same)}),
+        **judge_views.human_context(view, reg),  # source selector, agreement panel, judge-rated newcomers
     }
     return render(request, "ratings/leaderboard.html", context)
 

@@ -455,3 +455,6 @@ class VoterAdmin(admin.ModelAdmin):
     @admin.action(description="Unban selected voters", permissions=["change"])
     def unban(self, request, queryset):
         self._ban(request, queryset, False)
+
+
+from . import judge_admin  # noqa: E402,F401 - judge votes, read-only

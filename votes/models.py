@@ -189,3 +189,86 @@ class VoteExclusionEvent(models.Model):
 
     def __str__(self) -> str:
         return f"vote {self.vote_id} {self.action} ({self.reason})"
+
+
+class JudgeVote(models.Model):
+    """An automatic judge's verdict on one conversation: a table of its own,
+    never mixed with ``Vote`` (the human leaderboard reads only Vote).
+
+    The conversation is a battle's (``battle`` set: a human-voted battle,
+    for agreement) or, before anyone voted, a pair of an answer set's answers
+    to one question (``battle`` empty, ``question`` and ``turns`` set;
+    ``manage.py judge_battles``). ``model_a`` is the answer shown first in
+    the first order; the second order shows the two swapped.
+    ``verdict_ab``/``verdict_ba`` are each order's verdict mapped back to
+    these models (a: model_a better); ``verdict`` is theirs when they agree,
+    a tie when they do not (position bias cancelled). Latencies in seconds.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "waiting (queued, over the concurrency cap or the daily budget)"
+        RUNNING = "running", "being judged"
+        DONE = "done", "judged"
+        FAILED = "failed", "failed"
+
+    class Verdict(models.TextChoices):
+        A = "a", "model A"
+        B = "b", "model B"
+        TIE = "tie", "tie"
+
+    judge = models.ForeignKey("arena.Judge", on_delete=models.PROTECT, related_name="votes")
+    battle = models.ForeignKey(Battle, null=True, blank=True, on_delete=models.PROTECT, related_name="judge_votes")
+    question = models.ForeignKey(
+        "arena.Question", null=True, blank=True, on_delete=models.PROTECT, related_name="judge_votes"
+    )
+    turns = models.PositiveSmallIntegerField(default=1, help_text="turns of the conversation judged")
+    model_a = models.ForeignKey(ArenaModel, on_delete=models.PROTECT, related_name="+")
+    model_b = models.ForeignKey(ArenaModel, on_delete=models.PROTECT, related_name="+")
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
+    verdict = models.CharField(max_length=4, choices=Verdict.choices, blank=True)
+    verdict_ab = models.CharField(max_length=4, choices=Verdict.choices, blank=True)
+    verdict_ba = models.CharField(max_length=4, choices=Verdict.choices, blank=True)
+    reason_ab = models.TextField(blank=True)
+    reason_ba = models.TextField(blank=True)
+    raw_ab = models.TextField(blank=True)
+    raw_ba = models.TextField(blank=True)
+    latency_ab = models.FloatField(null=True, blank=True)
+    latency_ba = models.FloatField(null=True, blank=True)
+    calls = models.PositiveSmallIntegerField(default=0, help_text="calls made, retries included")
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    judged_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            # One judging per judge and conversation: a task that runs twice finds the row.
+            models.UniqueConstraint(
+                fields=["judge", "battle"], condition=Q(battle__isnull=False), name="votes_judgevote_one_per_battle"
+            ),
+            models.UniqueConstraint(
+                fields=["judge", "question", "model_a", "model_b", "turns"],
+                condition=Q(battle__isnull=True),
+                name="votes_judgevote_one_per_pair",
+            ),
+            models.CheckConstraint(
+                condition=Q(battle__isnull=False) | Q(question__isnull=False), name="votes_judgevote_has_conversation"
+            ),
+            models.CheckConstraint(condition=~Q(model_a=models.F("model_b")), name="votes_judgevote_distinct_models"),
+            models.CheckConstraint(
+                condition=~Q(status="done") | Q(verdict__in=["a", "b", "tie"]), name="votes_judgevote_done_has_verdict"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["judge", "status"], name="votes_judgevote_status"),
+            models.Index(fields=["question", "model_a", "model_b", "turns"], name="votes_judgevote_pair"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.judge_id}:{self.battle_id or self.question_id}: {self.verdict or self.status}"
+
+    @property
+    def inconsistent(self) -> bool:
+        """The two orders disagreed (position bias): counted as a tie."""
+        return bool(self.verdict_ab and self.verdict_ba and self.verdict_ab != self.verdict_ba)

@@ -19,6 +19,7 @@ from arena.models import Battle, Voter
 from arena.services import AlreadyVoted, ArenaError, BattleNotFound, BattleSkipped
 
 from . import features
+from .judging import request_judging
 from .models import ExclusionReason, Vote
 
 log = logging.getLogger(__name__)
@@ -113,6 +114,7 @@ def vote_record(*, battle_id: uuid.UUID | str, voter: Voter, winner: str) -> Vot
             )
             Battle.objects.filter(id=battle.id).update(status=Battle.Status.VOTED)
             transaction.on_commit(request_recompute)
+            transaction.on_commit(lambda: request_judging(battle_id))  # judges, if any (votes/judging.py)
     except IntegrityError as exc:  # a concurrent submit won the unique index
         raise AlreadyVoted("this battle already has a vote") from exc
     return vote

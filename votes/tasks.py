@@ -32,3 +32,6 @@ def detect_anomalies() -> dict | None:
         report = anomaly.run_detection().as_dict()
         log.info("anomaly detection: %s", report)
         return report
+
+
+from . import judge_tasks  # noqa: E402,F401 - registers the judges' tasks with the worker

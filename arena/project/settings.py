@@ -404,6 +404,18 @@ ARENA_WORKER_HEARTBEAT_SECONDS = env_float("ARENA_WORKER_HEARTBEAT_SECONDS", 10.
 # /healthz fails when a counted vote has waited this long for a snapshot.
 ARENA_HEALTH_SNAPSHOT_MAX_LAG_SECONDS = env_float("ARENA_HEALTH_SNAPSHOT_MAX_LAG_SECONDS", 600.0)
 
+# LLM-as-judge (votes/judging.py, docs/JUDGES.md). Judges are registered in the
+# admin with their own concurrency cap and daily budget; these apply to all.
+ARENA_JUDGE_RETRIES = env_int("ARENA_JUDGE_RETRIES", 2)  # more attempts per order after an error or a missing verdict
+ARENA_JUDGE_STALE_SECONDS = env_int("ARENA_JUDGE_STALE_SECONDS", 600)  # a judging running longer belongs to a dead worker
+ARENA_JUDGE_SLOT_WAIT_SECONDS = env_float("ARENA_JUDGE_SLOT_WAIT_SECONDS", 30.0)  # a task waits this long for a free slot
+CELERY_BEAT_SCHEDULE["judge-sweep"] = {
+    "task": "votes.judge_sweep", "schedule": env_float("ARENA_JUDGE_SWEEP_SECONDS", 60.0),
+}
+CELERY_BEAT_SCHEDULE["judge-boards-if-stale"] = {
+    "task": "ratings.recompute_judges", "schedule": RATINGS_PERIODIC_SECONDS,
+}
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

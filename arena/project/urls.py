@@ -10,6 +10,7 @@ from arena import views as arena_views
 from arena.project import health as arena_health
 from arena.project import metrics as arena_metrics
 from ratings import api as ratings_api
+from ratings import judge_api as ratings_judge_api
 from ratings import personal_api
 from ratings import views as ratings_views
 from votes import api as votes_api
@@ -28,6 +29,7 @@ urlpatterns = [
     path("api/v1/battles/<str:battle_id>/turns/", arena_api.BattleTurnApi.as_view(), name="api-battle-turns"),
     path("api/v1/battles/<str:battle_id>/skip/", arena_api.BattleSkipApi.as_view(), name="api-battle-skip"),
     path("api/v1/leaderboard/", ratings_api.LeaderboardApi.as_view(), name="api-leaderboard"),
+    path("api/v1/judges/", ratings_judge_api.JudgesApi.as_view(), name="api-judges"),
     path("api/v1/votes/export/", votes_api.VoteExportApi.as_view(), name="api-votes-export"),
     path("api/v1/leaderboard/history/", ratings_api.HistoryApi.as_view(), name="api-leaderboard-history"),
     path("api/v1/models/", ratings_api.ModelListApi.as_view(), name="api-models"),

@@ -295,8 +295,8 @@ def test_ids_are_unique_on_both_pages(client, published):
 
 def test_pages_read_a_fixed_number_of_queries(client, published, tmp_path, django_assert_max_num_queries):
     import_and_publish(tmp_path, 40, seed=3, rare=0, start=10_000)  # a second snapshot for the history
-    # snapshot header, the registry, its view list, the chosen view with its pairs
-    with django_assert_max_num_queries(4):
+    # snapshot header, the registry, its view list, the chosen view with its pairs, whether any judge is registered
+    with django_assert_max_num_queries(5):
         get(client, "/leaderboard/?include_deprecated=true")
     # model, snapshot, views, a page of history, the registry, ratings, opponents' view
     with django_assert_max_num_queries(7):
