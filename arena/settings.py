@@ -154,7 +154,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
 DB_IO_TIMEOUT = env_float("DB_IO_TIMEOUT", 10.0)
 # Seconds a client is told to wait (Retry-After) when the database is unreachable.
 ARENA_DB_RETRY_AFTER = env_int("ARENA_DB_RETRY_AFTER", 5)
-if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env_int("DB_POOL_MAX_SIZE", 10) > 0:
+# (The engine is arena.pgbackend by now: the pool must be keyed on it too, or
+# it silently never starts and every ASGI request opens a connection.)
+if DATABASES["default"]["ENGINE"] == "arena.pgbackend" and env_int("DB_POOL_MAX_SIZE", 10) > 0:
     # Under ASGI each sync view runs on a thread of its own, so a connection
     # kept per thread (CONN_MAX_AGE) is never reused and piles up until
     # PostgreSQL refuses clients: a per-process pool instead (psycopg_pool),
@@ -163,7 +165,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env_int
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
         "min_size": 1,
         "max_size": env_int("DB_POOL_MAX_SIZE", 10),
-        "timeout": env_int("DB_POOL_TIMEOUT", 20),
+        # Seconds a request waits for a connection; while PostgreSQL is
+        # unreachable the pool has none to give, so this bounds the outage's
+        # 503 the way connect_timeout does without a pool.
+        "timeout": env_int("DB_POOL_TIMEOUT", 5),
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
