@@ -185,7 +185,8 @@ ARENA_REDIS_BREAKER_SECONDS = env_float("ARENA_REDIS_BREAKER_SECONDS", 5.0)
 if REDIS_CACHE_URL:
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            # Django's, with one connection pool and client per process (arena/redis_cache.py).
+            "BACKEND": "arena.redis_cache.RedisCache",
             "LOCATION": REDIS_CACHE_URL,
             # One short timeout, no retry: a frozen Redis costs a request at most
             # ARENA_REDIS_TIMEOUT once, then arena/redis_guard.py's breaker skips it.
