@@ -61,7 +61,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT))
 
-import bench_recompute  # noqa: E402 - the scratch-database helpers
+import bench_recompute  # the scratch-database helpers
 
 PY = sys.executable
 # ../shared/data beside the checkout (or beside its parent, for a git worktree).
@@ -83,7 +83,7 @@ def pct(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
     values = sorted(values)
-    return values[min(len(values) - 1, int(round(q / 100 * (len(values) - 1))))]
+    return values[min(len(values) - 1, round(q / 100 * (len(values) - 1)))]
 
 
 # --- setup ------------------------------------------------------------------------------
@@ -424,8 +424,6 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=3.0, help="unreported seconds before each window")
     parser.add_argument("--answers", type=Path, help="an answer set directory (FastChat llm_judge layout)")
     parser.add_argument("--compare", action="store_true", help="also run WSGI under gunicorn gthread (8 threads)")
-    parser.add_argument("--app-dir", type=Path, default=ROOT,
-                        help="serve the web from this checkout (e.g. an older one, for before/after figures)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch database")
     args = parser.parse_args()
     args.redis_url = os.environ.get("REDIS_URL")
@@ -446,17 +444,17 @@ def main() -> None:
     print("# setting up:", prepare(args, env), flush=True)
     configs = [("asgi", procfile_web())]
     if args.compare:
-        configs.append(("gthread", "gunicorn arena.wsgi:application -k gthread --workers 1 --threads 8 "
-                                   "--bind 0.0.0.0:${PORT}"))
+        gthread = "gunicorn arena.wsgi:application -k gthread --workers 1 --threads 8 --bind 0.0.0.0:${PORT}"
+        configs.append(("gthread", gthread))
     for label, command in configs:
-        print(f"# {label}: {command}  (WEB_CONCURRENCY=1, from {args.app_dir})")
+        print(f"# {label}: {command}  (WEB_CONCURRENCY=1)")
     print(f"# load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; warm-up {args.warmup:g} s, "
           f"window {args.seconds:g} s per row", flush=True)
     print(f"{'config':<8} {'voters':>6} {'votes':>6} {'votes/s':>8} {'open p50/p95':>13} {'vote p50/p95':>13} "
           f"{'pair p50/p95':>13} {'cpu ms/v':>8} {'web':>7} {'client':>7}  errors")
     try:
         for label, command in configs:
-            run_config(label, command, args, env, port, args.app_dir)
+            run_config(label, command, args, env, port, ROOT)
     finally:
         clear_queue(args.redis_url)
         if not args.keep:
