@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import random
 import secrets
+import threading
 import uuid
 from collections import Counter, defaultdict
+from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Count
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from . import sampling, standings
@@ -35,16 +38,26 @@ class NoBattleAvailable(ArenaError):
 
 
 def voter_for_session(session) -> Voter:
-    """The voter bound to a browser session (created on first use)."""
-    key = session.get("voter_key")
+    """The voter bound to a browser session (created on first use).
+
+    The session holds the voter's key and id, so a request needs no query to
+    know its voter: the instance carries id and key, and ``banned`` loads on
+    first access (the vote and the open read it under the voter's row lock
+    anyway). Sessions from before the id was kept look the key up once.
+    """
+    key, voter_id = session.get("voter_key"), session.get("voter_id")
+    if key and isinstance(voter_id, int):
+        return Voter.from_db("default", ["id", "key"], [voter_id, key])
     if key:
         voter = Voter.objects.filter(key=key).first()
         if voter:
+            session["voter_id"] = voter.pk
             return voter
     if session.session_key is None:
         session.save()
     voter = Voter.objects.create(key=secrets.token_hex(16))
     session["voter_key"] = voter.key
+    session["voter_id"] = voter.pk
     return voter
 
 
@@ -53,20 +66,84 @@ def voter_for_user(user) -> Voter:
     return voter
 
 
-def _answer_set_candidates() -> tuple[list[ArenaModel], dict[int, set[int]]]:
+@dataclass(frozen=True)
+class Candidates:
+    """The active answer-set models that answered anything, which questions
+    each answered, and for each question the positions in ``models`` of its
+    answerers (only questions at least two of them answered)."""
+
+    models: list[ArenaModel]
+    questions: dict[int, set[int]]
+    shared: dict[int, list[int]]
+
+
+# Which questions each model answered, kept per process: reading every
+# (model, question) pair on each open cost more than the rest of the open
+# (80 × 31 rows for MT-bench). Checked on every open against the table's row
+# count and highest id (one index-only query), so an import, a deleted model
+# or answer set is seen on the next open; derived per set of active models.
+_index_lock = threading.Lock()
+_answer_index: dict = {"fingerprint": None, "pairs": None, "derived": {}}
+
+
+def reset_caches() -> None:
+    """Forget the per-process caches of the open path (tests: ids repeat
+    after a rolled-back transaction on SQLite)."""
+    with _index_lock:
+        _answer_index.update(fingerprint=None, pairs=None, derived={})
+    standings.reset()
+
+
+def _answer_pairs(fingerprint: tuple) -> dict[int, set[int]]:
+    with _index_lock:
+        if _answer_index["fingerprint"] == fingerprint:
+            return _answer_index["pairs"]
+    pairs: dict[int, set[int]] = defaultdict(set)
+    # Every (model, question) pair: the database reads them from the
+    # (question, model) unique index alone, never the answers' text.
+    for model_id, question_id in Answer.objects.order_by().values_list("model_id", "question_id"):
+        pairs[model_id].add(question_id)
+    with _index_lock:
+        _answer_index.update(fingerprint=fingerprint, pairs=pairs, derived={})
+    return pairs
+
+
+def _answer_set_candidates() -> Candidates:
+    answers = Answer._meta.db_table
     models = list(
         ArenaModel.objects.filter(
             status=ArenaModel.Status.ACTIVE, weight__gt=0, provider_kind=ArenaModel.Provider.ANSWER_SET
         )
+        # What sampling and the leak check read; the JSON settings stay unread.
+        .only("id", "name", "display_name", "organization", "identity_words", "weight")
+        # The answer index's fingerprint, in the same round trip.
+        .annotate(
+            answers_n=RawSQL(f"SELECT COUNT(*) FROM {answers}", ()),  # noqa: S611 - a table name from the model, no input
+            answers_last=RawSQL(f"SELECT MAX(id) FROM {answers}", ()),  # noqa: S611 - a table name from the model, no input
+        )
     )
-    questions: dict[int, set[int]] = defaultdict(set)
-    active = {m.id for m in models}
-    # Every (model, question) pair, filtered here: the database reads them
-    # from the (question, model) unique index alone, never the answers' text.
-    for model_id, question_id in Answer.objects.order_by().values_list("model_id", "question_id"):
-        if model_id in active:
-            questions[model_id].add(question_id)
-    return [m for m in models if questions[m.id]], questions
+    if not models:
+        return Candidates([], {}, {})
+    fingerprint = (models[0].answers_n, models[0].answers_last)
+    pairs = _answer_pairs(fingerprint)
+    key = (fingerprint, tuple(m.id for m in models))
+    derived = _answer_index["derived"].get(key)
+    if derived is None:
+        questions = {m.id: pairs[m.id] for m in models if pairs.get(m.id)}
+        answering = [m for m in models if m.id in questions]
+        answerers: dict[int, list[int]] = defaultdict(list)
+        for k, m in enumerate(answering):
+            for question_id in questions[m.id]:
+                answerers[question_id].append(k)
+        shared = {q: ks for q, ks in answerers.items() if len(ks) >= 2}
+        derived = (answering, questions, shared)
+        with _index_lock:
+            if _answer_index["fingerprint"] == fingerprint:
+                _answer_index["derived"] = {key: derived}  # one active set at a time
+    answering, questions, shared = derived
+    # The model instances of this query (current weights and details), in the cached order.
+    by_id = {m.id: m for m in models}
+    return Candidates([by_id[m.id] for m in answering], questions, shared)
 
 
 def _voted_battles(model_ids: list[int]) -> Counter:
@@ -188,7 +265,7 @@ def voter_history(voter: Voter) -> tuple[Counter, dict[int, set[int]]]:
 
 def next_question(
     models: list[ArenaModel], questions: dict[int, set[int]], seen: Counter, revealed: dict[int, set[int]],
-    rng: random.Random,
+    rng: random.Random, shared: dict[int, list[int]] | None = None,
 ) -> tuple[int, list[int]]:
     """The voter's next question and the positions in ``models`` of the
     models whose answers to it may be shown.
@@ -198,16 +275,18 @@ def next_question(
     those opened for this voter the fewest times. So every such question
     comes once before any comes twice, and so on.
     """
-    answerers: dict[int, list[int]] = defaultdict(list)
-    for k, m in enumerate(models):
-        for question_id in questions[m.id]:
-            answerers[question_id].append(k)
-    shared = {q: ks for q, ks in answerers.items() if len(ks) >= 2}
+    if shared is None:  # ``shared``: the same, already derived (Candidates.shared)
+        answerers: dict[int, list[int]] = defaultdict(list)
+        for k, m in enumerate(models):
+            for question_id in questions[m.id]:
+                answerers[question_id].append(k)
+        shared = {q: ks for q, ks in answerers.items() if len(ks) >= 2}
     if not shared:
         raise NoBattleAvailable("no two active models share an answered question; load an answer set first")
     showable = {}
     for q, ks in shared.items():
-        hidden = [k for k in ks if models[k].id not in revealed.get(q, ())]
+        known = revealed.get(q)
+        hidden = [k for k in ks if models[k].id not in known] if known else ks
         if len(hidden) >= 2:
             showable[q] = hidden
     if not showable:
@@ -229,23 +308,35 @@ def conversation(question: Question, answer_a: Answer, answer_b: Answer) -> list
     return [{"prompt": question.turns[t], "a": answer_a.turns[t], "b": answer_b.turns[t]} for t in range(n)]
 
 
+class _StaleAnswerIndex(Exception):
+    """The process's answer index named an answer that is gone."""
+
+
 def battle_create(*, voter: Voter, client_hash: str = "", rng: random.Random | None = None) -> Battle:
     """Open a battle on the pre-generated answer sets for this voter: the
     next question of their rotation, two models by the sampling policy among
     those whose answers to it the voter doesn't know (docs/VOTES.md#rotation)."""
-    if voter.banned:
-        raise VoterBanned("this voter may not open battles")
     rng = rng or random.SystemRandom()
-    models, questions = _answer_set_candidates()
+    try:
+        return _battle_create(voter, client_hash, rng)
+    except _StaleAnswerIndex:  # rebuilt from the table: once more
+        return _battle_create(voter, client_hash, rng)
+
+
+def _battle_create(voter: Voter, client_hash: str, rng: random.Random) -> Battle:
+    candidates = _answer_set_candidates()
+    models, questions = candidates.models, candidates.questions
     if len(models) < 2:
         raise NoBattleAvailable("no two active models share an answered question; load an answer set first")
     inputs = sampling_inputs(models)
     with transaction.atomic():
         # One open at a time per voter, so two concurrent opens read each
-        # other's battle and keep the rotation.
-        Voter.objects.select_for_update().filter(pk=voter.pk).first()
+        # other's battle and keep the rotation. The ban is read here too.
+        locked = Voter.objects.select_for_update().filter(pk=voter.pk).values("banned").first()
+        if locked is None or locked["banned"]:
+            raise VoterBanned("this voter may not open battles")
         seen, revealed = voter_history(voter)
-        question_id, positions = next_question(models, questions, seen, revealed, rng)
+        question_id, positions = next_question(models, questions, seen, revealed, rng, candidates.shared)
         model_a, model_b = choose_pair([models[k] for k in positions], rng, _restrict_inputs(inputs, positions))
         answers = {
             a.model_id: a
@@ -253,6 +344,10 @@ def battle_create(*, voter: Voter, client_hash: str = "", rng: random.Random | N
                 "question"
             )
         }
+        if len(answers) < 2:
+            # An answer deleted since this process indexed them: index afresh, pick again.
+            reset_caches()
+            raise _StaleAnswerIndex
         question = answers[model_a.id].question
         turns = conversation(question, answers[model_a.id], answers[model_b.id])
         return Battle.objects.create(

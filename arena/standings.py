@@ -31,11 +31,26 @@ class SamplingStandings:
 _readers: dict[str, Callable] = {}
 
 
-def register(*, sampling: Callable[[bool], SamplingStandings | None], overall: Callable[[], dict[int, dict]]) -> None:
+def register(
+    *,
+    sampling: Callable[[bool], SamplingStandings | None],
+    overall: Callable[[], dict[int, dict]],
+    reset: Callable[[], None] | None = None,
+) -> None:
     """Install the readers: ``sampling(with_pairs)`` and ``overall()`` (model
-    id → its overall row as the leaderboard shows it)."""
+    id → its overall row as the leaderboard shows it), and ``reset()``, which
+    forgets what the readers keep per process."""
     _readers["sampling"] = sampling
     _readers["overall"] = overall
+    if reset is not None:
+        _readers["reset"] = reset
+
+
+def reset() -> None:
+    """Forget the readers' per-process caches (tests: ids repeat after a rollback)."""
+    reader = _readers.get("reset")
+    if reader:
+        reader()
 
 
 def for_sampling(*, with_pairs: bool) -> SamplingStandings | None:

@@ -13,4 +13,8 @@ class RatingsConfig(AppConfig):
 
         from . import selectors
 
-        standings.register(sampling=selectors.sampling_standings, overall=selectors.overall_standings)
+        standings.register(
+            sampling=selectors.sampling_standings,
+            overall=selectors.overall_standings,
+            reset=selectors.reset_sampling_cache,
+        )

@@ -202,6 +202,17 @@ def overall_standings(snap: Snapshot | None = None, reg: Registry | None = None)
     return standings(view.rows, reg or registry()) if view else {}
 
 
+# A published snapshot never changes: sampling reads its rows once per process.
+# Keyed by what identifies it beyond its id (ids repeat in tests); only rows
+# keyed by model id are kept (older snapshots name models and are joined to
+# the current registry on every read, so a rename shows).
+_sampling_cache: dict = {}
+
+
+def reset_sampling_cache() -> None:
+    _sampling_cache.clear()
+
+
 def sampling_standings(with_pairs: bool) -> SamplingStandings | None:
     """The newest snapshot's overall view as the battle domain's sampling
     reads it (arena/standings.py, registered in ratings/apps.py): counted
@@ -210,6 +221,10 @@ def sampling_standings(with_pairs: bool) -> SamplingStandings | None:
     snap = newest_snapshot()
     if snap is None:
         return None
+    key = (snap.id, snap.created_at, snap.fingerprint, with_pairs)
+    found = _sampling_cache.get(key)
+    if found is not None:
+        return found
     view = snapshot_view(snap, "overall", False, with_pairs=with_pairs)
     if view is None:
         return SamplingStandings()
@@ -222,11 +237,16 @@ def sampling_standings(with_pairs: bool) -> SamplingStandings | None:
             a, b = ids[int(i)], ids[int(j)]
             if a is not None and b is not None:
                 pairs[(min(a, b), max(a, b))] = float(battles)
-    return SamplingStandings(
+    found = SamplingStandings(
         battles={r["model_id"]: float(r.get("battles", 0)) for r in stored},
         theta={r["model_id"]: (r["rating"] - 1000.0) / engine.POINTS_PER_THETA for r in stored},
         pair_battles=pairs,
     )
+    if all("model_id" in r for r in view.rows):
+        if len(_sampling_cache) >= 4:
+            _sampling_cache.clear()
+        _sampling_cache[key] = found
+    return found
 
 
 # --------------------------------------------------------------------------

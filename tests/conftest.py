@@ -26,6 +26,17 @@ def _isolated_cache(settings, tmp_path):
         pass
 
 
+@pytest.fixture(autouse=True)
+def _fresh_open_caches():
+    """The open path's per-process caches (answer index, snapshot rows) start
+    empty: on SQLite a rolled-back test's ids come back in the next test."""
+    from arena import services
+
+    services.reset_caches()
+    yield
+    services.reset_caches()
+
+
 @pytest.fixture
 def demo_models(db):
     """The committed demo arena loaded into the test database."""

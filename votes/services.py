@@ -46,6 +46,14 @@ class DailyCapReached(ArenaError):
     code = "daily_cap_reached"
 
 
+# What the vote reads of the battle and its two models (the reveal needs
+# the names only; the registry's JSON columns are left unread).
+BATTLE_COLUMNS = (
+    "id", "voter_id", "status", "prompt", "response_a", "response_b", "turns", "identity_leak", "ready_at",
+    "created_at", "model_a__id", "model_a__name", "model_b__id", "model_b__name",
+)  # fmt: skip
+
+
 def vote_record(*, battle_id: uuid.UUID | str, voter: Voter, winner: str) -> Vote:
     """Store the voter's verdict on their own battle, once.
 
@@ -74,12 +82,15 @@ def vote_record(*, battle_id: uuid.UUID | str, voter: Voter, winner: str) -> Vot
             battle = (
                 Battle.objects.select_for_update(of=("self",))
                 .select_related("model_a", "model_b")
+                .only(*BATTLE_COLUMNS)
                 .filter(id=battle_id, voter=voter)
                 .first()
             )
             if battle is None:
                 raise BattleNotFound("no such battle for this voter")
-            if battle.status == Battle.Status.VOTED or Vote.objects.filter(battle=battle).exists():
+            # A vote stored for a battle not marked voted (none is, but the
+            # database is the judge) fails the unique index below: AlreadyVoted.
+            if battle.status == Battle.Status.VOTED:
                 raise AlreadyVoted("this battle already has a vote")
             if battle.status == Battle.Status.SKIPPED:
                 raise BattleSkipped("this battle was skipped; open a new one")

@@ -49,3 +49,13 @@ class DatabaseWrapper(base.DatabaseWrapper):
             connection.__class__ = BoundedConnection
             connection.io_timeout = float(settings.DB_IO_TIMEOUT or 0)
         return connection
+
+    def _close(self):
+        """A dead connection (the server restarted, the network cut it, a
+        wait past DB_IO_TIMEOUT) says its siblings idle in the pool are most
+        likely dead too: drain the pool when one is closed broken, so the next
+        requests get new connections rather than one 503 each per stale one."""
+        conn = self.connection
+        if conn is not None and self.pool is not None and (conn.broken or conn.closed):
+            self.pool.drain()
+        return super()._close()

@@ -160,7 +160,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
 DB_IO_TIMEOUT = env_float("DB_IO_TIMEOUT", 10.0)
 # Seconds a client is told to wait (Retry-After) when the database is unreachable.
 ARENA_DB_RETRY_AFTER = env_int("ARENA_DB_RETRY_AFTER", 5)
-if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env_int("DB_POOL_MAX_SIZE", 10) > 0:
+# (The engine is arena.pgbackend by now: the pool must be keyed on it too, or
+# it silently never starts and every ASGI request opens a connection.)
+if DATABASES["default"]["ENGINE"] == "arena.pgbackend" and env_int("DB_POOL_MAX_SIZE", 10) > 0:
     # Under ASGI each sync view runs on a thread of its own, so a connection
     # kept per thread (CONN_MAX_AGE) is never reused and piles up until
     # PostgreSQL refuses clients: a per-process pool instead (psycopg_pool),
@@ -169,7 +171,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env_int
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
         "min_size": 1,
         "max_size": env_int("DB_POOL_MAX_SIZE", 10),
-        "timeout": env_int("DB_POOL_TIMEOUT", 20),
+        # Seconds a request waits for a connection; while PostgreSQL is
+        # unreachable the pool has none to give, so this bounds the outage's
+        # 503 the way connect_timeout does without a pool.
+        "timeout": env_int("DB_POOL_TIMEOUT", 5),
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -186,7 +191,8 @@ ARENA_REDIS_BREAKER_SECONDS = env_float("ARENA_REDIS_BREAKER_SECONDS", 5.0)
 if REDIS_CACHE_URL:
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            # Django's, with one connection pool and client per process (arena/redis_cache.py).
+            "BACKEND": "arena.redis_cache.RedisCache",
             "LOCATION": REDIS_CACHE_URL,
             # One short timeout, no retry: a frozen Redis costs a request at most
             # ARENA_REDIS_TIMEOUT once, then arena/redis_guard.py's breaker skips it.
