@@ -77,6 +77,7 @@ class ParsedVote:
     key: str
     reason: str
     features: dict | None
+    skip: str = ""  # the reader's category (self_battle, named, excluded), as rate_battles counts it
 
 
 @dataclass
@@ -138,7 +139,7 @@ def _vote(battle: Battle, namespace: str) -> tuple[ParsedVote, tuple, bytes]:
     want = any(get(name) is not None for name in _FEATURE_FIELDS)
     feats = row_features(get) if want else None
     vote = ParsedVote(battle.model_a, battle.model_b, battle.winner, battle.tstamp, battle.judge,
-                      with_time_prefix(first.hexdigest(), raw_ts), _reason(battle), feats)  # fmt: skip
+                      with_time_prefix(first.hexdigest(), raw_ts), _reason(battle), feats, battle.skip)  # fmt: skip
     return vote, fields, first.digest()[:8]
 
 
@@ -277,8 +278,7 @@ def _import_rows(sources, writer: Writer, stats: ImportStats, bar: Progress, *, 
             stats.rows += 1
             if item.reason:
                 stats.excluded[item.reason] = stats.excluded.get(item.reason, 0) + 1
-                skip = _SKIP_OF_REASON.get(item.reason, EXCLUDED)
-                stats.skipped[skip] = stats.skipped.get(skip, 0) + 1
+                stats.skipped[item.skip] = stats.skipped.get(item.skip, 0) + 1
             if failed:
                 continue
             chunk.append(item)

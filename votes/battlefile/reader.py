@@ -279,6 +279,8 @@ def text_list(value) -> list[str]:
 
 def sniff(head: bytes) -> str:
     text = head.decode("utf-8", errors="ignore").lstrip(BOM + " \t\r\n")
+    if not text:
+        return "empty"
     if text.startswith("["):
         return "json"
     if text.startswith("{"):
@@ -303,6 +305,8 @@ class BattleFile:
         except OSError as exc:
             raise BattleFileError(f"{self.path}: cannot read ({exc.strerror or exc})") from None
         self.kind = sniff(head)
+        if self.kind == "empty" and len(head) >= 65536:
+            self.kind = "unknown"  # 64 KiB of whitespace is no battle file
         if self.kind == "unknown":
             raise BattleFileError(
                 f"{self.path}: not a battle file (expected a clean_battle JSON array, JSON Lines, "
@@ -315,6 +319,8 @@ class BattleFile:
             self._header = self._csv_header(head)
 
     def __iter__(self) -> Iterator[Battle | BadRow]:
+        if self.kind == "empty":
+            return iter(())
         if self.kind == "json":
             return self._json_array()
         if self.kind == "jsonl":
