@@ -17,15 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from votes.battlefile import (
-    EXCLUDED,
-    NAMED,
-    SCORE,
-    BadRow,
-    BattleFile,
-    BattleFileError,
-    row_style,
-)
+from votes.battlefile import EXCLUDED, NAMED, SCORE, BadRow, BattleFile, BattleFileError, row_style
 from votes.battlefile import LABELS as _CODES
 
 # Winner label → score of model_a.

@@ -94,8 +94,7 @@ class Writer:
             if new:
                 # Sorted, so a fresh database numbers models the same way on every import of the same data.
                 self.ArenaModel.objects.bulk_create(
-                    [self.ArenaModel(name=n, status=self.status) for n in new],
-                    ignore_conflicts=True,
+                    [self.ArenaModel(name=n, status=self.status) for n in new], ignore_conflicts=True
                 )
                 existing.update(self.ArenaModel.objects.filter(name__in=new).values_list("name", "id"))
                 self.stats.models_created.extend(new)
@@ -158,7 +157,7 @@ class Writer:
         if self.copy_cm is not None:
             try:
                 self.copy_cm.__exit__(RuntimeError, RuntimeError("import aborted"), None)
-            except Exception:
+            except Exception:  # noqa: BLE001, S110 - the transaction is being rolled back anyway
                 pass
             self.copy_cm = self.copy = None
 
@@ -249,8 +248,7 @@ class Writer:
         taken: set[str] = set()
         for start in range(0, len(keys), 2000):  # small arrays keep the planner on the unique index
             self.cursor.execute(
-                "SELECT external_key FROM votes_vote WHERE external_key = ANY(%s)",
-                [keys[start : start + 2000]],
+                "SELECT external_key FROM votes_vote WHERE external_key = ANY(%s)", [keys[start : start + 2000]]
             )
             taken.update(row[0] for row in self.cursor.fetchall())
         fresh = [v for v in fresh if v.key not in taken]
@@ -284,10 +282,7 @@ class Writer:
                 row[13] = ops.adapt_datetimefield_value(row[13])
             rows.append(row)
         with self.connection.cursor() as cursor:
-            cursor.executemany(
-                f"INSERT OR IGNORE INTO votes_vote ({', '.join(VOTE_COLUMNS)}) VALUES ({marks})",
-                rows,
-            )
+            cursor.executemany(f"INSERT OR IGNORE INTO votes_vote ({', '.join(VOTE_COLUMNS)}) VALUES ({marks})", rows)
             self.inserted += max(0, cursor.rowcount)
 
     def _write_orm(self, batch: list[ParsedVote]) -> None:

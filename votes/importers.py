@@ -30,16 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .battlefile import (
-    EXCLUDED,
-    LABELS,
-    NAMED,
-    SELF_BATTLE,
-    BadRow,
-    Battle,
-    BattleFile,
-    BattleFileError,
-)
+from .battlefile import EXCLUDED, LABELS, NAMED, SELF_BATTLE, BadRow, Battle, BattleFile, BattleFileError
 from .import_features import row_features
 from .import_keys import Ordinals, dedupe_key, scalar, with_time_prefix
 from .import_progress import Progress
@@ -248,10 +239,7 @@ def import_files(
     return stats
 
 
-_SKIP_OF_REASON = {
-    ExclusionReason.SELF_BATTLE: SELF_BATTLE,
-    ExclusionReason.NAMED: NAMED,
-}
+_SKIP_OF_REASON = {ExclusionReason.SELF_BATTLE: SELF_BATTLE, ExclusionReason.NAMED: NAMED}
 
 
 def _import_rows(sources, writer: Writer, stats: ImportStats, bar: Progress, *, namespace: str,

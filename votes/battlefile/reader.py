@@ -175,10 +175,7 @@ def _number(value, what: str) -> None:
 def meta_style(meta: dict) -> list[int]:
     """The eight style counts (a then b) of a clean_battle ``conv_metadata``."""
     try:
-        counts = [
-            *features.from_conv_metadata(meta, "a"),
-            *features.from_conv_metadata(meta, "b"),
-        ]
+        counts = [*features.from_conv_metadata(meta, "a"), *features.from_conv_metadata(meta, "b")]
     except (TypeError, ValueError, OverflowError, AttributeError):
         raise _Bad("conv_metadata: the token, header, list and bold counts must be numbers") from None
     if not all(0 <= c <= STYLE_COUNT_MAX for c in counts):
@@ -279,8 +276,6 @@ def text_list(value) -> list[str]:
 
 def sniff(head: bytes) -> str:
     text = head.decode("utf-8", errors="ignore").lstrip(BOM + " \t\r\n")
-    if not text:
-        return "empty"
     if text.startswith("["):
         return "json"
     if text.startswith("{"):
@@ -305,8 +300,6 @@ class BattleFile:
         except OSError as exc:
             raise BattleFileError(f"{self.path}: cannot read ({exc.strerror or exc})") from None
         self.kind = sniff(head)
-        if self.kind == "empty" and len(head) >= 65536:
-            self.kind = "unknown"  # 64 KiB of whitespace is no battle file
         if self.kind == "unknown":
             raise BattleFileError(
                 f"{self.path}: not a battle file (expected a clean_battle JSON array, JSON Lines, "
@@ -319,8 +312,6 @@ class BattleFile:
             self._header = self._csv_header(head)
 
     def __iter__(self) -> Iterator[Battle | BadRow]:
-        if self.kind == "empty":
-            return iter(())
         if self.kind == "json":
             return self._json_array()
         if self.kind == "jsonl":
@@ -373,7 +364,7 @@ class BattleFile:
         path = self.path
         raw_decode = json.JSONDecoder().raw_decode
         utf8 = codecs.getincrementaldecoder("utf-8")()
-        f = open(path, "rb")
+        f = open(path, "rb")  # noqa: SIM115 - a generator: closed in its finally
         buf, i, line, eof = "", 0, 1, False
 
         def more() -> None:
@@ -411,12 +402,7 @@ class BattleFile:
                         i += 1
                         skip_ws()
                         if i < len(buf):
-                            yield BadRow(
-                                path,
-                                line,
-                                "extra data after the JSON array; ignored",
-                                fatal=True,
-                            )
+                            yield BadRow(path, line, "extra data after the JSON array; ignored", fatal=True)
                         return
                     if i >= len(buf):
                         yield BadRow(path, line, "the JSON array is not closed", fatal=True)
@@ -432,12 +418,7 @@ class BattleFile:
                             more()
                             continue
                         bad_line = line + buf.count("\n", i, exc.pos)
-                        yield BadRow(
-                            path,
-                            bad_line,
-                            f"invalid JSON ({exc.msg}); rest of file unread",
-                            fatal=True,
-                        )
+                        yield BadRow(path, bad_line, f"invalid JSON ({exc.msg}); rest of file unread", fatal=True)
                         return
                     if not complete:
                         more()
@@ -449,21 +430,16 @@ class BattleFile:
                     sep = buf[i : i + 1]
                     if sep == ",":
                         i += 1
+                    elif not sep:
+                        yield BadRow(path, line, "the JSON array is not closed", fatal=True)
+                        return
                     elif sep != "]":
                         yield BadRow(
-                            path,
-                            line,
-                            "expected ',' or ']' in the JSON array; rest of file unread",
-                            fatal=True,
+                            path, line, "expected ',' or ']' in the JSON array; rest of file unread", fatal=True
                         )
                         return
             except UnicodeDecodeError as exc:
-                yield BadRow(
-                    path,
-                    line,
-                    f"not UTF-8 text ({exc.reason}); rest of file unread",
-                    fatal=True,
-                )
+                yield BadRow(path, line, f"not UTF-8 text ({exc.reason}); rest of file unread", fatal=True)
         finally:
             f.close()
             self.done = self.size
@@ -490,11 +466,7 @@ class BattleFile:
                 f"{self.path}: both a winner column and winner_model_a/winner_model_b/winner_tie; "
                 "the one-hot columns decide"
             )
-        return {
-            "cols": cols,
-            "width": len(header),
-            "one_hot": one_hot if has_one_hot else None,
-        }
+        return {"cols": cols, "width": len(header), "one_hot": one_hot if has_one_hot else None}
 
     def _lines(self, f, flagged: dict, offset: int) -> Iterator[str]:
         """Decoded lines for csv.reader; lines with a NUL byte or bad UTF-8 are
@@ -520,7 +492,7 @@ class BattleFile:
         flagged: dict[int, str] = {}
         own = f is None
         if own:
-            f = open(path, "rb")
+            f = open(path, "rb")  # noqa: SIM115 - a generator: closed in its finally
         try:
             reader = csv.reader(self._lines(f, flagged, skip_lines))
             if not skip_lines:
@@ -536,20 +508,12 @@ class BattleFile:
                 except StopIteration:
                     break
                 except csv.Error as exc:  # an unclosed quote: the rest can't be trusted
-                    yield BadRow(
-                        path,
-                        line_end + 1,
-                        f"unreadable CSV ({exc}); rest of file unread",
-                        fatal=True,
-                    )
+                    yield BadRow(path, line_end + 1, f"unreadable CSV ({exc}); rest of file unread", fatal=True)
                     return
                 line = line_end + 1  # a row starts after the previous one ended (quoted cells span lines)
                 line_end = reader.line_num + skip_lines
                 if flagged:
-                    why = next(
-                        (flagged.pop(k) for k in range(line, line_end + 1) if k in flagged),
-                        None,
-                    )
+                    why = next((flagged.pop(k) for k in range(line, line_end + 1) if k in flagged), None)
                     if why is not None:
                         yield BadRow(path, line, why)
                         continue
