@@ -97,8 +97,8 @@ class ImportStats:
 # --------------------------------------------------------------------------
 # battles → votes (no database)
 
-_FEATURE_FIELDS = ("conversation_a", "conversation_b", "turns", "prompt", "response_a", "response_b",
-                   "conv_metadata", "language", "is_code", "prompt_tokens", "turn")  # fmt: skip
+_FEATURE_FIELDS = frozenset(("conversation_a", "conversation_b", "turns", "prompt", "response_a", "response_b",
+                             "conv_metadata", "language", "is_code", "prompt_tokens", "turn"))  # fmt: skip
 
 
 def _reason(battle: Battle) -> str:
@@ -127,7 +127,7 @@ def _vote(battle: Battle, namespace: str) -> tuple[ParsedVote, tuple, bytes]:
     fields = (scalar(ident), scalar(get("question_id")), raw_ts, battle.judge or "", scalar(get("turn")),
               battle.model_a, battle.model_b, battle.winner)  # fmt: skip
     first = hashlib.sha256("\x1f".join((namespace, *fields)).encode())
-    want = any(get(name) is not None for name in _FEATURE_FIELDS)
+    want = not _FEATURE_FIELDS.isdisjoint(battle.fields)
     feats = row_features(get) if want else None
     vote = ParsedVote(battle.model_a, battle.model_b, battle.winner, battle.tstamp, battle.judge,
                       with_time_prefix(first.hexdigest(), raw_ts), _reason(battle), feats, battle.skip)  # fmt: skip

@@ -29,7 +29,7 @@ import math
 import os
 import sys
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 
 from arena.names import model_name_error
@@ -97,6 +97,7 @@ class Battle:
     skip: str
     file_reason: str  # the file's exclusion_reason when it marks the row excluded, else ''
     get: Callable[[str], object]
+    fields: Collection[str] = ()  # the row's field names (a JSON object's keys, a CSV header)
     count: int = 1
 
     @property
@@ -183,7 +184,7 @@ def meta_style(meta: dict) -> list[int]:
     return counts
 
 
-def _battle(path: str, line: int, get, winner, code: str | None = None) -> Battle:
+def _battle(path: str, line: int, get, winner, code: str | None = None, fields: Collection[str] = ()) -> Battle:
     """Validate one row read through ``get``: ``winner`` is the row's label,
     or ``code`` the outcome the CSV one-hot columns gave."""
     ma = _name(get("model_a"), "model_a")
@@ -216,7 +217,7 @@ def _battle(path: str, line: int, get, winner, code: str | None = None) -> Battl
         skip = EXCLUDED
     else:
         skip = ""
-    return Battle(path, line, ma, mb, code, anony is not False, ts, judge, skip, file_reason, get)
+    return Battle(path, line, ma, mb, code, anony is not False, ts, judge, skip, file_reason, get, fields)
 
 
 def _truthy(value) -> bool:
@@ -353,7 +354,7 @@ class BattleFile:
             return BadRow(self.path, line, "expected a JSON object with model_a, model_b, winner")
         get = rec.get
         try:
-            return _battle(self.path, line, get, get("winner"))
+            return _battle(self.path, line, get, get("winner"), None, rec)
         except _Bad as exc:
             return BadRow(self.path, line, str(exc))
 
@@ -537,8 +538,8 @@ class BattleFile:
                 flags = [_flag(row[k]) for k in one_hot]
                 if sum(flags) != 1:
                     raise _Bad("exactly one of winner_model_a, winner_model_b, winner_tie must be 1")
-                return _battle(self.path, line, get, None, ("a", "b", "tie")[flags.index(1)])
-            return _battle(self.path, line, get, row[iw])
+                return _battle(self.path, line, get, None, ("a", "b", "tie")[flags.index(1)], cols)
+            return _battle(self.path, line, get, row[iw], None, cols)
         except _Bad as exc:
             return BadRow(self.path, line, str(exc))
 
