@@ -69,7 +69,7 @@ def read_battles(
     order = 0
     for p in paths:
         bf = BattleFile(p)
-        for item in bf if per_battle else bf.counted():
+        for item, n in ((i, 1) for i in bf) if per_battle else bf.counted():
             if type(item) is BadRow:
                 if not skip_bad_rows:
                     raise BattleFileError(f"{item} (use --skip-bad-rows to skip such rows)")
@@ -77,10 +77,10 @@ def read_battles(
                 continue
             skip = item.skip
             if skip == NAMED and not include_named:
-                out.named += item.count
+                out.named += n
                 continue
             if skip == EXCLUDED:
-                out.excluded += item.count
+                out.excluded += n
                 continue
             ia = index.get(item.model_a)
             if ia is None:
@@ -92,7 +92,7 @@ def read_battles(
                 names.append(item.model_b)
             if not per_battle:
                 key = (ia, ib, item.winner)
-                counts[key] = counts.get(key, 0) + item.count
+                counts[key] = counts.get(key, 0) + n
                 continue
             order += 1
             a.append(ia)

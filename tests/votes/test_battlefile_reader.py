@@ -148,14 +148,14 @@ def test_counted_csv_equals_row_by_row(tmp_path, monkeypatch):
 
     def tally(items):
         good, bad = Counter(), []
-        for it in items:
+        for it, n in items:
             if type(it) is BadRow:
                 bad.append((it.line, it.reason))
             else:
-                good[(it.model_a, it.model_b, it.winner, it.skip)] += it.count
+                good[(it.model_a, it.model_b, it.winner, it.skip)] += n
         return good, sorted(bad)
 
-    one_by_one = tally(BattleFile(path))
+    one_by_one = tally((item, 1) for item in BattleFile(path))
     counted = tally(BattleFile(path).counted())
     assert one_by_one == counted
     assert len(one_by_one[1]) > 10 and all(lines[n - 1].split(",")[2].strip('"') == "draw" or lines[n - 1].startswith(" ")

@@ -84,7 +84,7 @@ class Battle:
     """One valid row. ``winner`` is an outcome code (a, b, tie, both_bad);
     ``skip`` says why it is not rated ('' when it is: self_battle > named >
     excluded, in that order); ``get(field)`` reads any other field of the row
-    (None when absent). ``count`` > 1 only from ``BattleFile.counted()``."""
+    (None when absent). ``line`` is 0 for a battle ``BattleFile.counted()`` merged from several lines."""
 
     path: str
     line: int
@@ -98,7 +98,6 @@ class Battle:
     file_reason: str  # the file's exclusion_reason when it marks the row excluded, else ''
     get: Callable[[str], object]
     fields: Collection[str] = ()  # the row's field names (a JSON object's keys, a CSV header)
-    count: int = 1
 
     @property
     def score(self) -> float:
@@ -544,68 +543,87 @@ class BattleFile:
             return BadRow(self.path, line, str(exc))
 
     # -- counted (rate_battles' fast path) ---------------------------------
-    def counted(self) -> Iterator[Battle | BadRow]:
-        """The same battles and bad rows as iterating, in another order, with
-        identical CSV lines merged into one Battle with ``count`` > 1. Worth
-        it for plain model_a,model_b,winner CSV (a million lines with a few
-        thousand distinct ones); other files are read row by row."""
+    def counted(self) -> Iterator[tuple[Battle | BadRow, int]]:
+        """The same battles and bad rows as iterating, in another order, as
+        (item, how many times): identical lines of a plain model_a,model_b,winner
+        CSV (a million lines, a few thousand distinct ones) are read once per
+        block of lines and once per distinct line while they fit a bounded
+        cache. Other files: each row once, (item, 1). A counted Battle is
+        shared by all its lines (``line`` 0): use it before the next item."""
         h = self._header
         plain = h is not None and h["one_hot"] is None and set(h["cols"]) <= {"model_a", "model_b", "winner"}
         if not plain:
-            yield from self
+            for item in self:
+                yield item, 1
             return
         cols, width = h["cols"], h["width"]
-        path = self.path
-        with open(path, "rb") as f:
+        known: dict[bytes, Battle | BadRow | None] = {}  # a distinct line → what it is (None: blank)
+        tally: Counter = Counter()  # distinct lines → how many, across blocks, until it holds too many
+
+        def flush() -> Iterator[tuple[Battle, int]]:
+            for raw, n in tally.items():
+                item = known[raw]
+                if type(item) is Battle:
+                    yield item, n
+            tally.clear()
+            known.clear()
+
+        with open(self.path, "rb") as f:
             first = f.readline()
             self.done += len(first)
             lineno = 1
             while True:
-                block = f.read(4 * CHUNK)
+                block = f.read(8 * CHUNK)
                 if not block:
                     break
                 block += f.readline()  # end on a line boundary
                 if b'"' in block or b"\x00" in block or block.count(b"\r") != block.count(b"\r\n"):
                     # Quoted cells (which may hold commas and newlines) and
                     # other oddities: csv.reader for the rest, with the same rules.
+                    yield from flush()
                     f.seek(self.done)
-                    yield from self._csv(skip_lines=lineno, f=f)
+                    for item in self._csv(skip_lines=lineno, f=f):
+                        yield item, 1
                     return
                 self.done += len(block)
                 lines = block.split(b"\n")
                 if lines[-1] == b"":
                     lines.pop()
-                for raw, n in Counter(lines).items():
-                    yield from self._counted_line(raw, n, lines, lineno, cols, width)
+                counts = Counter(lines)
+                for raw in counts:
+                    item = known.get(raw, False)
+                    if item is False:
+                        item = known[raw] = self._counted_line(raw, cols, width)
+                    if type(item) is BadRow:  # one per occurrence, each with its own line
+                        for k, other in enumerate(lines):
+                            if other == raw:
+                                yield BadRow(self.path, lineno + 1 + k, item.reason), 1
+                tally.update(counts)
                 lineno += len(lines)
+                if len(tally) > 200_000:  # bounded: a file of distinct lines gains nothing here
+                    yield from flush()
+        yield from flush()
         self.done = self.size
 
-    def _counted_line(self, raw: bytes, n: int, lines: list, base: int, cols, width) -> Iterator[Battle | BadRow]:
-        path = self.path
+    def _counted_line(self, raw: bytes, cols, width) -> Battle | BadRow | None:
         try:
             text = raw.decode("utf-8")
-            reason = None
         except UnicodeDecodeError as exc:
-            text, reason = "", f"not UTF-8 text (byte {exc.start} of the line)"
-        if reason is None:
-            text = text.rstrip("\r")
-            if not text.strip():
-                return
-            row = text.split(",")
-            if len(row) != width:
-                reason = f"expected {width} columns, found {len(row)}"
-            else:
-                item = self._csv_row(row, 0, cols, None, cols["winner"])
-                if type(item) is Battle:
-                    item.line = base + 1 + lines.index(raw)
-                    item.count = n
-                    yield item
-                    return
-                reason = item.reason
-        # a bad line: one BadRow per occurrence, each with its own line number
-        for k, other in enumerate(lines):
-            if other == raw:
-                yield BadRow(path, base + 1 + k, reason)
+            return BadRow(self.path, 0, f"not UTF-8 text (byte {exc.start} of the line)")
+        text = text.rstrip("\r")
+        if not text.strip():
+            return None
+        row = text.split(",")
+        if len(row) != width:
+            return BadRow(self.path, 0, f"expected {width} columns, found {len(row)}")
+        ma, mb, label = row[cols["model_a"]], row[cols["model_b"]], row[cols["winner"]]
+        # What _battle makes of a row with only these three fields, without its lookups of the absent ones.
+        try:
+            ma, mb, code = _name(ma, "model_a"), _name(mb, "model_b"), _winner(label)
+        except _Bad as exc:
+            return BadRow(self.path, 0, str(exc))
+        get = {"model_a": ma, "model_b": mb, "winner": label}.get
+        return Battle(self.path, 0, ma, mb, code, True, None, None, SELF_BATTLE if ma == mb else "", "", get, cols)
 
 
 def _flag(cell: str) -> int:
