@@ -161,7 +161,8 @@ class RateBattles:
             if active[i]
         ]
         rows.sort(key=lambda r: (-r["rating"], r["model"]))
-        skipped = {"self_battle": int(pc.n_self), "named": battles.named, "bad_row": battles.bad_rows}
+        skipped = {"self_battle": int(pc.n_self), "named": battles.named, "bad_row": battles.bad_rows,
+                   "excluded": battles.excluded}  # fmt: skip
         extra = {}
         if simultaneous:
             extra["critical_value"] = None if critical_value is None else round(critical_value, 6)
@@ -181,7 +182,7 @@ class RateBattles:
             "battles_skipped": skipped,
             "models": rows,
             "style_coefficients": style_coefficients,
-            "warnings": warnings,
+            "warnings": [*battles.warnings, *warnings],
             "timings": {
                 "read": round(read_seconds, 6),
                 "aggregate": round(t2 - t1, 6),
