@@ -14,7 +14,7 @@ import uvicorn
 
 class AsgiServer:
     def __init__(self):
-        from arena.asgi import ArenaASGIHandler
+        from arena.project.asgi import ArenaASGIHandler
 
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
