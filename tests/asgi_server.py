@@ -14,13 +14,13 @@ import uvicorn
 
 class AsgiServer:
     def __init__(self):
-        from django.core.handlers.asgi import ASGIHandler
+        from arena.asgi_handler import ArenaASGIHandler
 
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
         config = uvicorn.Config(
-            ASGIHandler(), host="127.0.0.1", port=self.port, log_level="warning", lifespan="off", access_log=False
+            ArenaASGIHandler(), host="127.0.0.1", port=self.port, log_level="warning", lifespan="off", access_log=False
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True, name="uvicorn")
