@@ -185,7 +185,12 @@ if REDIS_CACHE_URL:
             "LOCATION": REDIS_CACHE_URL,
             # One short timeout, no retry: a frozen Redis costs a request at most
             # ARENA_REDIS_TIMEOUT once, then arena/redis_guard.py's breaker skips it.
-            "OPTIONS": {"socket_connect_timeout": ARENA_REDIS_TIMEOUT, "socket_timeout": ARENA_REDIS_TIMEOUT},
+            "OPTIONS": {
+                "socket_connect_timeout": ARENA_REDIS_TIMEOUT,
+                "socket_timeout": ARENA_REDIS_TIMEOUT,
+                # One pool per process, not a new connection per request (arena/redis_pool.py).
+                "pool_class": "arena.redis_pool.SharedConnectionPool",
+            },
         }
     }
 else:
