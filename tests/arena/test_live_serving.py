@@ -49,6 +49,8 @@ def test_streams_waiting_on_their_providers_hold_no_database_connection(provider
     require_postgres()
     from django.db import connection
 
+    from arena.models import Battle
+
     waiting = connection.pool.max_size + 2
     for name in ("basalt-3b", "cinder-8b"):
         live_model(provider, name, max_concurrency=0)
@@ -72,7 +74,8 @@ def test_streams_waiting_on_their_providers_hold_no_database_connection(provider
         # now. With a connection held per stream the pool would be empty and the
         # opening below would wait DB_POOL_TIMEOUT.
         more_than_the_pool = 2 * (connection.pool.max_size + 1)
-        assert wait_for(lambda: provider.in_flight >= more_than_the_pool, timeout=20), (provider.max_in_flight, results)
+        assert wait_for(lambda: provider.in_flight >= more_than_the_pool, timeout=20), (
+            provider.max_in_flight, list(Battle.objects.exclude(failure="").values_list("failure", flat=True)))
         late = voters[waiting].http.post(
             "/api/v1/battles/", json={"prompt": "Still room?"}, headers=voters[waiting].headers, timeout=5
         )
@@ -80,8 +83,9 @@ def test_streams_waiting_on_their_providers_hold_no_database_connection(provider
     finally:
         for thread in threads:
             thread.join(timeout=60)
+    failures = list(Battle.objects.exclude(failure="").values_list("failure", flat=True))
     for events in results:
-        assert events is not None and events[-1] == ("end", {"status": "ready", "turn": 1, "turns_left": 4})
+        assert isinstance(events, list) and events[-1] == ("end", {"status": "ready", "turn": 1, "turns_left": 4}), failures
 
 
 def test_a_streams_writes_are_whole_events_and_exactly_the_providers_text(provider, asgi_server):
