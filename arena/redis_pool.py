@@ -13,13 +13,14 @@ thread-safe and reset themselves in a forked child).
 from __future__ import annotations
 
 import threading
+from typing import ClassVar
 
 import redis
 
 
 class SharedConnectionPool(redis.ConnectionPool):
-    _shared: dict[tuple, redis.ConnectionPool] = {}
-    _lock = threading.Lock()
+    _shared: ClassVar[dict[tuple, redis.ConnectionPool]] = {}
+    _lock: ClassVar[threading.Lock] = threading.Lock()
 
     @classmethod
     def from_url(cls, url: str, **kwargs) -> redis.ConnectionPool:

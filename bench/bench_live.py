@@ -18,12 +18,16 @@ redis://127.0.0.1:6379/3 and /4). It starts:
 For each N: N voters in separate sessions (cookie + CSRF token, as the page)
 open a live battle each on two models with max_concurrency 0 (no cap), then
 (after one unreported warm-up round of 4) all POST their stream/ at once
-(--ramp S spreads the starts evenly over S seconds instead)
-from one asyncio httpx client. It prints: streams completed (an ``end``
-event with status ready), time to the first ``delta`` event from the POST
-(p50/p95/max) and that minus the provider's own first-chunk delay (the
-overhead the arena adds), stream duration p95, and the leaderboard's
-p50/p95/max and request count while the streams ran.
+(--ramp S spreads the starts evenly over S seconds instead) from --clients
+processes (2; battle i from process i mod 2, all starting at the same
+clock time), so the client's own CPU does not delay the server it measures.
+It prints: streams completed (an ``end`` event with status ready), time to
+the first ``delta`` event from the POST (p50/p95/max) and that minus the
+provider's own first-chunk delay (the overhead the arena adds), the time to
+the response headers (the checks and the claim done), stream duration p95,
+the leaderboard's p50/p95/max and request count while the streams ran, and
+the CPU seconds the web worker (and per stream), the provider and the
+client processes used meanwhile.
 
 Targets (issue #14): every stream completes, TTFE p95 within 100 ms of the
 provider's, leaderboard p95 < 50 ms, N >= 500.
@@ -210,14 +214,18 @@ async def stream_one(client, battle: dict, delay: float) -> dict:
     return result
 
 
+def client_options(base_url: str) -> dict:
+    import httpx
+
+    return {"base_url": base_url, "timeout": httpx.Timeout(120, connect=30, pool=None),
+            "limits": httpx.Limits(max_connections=None, max_keepalive_connections=None), "cookies": no_cookie_jar()}
+
+
 async def run_streams(base_url: str, battles: list[dict], start_at: float, delays: list[float]) -> list[dict]:
     import httpx
 
-    limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)
-    options = dict(base_url=base_url, timeout=httpx.Timeout(120, connect=30, pool=None), limits=limits,
-                   cookies=no_cookie_jar())
     # A fresh client: every stream on a connection of its own, none idle since setup.
-    async with httpx.AsyncClient(**options) as client:
+    async with httpx.AsyncClient(**client_options(base_url)) as client:
         await asyncio.sleep(max(0.0, start_at - time.time()))
         return await asyncio.gather(*(stream_one(client, b, d) for b, d in zip(battles, delays, strict=True)))
 
@@ -225,10 +233,7 @@ async def run_streams(base_url: str, battles: list[dict], start_at: float, delay
 async def open_all(base_url: str, n: int) -> list[dict]:
     import httpx
 
-    limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)
-    options = dict(base_url=base_url, timeout=httpx.Timeout(120, connect=30, pool=None), limits=limits,
-                   cookies=no_cookie_jar())
-    async with httpx.AsyncClient(**options) as client:
+    async with httpx.AsyncClient(**client_options(base_url)) as client:
         return await open_sessions(client, n)
 
 
@@ -357,7 +362,7 @@ def main() -> None:
                                       stdout=subprocess.PIPE, text=True)
             print(f"streams starting: {n}", file=sys.stderr, flush=True)
             cpu_web, cpu_provider = cpu_seconds(web_worker), cpu_seconds(provider.pid)
-            results, cpu_clients, wall = run_clients(base_url, battles, args.ramp, args.clients, work_dir)
+            results, cpu_clients, _ = run_clients(base_url, battles, args.ramp, args.clients, work_dir)
             cpu_web, cpu_provider = cpu_seconds(web_worker) - cpu_web, cpu_seconds(provider.pid) - cpu_provider
             Path(stop_file).touch()
             out, _ = poller.communicate(timeout=60)
