@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from asgiref.sync import sync_to_async
 from django.core.handlers.asgi import ASGIHandler
-from django.db import close_old_connections
+from django.db import connections
 
 
 class ArenaASGIHandler(ASGIHandler):
@@ -39,10 +39,13 @@ class ArenaASGIHandler(ASGIHandler):
 
     def _respond(self, request):
         response = self.get_response(request)
-        # What request_finished would do after the last byte is sent: give
-        # the connections back now (to the pool, or closed when past
-        # CONN_MAX_AGE), not after a stream's minutes.
-        close_old_connections()
+        # Give the connections back now (to the pool when it is on), not
+        # after a stream's minutes. Closed even within CONN_MAX_AGE: every
+        # request runs on a thread of its own, so a kept connection would
+        # never be used again, only left open until the thread is collected.
+        for connection in connections.all(initialized_only=True):
+            if not connection.in_atomic_block:
+                connection.close()
         return response
 
 

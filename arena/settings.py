@@ -154,8 +154,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
 DB_IO_TIMEOUT = env_float("DB_IO_TIMEOUT", 10.0)
 # Seconds a client is told to wait (Retry-After) when the database is unreachable.
 ARENA_DB_RETRY_AFTER = env_int("ARENA_DB_RETRY_AFTER", 5)
-# (ENGINE is arena.pgbackend by now: testing for Django's name left the pool off.)
-if DATABASES["default"]["ENGINE"] == "arena.pgbackend" and env_int("DB_POOL_MAX_SIZE", 10) > 0:
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env_int("DB_POOL_MAX_SIZE", 10) > 0:
     # Under ASGI each sync view runs on a thread of its own, so a connection
     # kept per thread (CONN_MAX_AGE) is never reused and piles up until
     # PostgreSQL refuses clients: a per-process pool instead (psycopg_pool),
