@@ -17,9 +17,10 @@ what belongs there: reading the body, and sending the response, including
 an async iterator's stream (arena.live.stream_turn), which is driven by
 the loop for as long as the answers take.
 
-Database connections are released as soon as the response is built, before
-it is sent: a stream holds no connection for its minutes on the wire (the
-stream's own database steps take one from the pool when they run).
+Database connections are closed (or given back to the pool, when it is on)
+as soon as the response is built, before it is sent: a stream holds no
+connection for its minutes on the wire (its later database steps run on
+arena.live's own small thread pool).
 """
 
 from __future__ import annotations
