@@ -41,6 +41,19 @@ class ProviderError(Exception):
         return PUBLIC_MESSAGES.get(self.kind, "the model failed")
 
 
+def split_lines(data: bytes) -> tuple[list[str], bytes]:
+    """The complete lines of an event stream read so far, and the bytes after
+    the last line break. UTF-8 is decoded a whole line at a time, so a
+    character split across two reads stays intact. CR LF and a lone CR end a
+    line too (SSE allows all three; a lone CR is split at the next LF)."""
+    *lines, rest = data.split(b"\n")
+    text: list[str] = []
+    for line in lines:
+        decoded = line.decode("utf-8", "replace")
+        text += decoded.split("\r") if "\r" in decoded else [decoded]
+    return text, rest
+
+
 @dataclass
 class OpenAICompatible:
     base_url: str
@@ -136,13 +149,20 @@ class OpenAICompatible:
                 if resp.status_code >= 400:
                     text = resp.read().decode("utf-8", "replace")[:300]
                     raise ProviderError("http", f"{url} answered {resp.status_code}: {text}")
-                for line in resp.iter_lines():
-                    deltas, done = self._parse_line(line)
+                buffer = b""
+                for chunk in resp.iter_bytes():
+                    lines, buffer = split_lines(buffer + chunk)
+                    for line in lines:
+                        deltas, done = self._parse_line(line)
+                        yield from deltas
+                        if done:
+                            finished = True
+                            if line.startswith("data:") and line[5:].strip() == "[DONE]":
+                                return
+                if buffer:  # a last line without its line break
+                    deltas, done = self._parse_line(buffer.decode("utf-8", "replace"))
                     yield from deltas
-                    if done:
-                        finished = True
-                        if line.startswith("data:") and line[5:].strip() == "[DONE]":
-                            break
+                    finished = finished or done
         except ProviderError:
             raise
         except httpx.HTTPError as exc:
@@ -165,14 +185,25 @@ class OpenAICompatible:
                 if resp.status_code >= 400:
                     text = (await resp.aread()).decode("utf-8", "replace")[:300]
                     raise ProviderError("http", f"{url} answered {resp.status_code}: {text}")
-                async for line in resp.aiter_lines():
-                    deltas, done = self._parse_line(line)
+                # Lines split from the bytes here: httpx's aiter_lines (bytes
+                # -> text -> lines, a generator each) was the largest
+                # per-chunk cost in the web process's profile under load.
+                buffer = b""
+                async for chunk in resp.aiter_bytes():
+                    lines, buffer = split_lines(buffer + chunk)
+                    for line in lines:
+                        deltas, done = self._parse_line(line)
+                        for delta in deltas:
+                            yield delta
+                        if done:
+                            finished = True
+                            if line.startswith("data:") and line[5:].strip() == "[DONE]":
+                                return
+                if buffer:  # a last line without its line break
+                    deltas, done = self._parse_line(buffer.decode("utf-8", "replace"))
                     for delta in deltas:
                         yield delta
-                    if done:
-                        finished = True
-                        if line.startswith("data:") and line[5:].strip() == "[DONE]":
-                            break
+                    finished = finished or done
         except ProviderError:
             raise
         except httpx.HTTPError as exc:

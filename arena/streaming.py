@@ -1,23 +1,22 @@
-"""The live-battle stream endpoint, served as an async view.
+"""The live-battle stream endpoint.
 
 ``POST /api/v1/battles/{id}/stream/`` holds its connection for as long as
 the two models take to answer (up to minutes). Under ASGI (uvicorn, see
 README "Production") a waiting stream is a coroutine, not a thread: the
 checks before the stream starts (session, CSRF, rate limit, ownership, the
-claim) are the DRF view below, run once on a worker thread; the stream
-itself (arena.live.stream_turn) is an async iterator the server drives on
-its event loop.
+claim) are this DRF view, run once on the request's thread with the rest
+of the middleware chain (arena/project/asgi.py); the stream itself
+(arena.live.stream_turn) is an async iterator the server drives on its
+event loop once the view has returned.
 
-DRF has no async views, so the route points at ``battle_stream``, a plain
-Django async view that calls the DRF view through ``sync_to_async`` and
-keeps its auth, CSRF, content negotiation and ``{"error", "detail"}``
-error shape exactly. drf-spectacular documents it through the DRF class.
+Errors before the stream starts keep DRF's auth, CSRF, content negotiation
+and ``{"error", "detail"}`` shape (or one SSE ``error`` event for a client
+that accepts only text/event-stream).
 """
 
 from __future__ import annotations
 
 from django.http import StreamingHttpResponse
-from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.utils import extend_schema
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 
@@ -65,22 +64,7 @@ class BattleStreamApi(VoterApi):
         return response
 
 
-_checks = BattleStreamApi.as_view()
-
-
-def _checked(request, battle_id):
-    """The DRF view, rendered: an error response, or the stream not yet started."""
-    response = _checks(request, battle_id=battle_id)
-    if hasattr(response, "render") and not getattr(response, "is_rendered", True):
-        response.render()
-    return response
-
-
-@csrf_exempt  # as DRF's views are: VoterApi checks CSRF itself (integrity.enforce_csrf)
-async def battle_stream(request, battle_id):
-    return await live.in_db_thread(_checked, request, battle_id)
-
-
-# drf-spectacular finds DRF views by these attributes of the route's callback.
-battle_stream.cls = BattleStreamApi
-battle_stream.initkwargs = {}
+# A sync view returning an async iterator: Django's ASGI handler sends it
+# from the event loop. (DRF's as_view is csrf_exempt: VoterApi checks CSRF
+# itself, integrity.enforce_csrf.)
+battle_stream = BattleStreamApi.as_view()

@@ -18,12 +18,16 @@ redis://127.0.0.1:6379/3 and /4). It starts:
 For each N: N voters in separate sessions (cookie + CSRF token, as the page)
 open a live battle each on two models with max_concurrency 0 (no cap), then
 (after one unreported warm-up round of 4) all POST their stream/ at once
-(--ramp S spreads the starts evenly over S seconds instead)
-from one asyncio httpx client. It prints: streams completed (an ``end``
-event with status ready), time to the first ``delta`` event from the POST
-(p50/p95/max) and that minus the provider's own first-chunk delay (the
-overhead the arena adds), stream duration p95, and the leaderboard's
-p50/p95/max and request count while the streams ran.
+(--ramp S spreads the starts evenly over S seconds instead) from --clients
+processes (2; battle i from process i mod 2, all starting at the same
+clock time), so the client's own CPU does not delay the server it measures.
+It prints: streams completed (an ``end`` event with status ready), time to
+the first ``delta`` event from the POST (p50/p95/max) and that minus the
+provider's own first-chunk delay (the overhead the arena adds), the time to
+the response headers (the checks and the claim done), stream duration p95,
+the leaderboard's p50/p95/max and request count while the streams ran, and
+the CPU seconds the web worker (and per stream), the provider and the
+client processes used meanwhile.
 
 Targets (issue #14): every stream completes, TTFE p95 within 100 ms of the
 provider's, leaderboard p95 < 50 ms, N >= 500.
@@ -185,11 +189,12 @@ async def open_sessions(client, n: int) -> list[dict]:
 
 async def stream_one(client, battle: dict, delay: float) -> dict:
     await asyncio.sleep(delay)
-    result = {"ok": False, "ttfe": None, "duration": None, "error": ""}
+    result = {"ok": False, "ttfe": None, "headers": None, "duration": None, "error": ""}
     t0 = time.perf_counter()
     event = ""
     try:
         async with client.stream("POST", f"/api/v1/battles/{battle['id']}/stream/", headers=battle["headers"]) as r:
+            result["headers"] = time.perf_counter() - t0  # the checks and the claim are done
             if r.status_code != 200:
                 result["error"] = f"HTTP {r.status_code}: {(await r.aread())[:200]!r}"
                 return result
@@ -208,21 +213,78 @@ async def stream_one(client, battle: dict, delay: float) -> dict:
     return result
 
 
-async def run_streams(base_url: str, n: int, ramp: float) -> tuple[list[dict], float]:
+def client_options(base_url: str) -> dict:
     import httpx
 
-    limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)
-    options = dict(base_url=base_url, timeout=httpx.Timeout(120, connect=30, pool=None), limits=limits,
-                   cookies=no_cookie_jar())
-    async with httpx.AsyncClient(**options) as client:
-        battles = await open_sessions(client, n)
+    return {"base_url": base_url, "timeout": httpx.Timeout(120, connect=30, pool=None),
+            "limits": httpx.Limits(max_connections=None, max_keepalive_connections=None), "cookies": no_cookie_jar()}
+
+
+async def run_streams(base_url: str, battles: list[dict], start_at: float, delays: list[float]) -> list[dict]:
+    import httpx
+
     # A fresh client: every stream on a connection of its own, none idle since setup.
-    async with httpx.AsyncClient(**options) as client:
-        t0 = time.perf_counter()
-        results = await asyncio.gather(
-            *(stream_one(client, b, ramp * i / max(1, n - 1) if ramp else 0) for i, b in enumerate(battles))
-        )
-        return results, time.perf_counter() - t0
+    async with httpx.AsyncClient(**client_options(base_url)) as client:
+        await asyncio.sleep(max(0.0, start_at - time.time()))
+        return await asyncio.gather(*(stream_one(client, b, d) for b, d in zip(battles, delays, strict=True)))
+
+
+async def open_all(base_url: str, n: int) -> list[dict]:
+    import httpx
+
+    async with httpx.AsyncClient(**client_options(base_url)) as client:
+        return await open_sessions(client, n)
+
+
+def client_process(job_file: str) -> None:
+    """Child process: stream its share of the battles, print the results and its own CPU time."""
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+    job = json.loads(Path(job_file).read_text())
+    cpu0 = time.process_time()
+    results = asyncio.run(run_streams(job["base_url"], job["battles"], job["start_at"], job["delays"]))
+    print(json.dumps({"results": results, "cpu": time.process_time() - cpu0}), flush=True)
+
+
+def run_clients(base_url: str, battles: list[dict], ramp: float, processes: int, work_dir: Path):
+    """The N streams from ``processes`` client processes (battle i goes to
+    process i % processes), all starting together: stream i is sent at
+    ramp * i / (N - 1) seconds (all at once when ramp is 0)."""
+    n = len(battles)
+    start_at = time.time() + 2.0  # every client process is up and waiting by then
+    delays = [ramp * i / max(1, n - 1) if ramp else 0.0 for i in range(n)]
+    procs = []
+    for k in range(processes):
+        job = work_dir / f"client-{os.getpid()}-{k}.json"
+        job.write_text(json.dumps({"base_url": base_url, "start_at": start_at, "battles": battles[k::processes],
+                                   "delays": delays[k::processes]}))
+        procs.append((subprocess.Popen([PY, __file__, "--client", str(job)], cwd=ROOT, stdout=subprocess.PIPE,
+                                       text=True), job))
+    results, cpu = [], 0.0
+    for proc, job in procs:
+        out, _ = proc.communicate(timeout=600)
+        job.unlink(missing_ok=True)
+        report = json.loads(out.strip().splitlines()[-1])
+        results += report["results"]
+        cpu += report["cpu"]
+    return results, cpu, time.time() - start_at
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found += [int(c) for c in (task / "children").read_text().split()]
+    return found
 
 
 def poll_leaderboard(base_url: str, stop_file: str) -> None:
@@ -245,11 +307,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, nargs="+", default=[16, 100, 500])
     parser.add_argument("--ramp", type=float, default=0.0, help="spread the stream starts over this many seconds")
+    parser.add_argument("--clients", type=int, default=2, help="client processes sending the streams")
     parser.add_argument("--db", default="arena_bench_live")
     parser.add_argument("--poll", nargs=2, metavar=("URL", "STOP_FILE"), help=argparse.SUPPRESS)
+    parser.add_argument("--client", metavar="JOB_FILE", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.poll:
         poll_leaderboard(*args.poll)
+        return
+    if args.client:
+        client_process(args.client)
         return
 
     env = server_env(args.db)
@@ -257,45 +324,58 @@ def main() -> None:
     provider_port, web_port = free_port(), free_port()
     provider_url = f"http://127.0.0.1:{provider_port}/v1"
     base_url = f"http://127.0.0.1:{web_port}"
+    work_dir = ROOT / "var" / "bench-live"
     setup_models(env, provider_url)
     procs = []
     try:
-        procs.append(subprocess.Popen([PY, "bench/fake_provider.py", "--port", str(provider_port), "--chunks",
-                                       str(CHUNKS), "--seconds", str(SECONDS)], cwd=ROOT, start_new_session=True))
+        provider = subprocess.Popen([PY, "bench/fake_provider.py", "--port", str(provider_port), "--chunks",
+                                     str(CHUNKS), "--seconds", str(SECONDS)], cwd=ROOT, start_new_session=True)
+        procs.append(provider)
         web_cmd = [str(Path(PY).parent / "gunicorn"), "arena.asgi:application", "-k", "uvicorn_worker.UvicornWorker",
                    "--workers", "1", "--bind", f"127.0.0.1:{web_port}"]
         print("web:", " ".join(web_cmd[1:]).replace(str(Path(PY).parent) + "/", ""), flush=True)
-        procs.append(subprocess.Popen(web_cmd, cwd=ROOT, env=env, start_new_session=True))
+        web = subprocess.Popen(web_cmd, cwd=ROOT, env=env, start_new_session=True)
+        procs.append(web)
         wait_http(base_url + "/api/v1/leaderboard/")
+        web_worker = children(web.pid)[0]
         try:
             import uvloop
 
             uvloop.install()
         except ImportError:
             pass
+        how = f"spread evenly over {args.ramp:g} s" if args.ramp else "all at once"
         print(f"provider: {CHUNKS} chunks per answer over {SECONDS:.0f} s, first after {ms(FIRST_CHUNK)} ms; "
-              f"ramp {args.ramp:g} s")
-        print(f"{'N':>5} {'done':>9} {'TTFE p50/p95/max ms':>20} {'over provider p95':>18} "
-              f"{'stream p95 s':>12} {'leaderboard p50/p95/max ms (n)':>32}")
+              f"stream starts {how}, from {args.clients} client processes")
+        print(f"{'N':>5} {'done':>9} {'TTFE p50/p95/max ms':>20} {'over provider p95':>18} {'headers p95':>11} "
+              f"{'stream p95 s':>12} {'leaderboard p50/p95/max ms (n)':>32}   CPU s: web (ms/stream), provider, clients")
         setup_models(env, provider_url)
-        asyncio.run(run_streams(base_url, 4, 0))  # warm up: imports, pools, the first provider connections
+        warm = asyncio.run(open_all(base_url, 4))  # warm up: imports, pools, the first provider connections
+        run_clients(base_url, warm, 0, 1, work_dir)
         for n in args.n:
             setup_models(env, provider_url)
-            stop_file = str(ROOT / "var" / "bench-live" / f"stop-{os.getpid()}")
+            battles = asyncio.run(open_all(base_url, n))
+            stop_file = str(work_dir / f"stop-{os.getpid()}")
             Path(stop_file).unlink(missing_ok=True)
             poller = subprocess.Popen([PY, __file__, "--poll", base_url, stop_file], cwd=ROOT,
                                       stdout=subprocess.PIPE, text=True)
-            results, wall = asyncio.run(run_streams(base_url, n, args.ramp))
+            print(f"streams starting: {n}", file=sys.stderr, flush=True)
+            cpu_web, cpu_provider = cpu_seconds(web_worker), cpu_seconds(provider.pid)
+            results, cpu_clients, _ = run_clients(base_url, battles, args.ramp, args.clients, work_dir)
+            cpu_web, cpu_provider = cpu_seconds(web_worker) - cpu_web, cpu_seconds(provider.pid) - cpu_provider
             Path(stop_file).touch()
             out, _ = poller.communicate(timeout=60)
             Path(stop_file).unlink(missing_ok=True)
             lb = json.loads(out.strip().splitlines()[-1]).get("times", [])
             ok = [r for r in results if r["ok"]]
             ttfe = [r["ttfe"] for r in results if r["ttfe"] is not None]
+            heads = [r["headers"] for r in results if r["headers"] is not None]
             dur = [r["duration"] for r in ok]
             print(f"{n:>5} {len(ok):>4}/{n:<4} {ms(pct(ttfe, 50)):>6}/{ms(pct(ttfe, 95))}/{ms(max(ttfe or [0])):>5} "
-                  f"{'+' + ms(pct(ttfe, 95) - FIRST_CHUNK):>18} {pct(dur, 95):>12.2f} "
-                  f"{ms(pct(lb, 50)):>14}/{ms(pct(lb, 95))}/{ms(max(lb or [0]))} ({len(lb)})", flush=True)
+                  f"{'+' + ms(pct(ttfe, 95) - FIRST_CHUNK):>18} {ms(pct(heads, 95)):>11} {pct(dur, 95):>12.2f} "
+                  f"{ms(pct(lb, 50)):>14}/{ms(pct(lb, 95))}/{ms(max(lb or [0]))} ({len(lb)})"
+                  f"   {cpu_web:.1f} ({cpu_web / n * 1000:.0f}), {cpu_provider:.1f}, {cpu_clients:.1f}"
+                  f"   load {os.getloadavg()[0]:.1f}", flush=True)
             errors = sorted({r["error"] for r in results if r["error"]})
             for e in errors[:5]:
                 print("      failed:", e)

@@ -1,54 +1,66 @@
-"""The ASGI entry point (the Procfile's web line).
+"""The ASGI entry point (the Procfile's web line): Django's ASGI handler with
+the request's sync work in one thread hop.
 
-Django's ASGI handler runs every sync middleware hook (process_request,
-process_view, process_response of seven middleware) and then the sync view
-each through a sync_to_async hop of its own: about fifteen trips from the
-event loop to the request's thread and back per request, which measured
-as most of the web process's CPU on the vote path (issue #14). Here a
-request whose view is sync runs the whole sync middleware chain and the view
-in ONE hop to that same thread, exactly as under WSGI; async views (the
-live answer stream) keep Django's async path, so a waiting stream still
-costs a coroutine, not a thread.
+Django's own ASGIHandler builds an async middleware chain. Every middleware
+here is sync underneath (sessions, CSRF, auth, messages; ApiErrorMiddleware
+is sync only), and so are the views (DRF has no async views): Django runs
+each ``process_request``/``process_response`` and the view through a
+``sync_to_async`` hop of its own, about twenty trips between the event loop
+and the request's thread per request, each waiting for a turn of the loop.
+That measured as most of the web process's CPU on the vote path, and with
+hundreds of live streams on the loop every turn takes milliseconds (issue
+#14).
+
+This handler runs the middleware chain and the view as Django does under
+WSGI, in one call on the request's thread (the one Django's
+``ThreadSensitiveContext`` gives every request). What stays on the loop is
+what belongs there: reading the body and sending the response, including an
+async iterator's stream (arena.live.stream_turn), which the loop drives for
+as long as the answers take; a waiting stream costs a coroutine, not a
+thread.
+
+Database connections are given back (to the pool) as soon as the response
+is built, before it is sent: a stream holds no connection for its minutes
+on the wire (its later database steps run on arena.live's own small thread
+pool).
 """
 
 from __future__ import annotations
 
 import os
 
-from asgiref.sync import iscoroutinefunction, sync_to_async
-from django.core.asgi import get_asgi_application
+from asgiref.sync import sync_to_async
 from django.core.handlers.asgi import ASGIHandler
-from django.core.handlers.base import BaseHandler
-from django.http import FileResponse
-from django.urls import Resolver404, get_resolver
+from django.db import connections
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "arena.project.settings")
 
 
 class ArenaASGIHandler(ASGIHandler):
-    def __init__(self):
-        super().__init__()
-        self._sync_handler = BaseHandler()
-        self._sync_handler.load_middleware(is_async=False)
+    def load_middleware(self, is_async: bool = False) -> None:
+        # The sync chain, as under WSGI: no per-middleware thread hops.
+        super().load_middleware(is_async=False)
 
-    def _view_is_sync(self, request) -> bool:
-        try:
-            match = get_resolver(getattr(request, "urlconf", None)).resolve(request.path_info)
-        except Resolver404:
-            return False  # 404 pages and static files: Django's own path
-        return not iscoroutinefunction(match.func)
+    async def get_response_async(self, request):
+        return await sync_to_async(self._respond, thread_sensitive=True)(request)
 
-    async def run_get_response(self, request):
-        if not self._view_is_sync(request):
-            return await super().run_get_response(request)
-        # thread_sensitive: the request's own thread (ThreadSensitiveContext),
-        # the one request_started/finished close its database connection in.
-        response = await sync_to_async(self._sync_handler.get_response, thread_sensitive=True)(request)
-        response._handler_class = self.__class__
-        if isinstance(response, FileResponse):
-            response.block_size = self.chunk_size
+    def _respond(self, request):
+        response = self.get_response(request)
+        # Give the connections back now, not after a stream's minutes. Closed
+        # even within CONN_MAX_AGE: every request runs on a thread of its own,
+        # so a kept connection would never be used again.
+        for connection in connections.all(initialized_only=True):
+            if not connection.in_atomic_block:
+                connection.close()
         return response
 
 
-get_asgi_application()  # django.setup(), as Django's entry point does
-application = ArenaASGIHandler()
+def get_asgi_application() -> ArenaASGIHandler:
+    """django.core.asgi.get_asgi_application, with this handler."""
+    import django
+
+    django.setup(set_prefix=False)
+    return ArenaASGIHandler()
+
+
+application = get_asgi_application()

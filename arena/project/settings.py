@@ -427,4 +427,6 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    # httpx logs every provider request at INFO: one line per provider request, two per live stream.
+    "loggers": {"httpx": {"level": "WARNING"}},
 }

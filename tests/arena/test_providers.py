@@ -78,3 +78,20 @@ def test_missing_settings_are_a_config_error():
     with pytest.raises(ProviderError) as err:
         OpenAICompatible.from_settings({"model": "x"})
     assert err.value.kind == "config"
+
+
+def test_event_lines_survive_any_split_of_the_bytes():
+    """The stream is split into lines from raw reads (arena.providers.split_lines):
+    a read may end anywhere, inside a multi-byte character or between CR and LF."""
+    from arena.providers import split_lines
+
+    body = 'data: {"x": "héllo wörld ✓"}\r\n\r\ndata: two\n\ndata: [DONE]\n\n'.encode()
+    whole, rest = split_lines(body)
+    assert rest == b"" and [line for line in whole if line] == ['data: {"x": "héllo wörld ✓"}', "data: two",
+                                                                 "data: [DONE]"]  # fmt: skip
+    for size in (1, 2, 3, 5, 7):
+        lines, buffer = [], b""
+        for start in range(0, len(body), size):
+            got, buffer = split_lines(buffer + body[start : start + size])
+            lines += got
+        assert buffer == b"" and [line for line in lines if line] == [line for line in whole if line]
