@@ -49,8 +49,9 @@ class ArenaModelForm(forms.ModelForm):
         max_length=MODEL_NAME_MAX, strip=False, validators=[validate_model_name],
         help_text=ArenaModel._meta.get_field("name").help_text,
     )  # fmt: skip
-    url = forms.URLField(required=False, max_length=500, assume_scheme="https",
-                         help_text=ArenaModel._meta.get_field("url").help_text)
+    url = forms.URLField(
+        required=False, max_length=500, assume_scheme="https", help_text=ArenaModel._meta.get_field("url").help_text
+    )
 
     base_url = forms.CharField(
         required=False, max_length=500, label="Base URL",
@@ -284,9 +285,7 @@ class ArenaModelAdmin(admin.ModelAdmin):
         result = None
         if request.method == "POST":
             result = registry.check_connection(model)
-            outcome = (
-                f"answered in {result.seconds:.2f} s" if result.ok else f"failed ({result.kind}): {result.error}"
-            )
+            outcome = f"answered in {result.seconds:.2f} s" if result.ok else f"failed ({result.kind}): {result.error}"
             self.log_change(request, model, f"Tested the connection: {outcome}"[:1000])
         context = {
             **self.admin_site.each_context(request),

@@ -111,7 +111,9 @@ class EitherSideModelFilter(admin.SimpleListFilter):
     def lookups(self, request, model_admin):
         from .models import ArenaModel
 
-        return [(str(pk), name) for pk, name in ArenaModel.objects.order_by(Lower("name"), "name").values_list("pk", "name")]
+        return [
+            (str(pk), name) for pk, name in ArenaModel.objects.order_by(Lower("name"), "name").values_list("pk", "name")
+        ]
 
     def queryset(self, request, queryset):
         value = self.value()

@@ -65,8 +65,7 @@ def read_model_info(path: Path) -> dict[str, dict]:
         unknown = sorted(set(obj) - {"name", *MODEL_INFO_FIELDS})
         if unknown:
             raise AnswerSetError(
-                f"{where}: unknown key {', '.join(map(repr, unknown))} "
-                f"(expected name, {', '.join(MODEL_INFO_FIELDS)})"
+                f"{where}: unknown key {', '.join(map(repr, unknown))} (expected name, {', '.join(MODEL_INFO_FIELDS)})"
             )
         if obj["name"] in info:
             raise AnswerSetError(f"{where}: {obj['name']!r} is listed twice")
@@ -217,9 +216,7 @@ def load_answer_set(
                 if any(getattr(model, k) != v for k, v in fields.items()):
                     ArenaModel.objects.filter(pk=model.pk).update(**fields)
                     summary.models_updated.append(mname)
-        have = set(
-            Answer.objects.filter(question__answer_set=aset).values_list("model__name", "question__external_id")
-        )
+        have = set(Answer.objects.filter(question__answer_set=aset).values_list("model__name", "question__external_id"))
         batch = []
         for i, (mname, qid, turns) in enumerate(answers, 1):
             if (mname, qid) in have:

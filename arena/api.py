@@ -125,7 +125,9 @@ class BattleCreateApi(VoterApi):
 
 
 class BattleTurnApi(VoterApi):
-    @extend_schema(request={"application/json": TurnIn}, responses={201: BattleOut}, summary="Ask both models a follow-up prompt")
+    @extend_schema(
+        request={"application/json": TurnIn}, responses={201: BattleOut}, summary="Ask both models a follow-up prompt"
+    )
     def post(self, request, battle_id):
         body = TurnIn(data=request.data)
         body.is_valid(raise_exception=True)
@@ -147,7 +149,13 @@ def _battle_uuid(battle_id: str) -> uuid.UUID:
 class BattleSkipApi(VoterApi):
     @extend_schema(
         request=None,
-        responses={200: SkipOut, 403: ErrorSerializer, 404: ErrorSerializer, 409: ErrorSerializer, 429: ErrorSerializer},
+        responses={
+            200: SkipOut,
+            403: ErrorSerializer,
+            404: ErrorSerializer,
+            409: ErrorSerializer,
+            429: ErrorSerializer,
+        },
         summary="Skip your battle without voting",
         description="Ends the battle unvoted (status skipped): never counted, the models never revealed; "
         "the next POST /api/v1/battles/ gives another battle. 404 for a missing battle or another session's; "

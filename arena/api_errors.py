@@ -144,6 +144,3 @@ def server_error(request):
     if _is_api(request):
         return JsonResponse({"error": "server_error", "detail": "unexpected error; it has been logged"}, status=500)
     return defaults.server_error(request)
-
-
-

@@ -99,7 +99,7 @@ class Rate:
 
     @classmethod
     def parse(cls, text: str | None) -> Rate | None:
-        """"30/m" → 30 per minute; "100/10m", "5/s", "1000/d"; empty or "0" → no limit."""
+        """ "30/m" → 30 per minute; "100/10m", "5/s", "1000/d"; empty or "0" → no limit."""
         text = (text or "").strip()
         if not text or text == "0":
             return None
@@ -265,9 +265,7 @@ def _request_hash(request, body: dict) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-def idempotent(
-    request, voter: Voter, body: dict, handle: Callable[[], tuple[int, dict]]
-) -> tuple[int, dict, bool]:
+def idempotent(request, voter: Voter, body: dict, handle: Callable[[], tuple[int, dict]]) -> tuple[int, dict, bool]:
     """Run ``handle`` once per (voter, Idempotency-Key), in one transaction
     with the key's record.
 

@@ -134,9 +134,7 @@ def check_prompt(prompt: str) -> str:
     return prompt
 
 
-def live_battle_create(
-    *, voter: Voter, prompt: str, client_hash: str = "", rng: random.Random | None = None
-) -> Battle:
+def live_battle_create(*, voter: Voter, prompt: str, client_hash: str = "", rng: random.Random | None = None) -> Battle:
     """Open a pending live battle on two models with a free answer slot."""
     if voter.banned:
         raise VoterBanned("this voter may not open battles")
@@ -506,8 +504,9 @@ def _model_health(model: ArenaModel, error: ProviderError | None, now) -> None:
     ).update(
         status=ArenaModel.Status.PAUSED,
         paused_at=now,
-        paused_reason=f"paused automatically after {limit} failed answers in a row; last: {error.kind}: "
-        f"{error.detail}"[:300],
+        paused_reason=f"paused automatically after {limit} failed answers in a row; last: {error.kind}: {error.detail}"[
+            :300
+        ],
     )
     if paused:
         log.warning("model %s paused after %d consecutive failures (%s)", model.name, limit, error.detail)

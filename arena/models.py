@@ -27,7 +27,9 @@ class ArenaModel(models.Model):
     # Spelled as registries spell them (gpt-3.5-turbo, meta-llama/Llama-3.1-8B-Instruct,
     # llama3.1:8b); arena/names.py has the one rule every entrance checks.
     name = models.CharField(
-        max_length=MODEL_NAME_MAX, unique=True, validators=[validate_model_name],
+        max_length=MODEL_NAME_MAX,
+        unique=True,
+        validators=[validate_model_name],
         help_text="public identity as its registry spells it, e.g. gpt-4o or meta-llama/Llama-3.1-8B-Instruct: "
         "letters, digits and . _ - / : @ +",
     )

@@ -69,5 +69,3 @@ def _depth_exceeds(value, limit: int) -> bool:
             children = item.values() if isinstance(item, dict) else item
             stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
     return False
-
-

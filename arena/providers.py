@@ -143,9 +143,10 @@ class OpenAICompatible:
         url = self.url
         finished = False
         try:
-            with httpx.Client(timeout=self.http_timeout()) as client, client.stream(
-                "POST", url, json=self.body(messages), headers=self.headers()
-            ) as resp:
+            with (
+                httpx.Client(timeout=self.http_timeout()) as client,
+                client.stream("POST", url, json=self.body(messages), headers=self.headers()) as resp,
+            ):
                 if resp.status_code >= 400:
                     text = resp.read().decode("utf-8", "replace")[:300]
                     raise ProviderError("http", f"{url} answered {resp.status_code}: {text}")

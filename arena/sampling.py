@@ -38,9 +38,7 @@ def boosted_weights(
     would otherwise keep the boost for ever and take a growing share of
     battles whose votes are thrown away.
     """
-    return [
-        w * (1.0 if max(c, v) >= min_votes else NEW_MODEL_BOOST) for w, c, v in zip(weights, counted, voted)
-    ]
+    return [w * (1.0 if max(c, v) >= min_votes else NEW_MODEL_BOOST) for w, c, v in zip(weights, counted, voted)]
 
 
 def pair_weights_active(theta: Sequence[float], counts: dict[tuple[int, int], float], n: int) -> dict:
@@ -70,8 +68,10 @@ def pair_weights_active(theta: Sequence[float], counts: dict[tuple[int, int], fl
         for j in range(i + 1, n):
             v = p[i][j]
             weights[(i, j)] = (
-                math.sqrt(1.0 / info[i]) - math.sqrt(1.0 / (info[i] + v))
-                + math.sqrt(1.0 / info[j]) - math.sqrt(1.0 / (info[j] + v))
+                math.sqrt(1.0 / info[i])
+                - math.sqrt(1.0 / (info[i] + v))
+                + math.sqrt(1.0 / info[j])
+                - math.sqrt(1.0 / (info[j] + v))
             )
     return weights
 

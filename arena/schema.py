@@ -55,9 +55,9 @@ class ArenaAutoSchema(AutoSchema):
         bodies = super()._get_response_bodies(direction)
         # Errors come in the operation's own formats (the stream's as an SSE
         # "error" event when only text/event-stream is accepted), never HTML.
-        media = tuple(
-            r.media_type for r in self.view.get_renderers() if r.media_type not in ("text/html",)
-        ) or ("application/json",)
+        media = tuple(r.media_type for r in self.view.get_renderers() if r.media_type not in ("text/html",)) or (
+            "application/json",
+        )
         for code in self._error_statuses():
             if code in bodies:
                 continue

@@ -207,9 +207,7 @@ def _restrict_inputs(inputs: dict, keep: list[int]) -> dict:
         out["theta"] = [inputs["theta"][k] for k in keep]
     if "counts" in inputs:
         pos = {k: n for n, k in enumerate(keep)}
-        out["counts"] = {
-            (pos[a], pos[b]): c for (a, b), c in inputs["counts"].items() if a in pos and b in pos
-        }
+        out["counts"] = {(pos[a], pos[b]): c for (a, b), c in inputs["counts"].items() if a in pos and b in pos}
     return out
 
 
@@ -264,8 +262,12 @@ def voter_history(voter: Voter) -> tuple[Counter, dict[int, set[int]]]:
 
 
 def next_question(
-    models: list[ArenaModel], questions: dict[int, set[int]], seen: Counter, revealed: dict[int, set[int]],
-    rng: random.Random, shared: dict[int, list[int]] | None = None,
+    models: list[ArenaModel],
+    questions: dict[int, set[int]],
+    seen: Counter,
+    revealed: dict[int, set[int]],
+    rng: random.Random,
+    shared: dict[int, list[int]] | None = None,
 ) -> tuple[int, list[int]]:
     """The voter's next question and the positions in ``models`` of the
     models whose answers to it may be shown.

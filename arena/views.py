@@ -33,7 +33,10 @@ def arena_page(request):
             battle = battle_create(voter=voter, client_hash=integrity.request_address_hash(request))
         except ArenaError as exc:
             response = render(
-                request, "arena/empty.html", {"message": exc.message, "unavailable": exc.status == 503}, status=exc.status
+                request,
+                "arena/empty.html",
+                {"message": exc.message, "unavailable": exc.status == 503},
+                status=exc.status,
             )
             for name, value in (getattr(exc, "headers", None) or {}).items():
                 response[name] = value

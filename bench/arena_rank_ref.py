@@ -107,8 +107,7 @@ def residual(ds: PairDataset, theta: np.ndarray, alpha: float) -> dict:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("file")
-    ap.add_argument("--residual", action="store_true",
-                    help="also report the distance from the exact MLE (untimed)")
+    ap.add_argument("--residual", action="store_true", help="also report the distance from the exact MLE (untimed)")
     args = ap.parse_args(argv)
 
     t0 = time.perf_counter()

@@ -75,8 +75,10 @@ def pages() -> list[tuple[str, str]]:
         ("votes: winner=tie", "/admin/votes/vote/?winner__exact=tie"),
         ("votes: popular model", f"/admin/votes/vote/?model={popular}"),
         (f"votes: rarest model ({rare_name})", f"/admin/votes/vote/?model={rare}"),
-        ("votes: popular model, b won, counted",
-         f"/admin/votes/vote/?model={popular}&winner__exact=b&excluded__exact=0"),
+        (
+            "votes: popular model, b won, counted",
+            f"/admin/votes/vote/?model={popular}&winner__exact=b&excluded__exact=0",
+        ),
         ("votes: one voter", f"/admin/votes/vote/?voter={voter.id}"),
         ("votes: search voter key", f"/admin/votes/vote/?q={voter.key}"),
         ("votes: past 7 days", f"/admin/votes/vote/?{week.replace('+', '%2B')}"),

@@ -86,8 +86,10 @@ def real_data() -> None:
         arr = np.array(rows)
         det = anomaly.detect(*arr.T, n_voters=len(judges))
         flagged = [j for j, i in judges.items() if det.flagged[i]]
-        print(f"{label}: {len(rows):,} votes, {len(judges)} judges, {int(det.tested.sum())} tested "
-              f"(>= {anomaly.MIN_VOTES} judged votes), {len(flagged)} flagged {flagged if flagged else ''}")
+        print(
+            f"{label}: {len(rows):,} votes, {len(judges)} judges, {int(det.tested.sum())} tested "
+            f"(>= {anomaly.MIN_VOTES} judged votes), {len(flagged)} flagged {flagged if flagged else ''}"
+        )
 
 
 def main(argv=None) -> int:
@@ -98,25 +100,33 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     if args.real:
         real_data()
-    print(f"detector: alpha={anomaly.ALPHA} (Holm), min_votes={anomaly.MIN_VOTES}, "
-          f"min_pair_consensus={anomaly.MIN_PAIR_CONSENSUS}, prior_strength={anomaly.PRIOR_STRENGTH}; "
-          f"{args.seeds} seeds per row")
-    print(f"{'adv. votes':>10}  {'always_a':>8}  {'vs_leader':>9}  {'for_weak':>8}  {'FPR':>9}  "
-          f"{'FP/tested':>11}  {'runs w/ FP':>10}  {'ms/run':>7}")
+    print(
+        f"detector: alpha={anomaly.ALPHA} (Holm), min_votes={anomaly.MIN_VOTES}, "
+        f"min_pair_consensus={anomaly.MIN_PAIR_CONSENSUS}, prior_strength={anomaly.PRIOR_STRENGTH}; "
+        f"{args.seeds} seeds per row"
+    )
+    print(
+        f"{'adv. votes':>10}  {'always_a':>8}  {'vs_leader':>9}  {'for_weak':>8}  {'FPR':>9}  "
+        f"{'FP/tested':>11}  {'runs w/ FP':>10}  {'ms/run':>7}"
+    )
     for n in args.adversary_votes:
         r = run(args.seeds, n)
         rec = r["recall"]
-        print(f"{n:>10}  {rec['always_a']:>8.0%}  {rec['against_leader']:>9.0%}  {rec['for_weak_model']:>8.0%}  "
-              f"{r['fpr']:>9.2%}  {r['fp']:>4}/{r['honest_tested']:<6}  {r['runs_with_fp']:>10}  "
-              f"{r['ms_per_run']:>7.0f}")
+        print(
+            f"{n:>10}  {rec['always_a']:>8.0%}  {rec['against_leader']:>9.0%}  {rec['for_weak_model']:>8.0%}  "
+            f"{r['fpr']:>9.2%}  {r['fp']:>4}/{r['honest_tested']:<6}  {r['runs_with_fp']:>10}  "
+            f"{r['ms_per_run']:>7.0f}"
+        )
     # honest-only arenas, and a harder one: more votes per honest voter, stronger personal taste
     for label, kw in (("honest only", {"adversary_votes": 0}),
                       ("honest only, 100-400 votes, taste sd 0.5",
                        {"adversary_votes": 0, "honest_votes": (100, 400), "taste_sd": 0.5})):  # fmt: skip
         r = run(args.seeds, **kw)
-        print(f"{label}: FPR {r['fpr']:.2%} ({r['fp']}/{r['honest_tested']} honest voters flagged; "
-              f"{r['runs_with_fp']} of {args.seeds} runs with any), {r['ms_per_run']:.0f} ms/run "
-              f"({r['votes_per_run']:,.0f} votes)")
+        print(
+            f"{label}: FPR {r['fpr']:.2%} ({r['fp']}/{r['honest_tested']} honest voters flagged; "
+            f"{r['runs_with_fp']} of {args.seeds} runs with any), {r['ms_per_run']:.0f} ms/run "
+            f"({r['votes_per_run']:,.0f} votes)"
+        )
     return 0
 
 

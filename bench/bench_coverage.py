@@ -95,9 +95,11 @@ def main(argv=None) -> int:
     joint = {key: [] for key in per_model}
     crit = {(m, t): [] for m, t in methods}
     skew = probs.max() / probs.min()
-    print(f"# {opts.replicates} replicates, {opts.models} models, {opts.battles:,} battles, "
-          f"pair frequency max/min = {skew:.0f}, bootstrap rounds {opts.rounds}, "
-          f"{'BT data' if not opts.ties else f'Davidson data, {opts.ties:.0%} ties between equals'}")
+    print(
+        f"# {opts.replicates} replicates, {opts.models} models, {opts.battles:,} battles, "
+        f"pair frequency max/min = {skew:.0f}, bootstrap rounds {opts.rounds}, "
+        f"{'BT data' if not opts.ties else f'Davidson data, {opts.ties:.0%} ties between equals'}"
+    )
     t0 = time.perf_counter()
     for r, ss in enumerate(seeds):
         pc = replicate(theta, lo, hi, probs, opts.battles, np.random.default_rng(ss), opts.ties)
@@ -114,8 +116,10 @@ def main(argv=None) -> int:
 
     R = opts.replicates
     mc = math.sqrt(0.95 * 0.05 / R)
-    print(f"\nMonte Carlo standard error at 95%: {100 * mc:.2f} points (joint); per-model shares pool "
-          f"{R * opts.models} model-replicates but are correlated within a replicate")
+    print(
+        f"\nMonte Carlo standard error at 95%: {100 * mc:.2f} points (joint); per-model shares pool "
+        f"{R * opts.models} model-replicates but are correlated within a replicate"
+    )
     print(f"{'intervals':<40}{'per-model':>10}{'joint':>8}{'crit. value':>13}")
     ok = True
     for (ci, ties, kind), vals in per_model.items():

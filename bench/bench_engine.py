@@ -71,7 +71,7 @@ class Run:
         try:
             return json.loads(text)
         except json.JSONDecodeError:
-            return json.loads(text[text.index("{"): text.rindex("}") + 1])
+            return json.loads(text[text.index("{") : text.rindex("}") + 1])
 
 
 def run(cmd, cwd=None, env=None) -> Run:
@@ -154,9 +154,12 @@ def main(argv=None) -> int:
     # which arena-rank's own early stop stays within METHOD.md's "up to 0.34
     # points" of the exact MLE; at 1.0 it stops up to 1.1 points short (see
     # bench/REFERENCE_NOTES.md), which no exact fit can match.
-    ap.add_argument("--popularity-sigma", type=float, default=0.7,
-                    help="pair-frequency skew of the synthetic data (gen_battles); arena-rank's "
-                         "stopping error grows with it")
+    ap.add_argument(
+        "--popularity-sigma",
+        type=float,
+        default=0.7,
+        help="pair-frequency skew of the synthetic data (gen_battles); arena-rank's stopping error grows with it",
+    )
     ap.add_argument("--memory-battles", type=int, default=3_000_000)
     ap.add_argument("--memory-models", type=int, default=300)
     ap.add_argument("--skip-memory", action="store_true")
@@ -180,11 +183,14 @@ def main(argv=None) -> int:
 
 
 def _bench(args, tmp, have_ref, have_ours, fails) -> int:
-    print(f"# Arena engine benchmark — {args.battles:,} battles × {args.models} models, seed {args.seed}, "
-          f"{os.cpu_count()} cores")
+    print(
+        f"# Arena engine benchmark — {args.battles:,} battles × {args.models} models, seed {args.seed}, "
+        f"{os.cpu_count()} cores"
+    )
     t = time.perf_counter()
     names, _, a, b, label = gen_battles.generate(
-        args.battles, args.models, args.seed, popularity_sigma=args.popularity_sigma)
+        args.battles, args.models, args.seed, popularity_sigma=args.popularity_sigma
+    )
     path = tmp / f"battles-{args.battles}x{args.models}.csv"
     path.write_text(gen_battles.to_csv(names, a, b, label))
     print(f"generated {path} in {time.perf_counter() - t:.2f} s")
@@ -239,8 +245,10 @@ def _bench(args, tmp, have_ref, have_ours, fails) -> int:
     print(f"{'peak RSS (MiB)':28}{rss_r:>12}{rss_o:>12}")
     if ref:
         lb = ref.get("lbfgs", {})
-        print(f"arena-rank: {ref['distinct_rows']:,} distinct (a,b,y) rows; L-BFGS {lb.get('iterations')} iterations "
-              f"(JAX compile included in 'fit')")
+        print(
+            f"arena-rank: {ref['distinct_rows']:,} distinct (a,b,y) rows; L-BFGS {lb.get('iterations')} iterations "
+            f"(JAX compile included in 'fit')"
+        )
 
     # ---------------------------------------------------------- agreement
     print("\n## Agreement (all ratings centred to mean 0 over the common models; points)")
@@ -259,9 +267,11 @@ def _bench(args, tmp, have_ref, have_ours, fails) -> int:
         th_ar[sel] = ar_c / PTS
         g = grad_at(th_ar)
         ar_gap = float(np.abs(ar_c - ex_c).max())
-        print(f"arena-rank vs exact MLE   max |Δ| = {ar_gap:.3f}   "
-              f"(its residual gradient: max |∂ℓ/∂θ| = {np.abs(g).max():.3g} summed, "
-              f"{np.abs(g).max() / len(a):.2g} per battle)")
+        print(
+            f"arena-rank vs exact MLE   max |Δ| = {ar_gap:.3f}   "
+            f"(its residual gradient: max |∂ℓ/∂θ| = {np.abs(g).max():.3g} summed, "
+            f"{np.abs(g).max() / len(a):.2g} per battle)"
+        )
     if mine:
         my_c = centred(by_name(mine["models"], "rating"), common)
         my_gap = float(np.abs(my_c - ex_c).max())
@@ -281,8 +291,10 @@ def _bench(args, tmp, have_ref, have_ours, fails) -> int:
         wo = np.array([by_name(mine["models"], "upper")[n] - by_name(mine["models"], "lower")[n] for n in common])
         rel = np.abs(wo / wr - 1.0)
         ok = rel.max() <= TARGETS["max_width_rel"]
-        print(f"sandwich width ours/arena max rel diff = {100 * rel.max():.3f}% ({common[int(rel.argmax())]})   "
-              f"target ≤ 2%  {verdict(ok)}")
+        print(
+            f"sandwich width ours/arena max rel diff = {100 * rel.max():.3f}% ({common[int(rel.argmax())]})   "
+            f"target ≤ 2%  {verdict(ok)}"
+        )
         if not ok:
             fails.append("width")
 
@@ -299,8 +311,10 @@ def _bench(args, tmp, have_ref, have_ours, fails) -> int:
             lo_s, up_s = by_name(mine["models"], "lower"), by_name(mine["models"], "upper")
             lo_b, up_b = by_name(boot["models"], "lower"), by_name(boot["models"], "upper")
             dd = [abs(lo_b[n] - lo_s[n]) for n in common] + [abs(up_b[n] - up_s[n]) for n in common]
-            print(f"ours   {r.wall:8.3f}  (intervals {bt['intervals']:.3f}, fit {bt['fit']:.3f}, read {bt['read']:.3f}) "
-                  f"target < 3 s  {verdict(ok)}; peak RSS {r.maxrss_mib:.0f} MiB")
+            print(
+                f"ours   {r.wall:8.3f}  (intervals {bt['intervals']:.3f}, fit {bt['fit']:.3f}, read {bt['read']:.3f}) "
+                f"target < 3 s  {verdict(ok)}; peak RSS {r.maxrss_mib:.0f} MiB"
+            )
             print(f"       bootstrap vs sandwich bounds: median |Δ| {np.median(dd):.2f}, max {np.max(dd):.2f} points")
         fastchat_bootstrap(args, path, have_ref)
 
@@ -308,7 +322,8 @@ def _bench(args, tmp, have_ref, have_ours, fails) -> int:
     if not args.skip_memory and mine:
         print(f"\n## Peak memory: rate_battles --ci sandwich on {args.memory_battles:,} × {args.memory_models} models")
         names3, _, a3, b3, l3 = gen_battles.generate(
-            args.memory_battles, args.memory_models, args.seed + 1, popularity_sigma=args.popularity_sigma)
+            args.memory_battles, args.memory_models, args.seed + 1, popularity_sigma=args.popularity_sigma
+        )
         big = tmp / f"battles-{args.memory_battles}x{args.memory_models}.csv"
         big.write_text(gen_battles.to_csv(names3, a3, b3, l3))
         del names3, a3, b3, l3
@@ -317,8 +332,10 @@ def _bench(args, tmp, have_ref, have_ours, fails) -> int:
         ok = r.maxrss_mib < TARGETS["peak_rss_mib"]
         if not ok:
             fails.append("memory")
-        print(f"ours   peak RSS {r.maxrss_mib:8.0f} MiB   wall {r.wall:.2f} s   "
-              f"(read {res['timings']['read']:.2f} s)   target < 1024 MiB  {verdict(ok)}")
+        print(
+            f"ours   peak RSS {r.maxrss_mib:8.0f} MiB   wall {r.wall:.2f} s   "
+            f"(read {res['timings']['read']:.2f} s)   target < 1024 MiB  {verdict(ok)}"
+        )
         big.unlink()
 
     print()
@@ -345,18 +362,27 @@ def fastchat_bootstrap(args, path, have_ref):
         print("FastChat: skipped (--skip-fastchat)")
         return
     if have_ref:
-        probe = run([REF_PY, "-c",
-                     "import importlib.util as u, sys; "
-                     "sys.exit(0 if u.find_spec('fastchat') and u.find_spec('fastchat.serve.monitor.rating_systems') "
-                     "else 1)"])
+        probe = run(
+            [
+                REF_PY,
+                "-c",
+                "import importlib.util as u, sys; "
+                "sys.exit(0 if u.find_spec('fastchat') and u.find_spec('fastchat.serve.monitor.rating_systems') "
+                "else 1)",
+            ]
+        )
         if probe.rc == 0:
             r = run([REF_PY, "-c", FASTCHAT_SNIPPET, path])
             d = r.json()
-            print(f"FastChat compute_bootstrap_bt 100 rounds, 2 processes: whole {r.wall:.2f} s "
-                  f"(compute {d['compute']:.2f} s)")
+            print(
+                f"FastChat compute_bootstrap_bt 100 rounds, 2 processes: whole {r.wall:.2f} s "
+                f"(compute {d['compute']:.2f} s)"
+            )
             return
-    print("FastChat: not available — PyPI's fschat (0.2.36) ships no compute_bootstrap_bt "
-          "(see bench/REFERENCE_NOTES.md); METHOD.md's figure for it is ≈ 55 s")
+    print(
+        "FastChat: not available — PyPI's fschat (0.2.36) ships no compute_bootstrap_bt "
+        "(see bench/REFERENCE_NOTES.md); METHOD.md's figure for it is ≈ 55 s"
+    )
 
 
 if __name__ == "__main__":

@@ -121,7 +121,9 @@ def stored_battles(battle_ids: list[str]) -> dict[str, int]:
     counts: Counter = Counter()
     ids = list(battle_ids)
     for i in range(0, len(ids), 1000):
-        counts.update(str(b) for b in Vote.objects.filter(battle_id__in=ids[i : i + 1000]).values_list("battle_id", flat=True))
+        counts.update(
+            str(b) for b in Vote.objects.filter(battle_id__in=ids[i : i + 1000]).values_list("battle_id", flat=True)
+        )
     return {b: counts.get(b, 0) for b in ids}
 
 
@@ -312,8 +314,20 @@ def main() -> None:
     try:
         web = ChildProcess(
             # The Procfile's web line: ASGI under gunicorn with uvicorn workers.
-            [py, "-m", "gunicorn", "arena.asgi:application", "-k", "uvicorn_worker.UvicornWorker",
-             "--workers", "2", "--bind", f"127.0.0.1:{port}", "--timeout", "120"],
+            [
+                py,
+                "-m",
+                "gunicorn",
+                "arena.asgi:application",
+                "-k",
+                "uvicorn_worker.UvicornWorker",
+                "--workers",
+                "2",
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--timeout",
+                "120",
+            ],
             work / "web.log",
             env,
         )
@@ -321,34 +335,71 @@ def main() -> None:
         web.start(port=port, timeout=60)
         worker = Supervised(
             "worker",
-            [py, "-m", "celery", "-A", "arena", "worker", "--loglevel", "INFO", "--concurrency", "2",
-             "--without-gossip", "--without-mingle"],
-            env, work, b"ready.",
+            [
+                py,
+                "-m",
+                "celery",
+                "-A",
+                "arena",
+                "worker",
+                "--loglevel",
+                "INFO",
+                "--concurrency",
+                "2",
+                "--without-gossip",
+                "--without-mingle",
+            ],
+            env,
+            work,
+            b"ready.",
         ).start()
         children.append(worker)
         beat = Supervised(
             "beat",
-            [py, "-m", "celery", "-A", "arena", "beat", "--loglevel", "INFO", "--schedule", str(work / "beat-schedule")],
-            env, work, b"beat: Starting",
+            [
+                py,
+                "-m",
+                "celery",
+                "-A",
+                "arena",
+                "beat",
+                "--loglevel",
+                "INFO",
+                "--schedule",
+                str(work / "beat-schedule"),
+            ],
+            env,
+            work,
+            b"beat: Starting",
         ).start()
         children.append(beat)
         stack = {"redis": redis, "proxy": proxy, "worker": worker, "url": f"http://127.0.0.1:{port}"}
-        print(f"# load average {os.getloadavg()[0]:.1f} (2 cores); {args.clients} clients, {args.before:g} s healthy, "
-              f"{args.fault:g} s fault, {args.after:g} s healthy; logs in {work}", flush=True)
-        header = (f"{'scenario':<14} {'sent':>5} {'201':>5} {'stored':>6} {'lost':>4} {'doubled':>7} {'failed*':>7} "
-                  f"{'p95 ms':>7} {'healthy':>7} {'fault':>7} {'n fault':>7} {'catch-up s':>10}")
+        print(
+            f"# load average {os.getloadavg()[0]:.1f} (2 cores); {args.clients} clients, {args.before:g} s healthy, "
+            f"{args.fault:g} s fault, {args.after:g} s healthy; logs in {work}",
+            flush=True,
+        )
+        header = (
+            f"{'scenario':<14} {'sent':>5} {'201':>5} {'stored':>6} {'lost':>4} {'doubled':>7} {'failed*':>7} "
+            f"{'p95 ms':>7} {'healthy':>7} {'fault':>7} {'n fault':>7} {'catch-up s':>10}"
+        )
         rows = []
         for name in names:
             result = scenario(name, stack, args)
             rows.append(result)
-            print(f"  {name}: statuses {result['statuses']}, recovered by key {result['recovered']}, "
-                  f"worker restarts so far {result['worker_restarts']}", flush=True)
+            print(
+                f"  {name}: statuses {result['statuses']}, recovered by key {result['recovered']}, "
+                f"worker restarts so far {result['worker_restarts']}",
+                flush=True,
+            )
         print()
         print(header)
         for r in rows:
-            print(f"{r['scenario']:<14} {r['sent']:>5} {r['201']:>5} {r['stored']:>6} {r['lost']:>4} "
-                  f"{r['doubled']:>7} {r['stored_but_failed']:>7} {fmt(r['p95_ms']):>7} {fmt(r['p95_healthy_ms']):>7} "
-                  f"{fmt(r['p95_fault_ms']):>7} {r['votes_in_fault']:>7} {fmt(r['catch_up_s'], 1):>10}")
+            print(
+                f"{r['scenario']:<14} {r['sent']:>5} {r['201']:>5} {r['stored']:>6} {r['lost']:>4} "
+                f"{r['doubled']:>7} {r['stored_but_failed']:>7} {fmt(r['p95_ms']):>7} {fmt(r['p95_healthy_ms']):>7} "
+                f"{fmt(r['p95_fault_ms']):>7} {r['votes_in_fault']:>7} {fmt(r['catch_up_s'], 1):>10}"
+            )
         print(f"\nload average at the end: {os.getloadavg()[0]:.1f} (2 cores)")
         print("p95 ms: every vote; healthy: votes started outside the fault; fault: votes started during it")
         print("failed* = stored but neither answered 201 nor recovered as 201 by its Idempotency-Key")

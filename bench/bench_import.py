@@ -122,15 +122,19 @@ def main(argv=None) -> int:
             top = top_of_leaderboard()
             print("  leaderboard of the imported 33k votes (BT, sandwich 95% CI):")
             for i, r in enumerate(top, 1):
-                print(f"    {i}. {r['model']:<20} {r['rating']:7.1f}  [{r['lower']:.1f}, {r['upper']:.1f}]  "
-                      f"{r['battles']:>5} battles")
+                print(
+                    f"    {i}. {r['model']:<20} {r['rating']:7.1f}  [{r['lower']:.1f}, {r['upper']:.1f}]  "
+                    f"{r['battles']:>5} battles"
+                )
             got = [r["model"] for r in top[:4]]
             verdict = "matches" if got == EXPECTED_TOP4 else "DOES NOT match"
             print(f"  top four {verdict} LMArena mid-2023: {', '.join(EXPECTED_TOP4)}")
         best_big = max(best_big, timed_import(big, f"generated {args.battles:,} JSONL"))
         timed_import(big, "  same file again (dedupe)")
-    print(f"best: 33k CSV {best_csv:,.0f} votes/s; {args.battles:,} JSONL {best_big:,.0f} votes/s "
-          f"(target >= 20,000); load average now {os.getloadavg()[0]:.2f}")
+    print(
+        f"best: 33k CSV {best_csv:,.0f} votes/s; {args.battles:,} JSONL {best_big:,.0f} votes/s "
+        f"(target >= 20,000); load average now {os.getloadavg()[0]:.2f}"
+    )
     return 0
 
 

@@ -145,8 +145,10 @@ def main(argv=None) -> int:
         states = dict(JudgeVote.objects.values_list("status").annotate(n=Count("id")).order_by())
         direct = direct_figures(rows)
         print(f"votes: {len(rows)} expert votes on {len(rows)} battles, {len(voters)} experts")
-        print(f"judge: fake '{args.rule}' answer endpoint, {sum(server.calls.values())} calls "
-              f"(two orders per battle), judge votes by status {states}")
+        print(
+            f"judge: fake '{args.rule}' answer endpoint, {sum(server.calls.values())} calls "
+            f"(two orders per battle), judge votes by status {states}"
+        )
         print("path: vote_record -> on_commit -> votes.judge_battle.apply_async (Celery eager) -> httpx -> fake judge")
         print(f"judging wall time: {judged_s:.1f} s ({len(rows) / judged_s:.0f} battles/s; loaded machine)")
         print(f"battles judged:            {fig['battles_judged']}")
@@ -156,13 +158,20 @@ def main(argv=None) -> int:
         print(f"Cohen's kappa (A/B/tie):   {fig['kappa']:.4f} over {fig['kappa_battles']} battles")
         print(f"position-bias rate:        {fig['position_bias_rate']:.4f} over {fig['position_bias_battles']}")
         rho = fig["rank_correlation"]
-        print(f"rank correlation (Spearman, judge board vs people's): "
-              f"{'n/a' if rho is None else f'{rho:.4f}'} over {fig['rank_correlation_models']} models")
-        print(f"cross-check straight from the file: agreement {direct['agreement']:.4f} over "
-              f"{direct['agreement_battles']}, three-way {direct['three_way_agreement']:.4f}, "
-              f"kappa {direct['kappa']:.4f}")
-        same = (abs(direct["agreement"] - fig["agreement"]) < 1e-4 and abs(direct["kappa"] - fig["kappa"]) < 1e-4
-                and direct["agreement_battles"] == fig["agreement_battles"])
+        print(
+            f"rank correlation (Spearman, judge board vs people's): "
+            f"{'n/a' if rho is None else f'{rho:.4f}'} over {fig['rank_correlation_models']} models"
+        )
+        print(
+            f"cross-check straight from the file: agreement {direct['agreement']:.4f} over "
+            f"{direct['agreement_battles']}, three-way {direct['three_way_agreement']:.4f}, "
+            f"kappa {direct['kappa']:.4f}"
+        )
+        same = (
+            abs(direct["agreement"] - fig["agreement"]) < 1e-4
+            and abs(direct["kappa"] - fig["kappa"]) < 1e-4
+            and direct["agreement_battles"] == fig["agreement_battles"]
+        )
         print("cross-check:", "equal" if same else "DIFFERENT")
         return 0 if same else 1
     finally:

@@ -176,13 +176,14 @@ async def open_sessions(client, n: int) -> list[dict]:
             page = await client.get("/arena/")
             csrf = page.cookies["csrftoken"]
             headers = {"X-CSRFToken": csrf, "Cookie": f"csrftoken={csrf}"}
-            opened = await client.post("/api/v1/battles/", json={"prompt": "Stream me twenty words."},
-                                       headers=headers)
+            opened = await client.post("/api/v1/battles/", json={"prompt": "Stream me twenty words."}, headers=headers)
             if opened.status_code != 201:
                 raise RuntimeError(f"open: {opened.status_code} {opened.text[:200]}")
             session = opened.cookies["sessionid"]
-            return {"id": opened.json()["id"],
-                    "headers": {"X-CSRFToken": csrf, "Cookie": f"csrftoken={csrf}; sessionid={session}"}}
+            return {
+                "id": opened.json()["id"],
+                "headers": {"X-CSRFToken": csrf, "Cookie": f"csrftoken={csrf}; sessionid={session}"},
+            }
 
     return await asyncio.gather(*(one() for _ in range(n)))
 
@@ -216,8 +217,12 @@ async def stream_one(client, battle: dict, delay: float) -> dict:
 def client_options(base_url: str) -> dict:
     import httpx
 
-    return {"base_url": base_url, "timeout": httpx.Timeout(120, connect=30, pool=None),
-            "limits": httpx.Limits(max_connections=None, max_keepalive_connections=None), "cookies": no_cookie_jar()}
+    return {
+        "base_url": base_url,
+        "timeout": httpx.Timeout(120, connect=30, pool=None),
+        "limits": httpx.Limits(max_connections=None, max_keepalive_connections=None),
+        "cookies": no_cookie_jar(),
+    }
 
 
 async def run_streams(base_url: str, battles: list[dict], start_at: float, delays: list[float]) -> list[dict]:
@@ -260,10 +265,19 @@ def run_clients(base_url: str, battles: list[dict], ramp: float, processes: int,
     procs = []
     for k in range(processes):
         job = work_dir / f"client-{os.getpid()}-{k}.json"
-        job.write_text(json.dumps({"base_url": base_url, "start_at": start_at, "battles": battles[k::processes],
-                                   "delays": delays[k::processes]}))
-        procs.append((subprocess.Popen([PY, __file__, "--client", str(job)], cwd=ROOT, stdout=subprocess.PIPE,
-                                       text=True), job))
+        job.write_text(
+            json.dumps(
+                {
+                    "base_url": base_url,
+                    "start_at": start_at,
+                    "battles": battles[k::processes],
+                    "delays": delays[k::processes],
+                }
+            )
+        )
+        procs.append(
+            (subprocess.Popen([PY, __file__, "--client", str(job)], cwd=ROOT, stdout=subprocess.PIPE, text=True), job)
+        )
     results, cpu = [], 0.0
     for proc, job in procs:
         out, _ = proc.communicate(timeout=600)
@@ -328,11 +342,31 @@ def main() -> None:
     setup_models(env, provider_url)
     procs = []
     try:
-        provider = subprocess.Popen([PY, "bench/fake_provider.py", "--port", str(provider_port), "--chunks",
-                                     str(CHUNKS), "--seconds", str(SECONDS)], cwd=ROOT, start_new_session=True)
+        provider = subprocess.Popen(
+            [
+                PY,
+                "bench/fake_provider.py",
+                "--port",
+                str(provider_port),
+                "--chunks",
+                str(CHUNKS),
+                "--seconds",
+                str(SECONDS),
+            ],
+            cwd=ROOT,
+            start_new_session=True,
+        )
         procs.append(provider)
-        web_cmd = [str(Path(PY).parent / "gunicorn"), "arena.asgi:application", "-k", "uvicorn_worker.UvicornWorker",
-                   "--workers", "1", "--bind", f"127.0.0.1:{web_port}"]
+        web_cmd = [
+            str(Path(PY).parent / "gunicorn"),
+            "arena.asgi:application",
+            "-k",
+            "uvicorn_worker.UvicornWorker",
+            "--workers",
+            "1",
+            "--bind",
+            f"127.0.0.1:{web_port}",
+        ]
         print("web:", " ".join(web_cmd[1:]).replace(str(Path(PY).parent) + "/", ""), flush=True)
         web = subprocess.Popen(web_cmd, cwd=ROOT, env=env, start_new_session=True)
         procs.append(web)
@@ -345,10 +379,14 @@ def main() -> None:
         except ImportError:
             pass
         how = f"spread evenly over {args.ramp:g} s" if args.ramp else "all at once"
-        print(f"provider: {CHUNKS} chunks per answer over {SECONDS:.0f} s, first after {ms(FIRST_CHUNK)} ms; "
-              f"stream starts {how}, from {args.clients} client processes")
-        print(f"{'N':>5} {'done':>9} {'TTFE p50/p95/max ms':>20} {'over provider p95':>18} {'headers p95':>11} "
-              f"{'stream p95 s':>12} {'leaderboard p50/p95/max ms (n)':>32}   CPU s: web (ms/stream), provider, clients")
+        print(
+            f"provider: {CHUNKS} chunks per answer over {SECONDS:.0f} s, first after {ms(FIRST_CHUNK)} ms; "
+            f"stream starts {how}, from {args.clients} client processes"
+        )
+        print(
+            f"{'N':>5} {'done':>9} {'TTFE p50/p95/max ms':>20} {'over provider p95':>18} {'headers p95':>11} "
+            f"{'stream p95 s':>12} {'leaderboard p50/p95/max ms (n)':>32}   CPU s: web (ms/stream), provider, clients"
+        )
         setup_models(env, provider_url)
         warm = asyncio.run(open_all(base_url, 4))  # warm up: imports, pools, the first provider connections
         run_clients(base_url, warm, 0, 1, work_dir)
@@ -357,8 +395,9 @@ def main() -> None:
             battles = asyncio.run(open_all(base_url, n))
             stop_file = str(work_dir / f"stop-{os.getpid()}")
             Path(stop_file).unlink(missing_ok=True)
-            poller = subprocess.Popen([PY, __file__, "--poll", base_url, stop_file], cwd=ROOT,
-                                      stdout=subprocess.PIPE, text=True)
+            poller = subprocess.Popen(
+                [PY, __file__, "--poll", base_url, stop_file], cwd=ROOT, stdout=subprocess.PIPE, text=True
+            )
             print(f"streams starting: {n}", file=sys.stderr, flush=True)
             cpu_web, cpu_provider = cpu_seconds(web_worker), cpu_seconds(provider.pid)
             results, cpu_clients, _ = run_clients(base_url, battles, args.ramp, args.clients, work_dir)
@@ -371,11 +410,14 @@ def main() -> None:
             ttfe = [r["ttfe"] for r in results if r["ttfe"] is not None]
             heads = [r["headers"] for r in results if r["headers"] is not None]
             dur = [r["duration"] for r in ok]
-            print(f"{n:>5} {len(ok):>4}/{n:<4} {ms(pct(ttfe, 50)):>6}/{ms(pct(ttfe, 95))}/{ms(max(ttfe or [0])):>5} "
-                  f"{'+' + ms(pct(ttfe, 95) - FIRST_CHUNK):>18} {ms(pct(heads, 95)):>11} {pct(dur, 95):>12.2f} "
-                  f"{ms(pct(lb, 50)):>14}/{ms(pct(lb, 95))}/{ms(max(lb or [0]))} ({len(lb)})"
-                  f"   {cpu_web:.1f} ({cpu_web / n * 1000:.0f}), {cpu_provider:.1f}, {cpu_clients:.1f}"
-                  f"   load {os.getloadavg()[0]:.1f}", flush=True)
+            print(
+                f"{n:>5} {len(ok):>4}/{n:<4} {ms(pct(ttfe, 50)):>6}/{ms(pct(ttfe, 95))}/{ms(max(ttfe or [0])):>5} "
+                f"{'+' + ms(pct(ttfe, 95) - FIRST_CHUNK):>18} {ms(pct(heads, 95)):>11} {pct(dur, 95):>12.2f} "
+                f"{ms(pct(lb, 50)):>14}/{ms(pct(lb, 95))}/{ms(max(lb or [0]))} ({len(lb)})"
+                f"   {cpu_web:.1f} ({cpu_web / n * 1000:.0f}), {cpu_provider:.1f}, {cpu_clients:.1f}"
+                f"   load {os.getloadavg()[0]:.1f}",
+                flush=True,
+            )
             errors = sorted({r["error"] for r in results if r["error"]})
             for e in errors[:5]:
                 print("      failed:", e)

@@ -105,8 +105,10 @@ def main(argv=None) -> int:
     mean = np.mean(list(table.values()), axis=0)
     best = int(np.argmin(mean[2:])) + 2
     chosen = methods.index(f"sd {P.PRIOR_SD}")
-    print(f"# {opts.models} models, {opts.voters} voters per cell, 5-fold; seed {opts.seed}; "
-          f"{time.perf_counter() - t0:.0f} s")
+    print(
+        f"# {opts.models} models, {opts.voters} voters per cell, 5-fold; seed {opts.seed}; "
+        f"{time.perf_counter() - t0:.0f} s"
+    )
     print("held-out cross-entropy per vote (lower is better)")
     print(f"{'taste sd':>8} {'votes':>6}" + "".join(f"{m:>10}" for m in methods))
     wins = 0
@@ -116,8 +118,10 @@ def main(argv=None) -> int:
         wins += ok
         print(f"{s:>8} {n:>6}{mark}   {'shrunk best of three' if ok else 'NOT better than both'}")
     print(f"{'mean':>15}" + "".join(f"{x:>10.4f}" for x in mean))
-    print(f"best prior sd on average: {methods[best]}; in use (ratings.personal.PRIOR_SD): {P.PRIOR_SD} "
-          f"= {P.prior_sd_points():.0f} rating points; shrunk beats global and unshrunk in {wins}/{len(table)} cells")
+    print(
+        f"best prior sd on average: {methods[best]}; in use (ratings.personal.PRIOR_SD): {P.PRIOR_SD} "
+        f"= {P.prior_sd_points():.0f} rating points; shrunk beats global and unshrunk in {wins}/{len(table)} cells"
+    )
 
     # speed: one voter, 1,000 votes, many models
     m = opts.timing_models
@@ -135,8 +139,10 @@ def main(argv=None) -> int:
         fit = P.fit_personal(a, b, y, gt)
         P.board(fit, rating, names)
         times.append(time.perf_counter() - t)
-    print(f"one voter, 1,000 votes over {len(fit.models)} of {m} models: median {1000 * np.median(times):.1f} ms, "
-          f"max {1000 * max(times):.1f} ms (target < 50 ms) {'PASS' if np.median(times) < 0.05 else 'FAIL'}")
+    print(
+        f"one voter, 1,000 votes over {len(fit.models)} of {m} models: median {1000 * np.median(times):.1f} ms, "
+        f"max {1000 * max(times):.1f} ms (target < 50 ms) {'PASS' if np.median(times) < 0.05 else 'FAIL'}"
+    )
     return 0 if math.isfinite(mean[chosen]) else 1
 
 

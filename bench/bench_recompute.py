@@ -95,8 +95,10 @@ def load_votes(n_votes: int, n_models: int, seed: int) -> float:
     style[:, 5:8] = rng.integers(0, 8, (n_votes, 3))
     voter = rng.choice(voter_ids, n_votes)
     started = time.perf_counter()
-    cols = ("voter_id, model_a_id, model_b_id, winner, created_at, source, language, is_code, prompt_tokens, "
-            "turns, excluded, exclusion_reason, " + ", ".join(STYLE_FIELDS))
+    cols = (
+        "voter_id, model_a_id, model_b_id, winner, created_at, source, language, is_code, prompt_tokens, "
+        "turns, excluded, exclusion_reason, " + ", ".join(STYLE_FIELDS)
+    )
     # Plain lists: indexing numpy scalars row by row is several times slower.
     voter, ma, mb = voter.tolist(), ids[a].tolist(), ids[b].tolist()
     winner, lang, code = winner.tolist(), lang.tolist(), ["t" if c else "f" for c in code.tolist()]
@@ -125,15 +127,23 @@ def latency(url: str, port: int, requests: int) -> dict:
     http.client, the least client overhead) while a writer records votes."""
     import http.client
 
-    env = dict(os.environ, DATABASE_URL=url, DEBUG="false", SECRET_KEY="bench-only-secret-key-0123456789",
-               ALLOWED_HOSTS="127.0.0.1", DB_CONN_MAX_AGE="600", LOG_LEVEL="WARNING")
+    env = dict(
+        os.environ,
+        DATABASE_URL=url,
+        DEBUG="false",
+        SECRET_KEY="bench-only-secret-key-0123456789",
+        ALLOWED_HOSTS="127.0.0.1",
+        DB_CONN_MAX_AGE="600",
+        LOG_LEVEL="WARNING",
+    )
     web = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "arena.wsgi:application", "--bind", f"127.0.0.1:{port}",
          "--workers", "2", "--threads", "2"],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
-    writer = subprocess.Popen([sys.executable, __file__, "--writer", "--database", url], cwd=ROOT, env=env,
-                              stdout=subprocess.PIPE, text=True)
+    writer = subprocess.Popen(
+        [sys.executable, __file__, "--writer", "--database", url], cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True
+    )
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
 
     def get(headers: dict | None = None) -> tuple[float, int, str]:
@@ -170,8 +180,12 @@ def latency(url: str, port: int, requests: int) -> dict:
         web.terminate()
         web.wait(timeout=30)
     written = int(out.strip().splitlines()[-1]) if out.strip() else 0
-    return {"median": statistics.median(times), "p95": float(np.percentile(times, 95)),
-            "median_304": statistics.median(revalidate), "votes_written": written}
+    return {
+        "median": statistics.median(times),
+        "p95": float(np.percentile(times, 95)),
+        "median_304": statistics.median(revalidate),
+        "votes_written": written,
+    }
 
 
 def writer(url: str) -> None:
@@ -219,8 +233,10 @@ def main(argv=None) -> int:
         from django.core.management import call_command
 
         call_command("migrate", verbosity=0)
-        print(f"# recompute benchmark: {args.votes:,} votes × {args.models} models, PostgreSQL, "
-              f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the start")
+        print(
+            f"# recompute benchmark: {args.votes:,} votes × {args.models} models, PostgreSQL, "
+            f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the start"
+        )
         if args.reuse:
             from votes.models import Vote
 
@@ -238,15 +254,21 @@ def main(argv=None) -> int:
             cpu.append(time.process_time() - c)
         views = list(snap.views.values_list("key", "style_control", "vote_count"))
         print(f"  views: {json.dumps(views)}")
-        print(f"  recompute runs: {', '.join(f'{r:.2f} s' for r in runs)} "
-              f"(CPU of this process, the rest is PostgreSQL or waiting: {', '.join(f'{c:.2f} s' for c in cpu)})")
+        print(
+            f"  recompute runs: {', '.join(f'{r:.2f} s' for r in runs)} "
+            f"(CPU of this process, the rest is PostgreSQL or waiting: {', '.join(f'{c:.2f} s' for c in cpu)})"
+        )
         lat = latency(args.database, args.port, args.requests)
         print(f"  {lat['votes_written']:,} votes written during the {args.requests} leaderboard requests")
         recompute = statistics.median(runs)
         rows = [
             ("full recompute, all views, sandwich (median)", f"{recompute:.2f} s", "< 10 s", recompute < 10),
-            ("GET /api/v1/leaderboard/ median, votes arriving", f"{lat['median']:.2f} ms", "< 10 ms",
-             lat["median"] < 10),
+            (
+                "GET /api/v1/leaderboard/ median, votes arriving",
+                f"{lat['median']:.2f} ms",
+                "< 10 ms",
+                lat["median"] < 10,
+            ),
             ("  p95", f"{lat['p95']:.2f} ms", "", None),
             ("  revalidation (If-None-Match, 304) median", f"{lat['median_304']:.2f} ms", "", None),
         ]

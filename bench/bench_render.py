@@ -57,23 +57,33 @@ def main() -> None:
             html_out.append(render_markdown(text))
             times.append((time.perf_counter() - start) * 1000)
     times.sort()
-    print(f"texts: {len(items)} (prompts and answer turns), {sum(map(len, items)) / 1e6:.1f} MB of markdown, "
-          f"repeat {args.repeat}")
+    print(
+        f"texts: {len(items)} (prompts and answer turns), {sum(map(len, items)) / 1e6:.1f} MB of markdown, "
+        f"repeat {args.repeat}"
+    )
 
     def count(needle: str) -> int:
         return sum(needle in h for h in html_out)
 
-    print(f"with highlighted code: {count(HIGHLIGHTED)}, "
-          f"with MathML: {count('<math ')}, with a formula shown as source: {count('math-error')}, "
-          f"with a table: {count('<table>')}, with a line break: {count('<br />')}")
+    print(
+        f"with highlighted code: {count(HIGHLIGHTED)}, "
+        f"with MathML: {count('<math ')}, with a formula shown as source: {count('math-error')}, "
+        f"with a table: {count('<table>')}, with a line break: {count('<br />')}"
+    )
     p99 = times[min(len(times) - 1, int(len(times) * 0.99))]
-    print(f"per text: median {statistics.median(times):.2f} ms, p99 {p99:.2f} ms, max {times[-1]:.1f} ms; "
-          f"total per pass {sum(times) / args.repeat / 1000:.2f} s")
+    print(
+        f"per text: median {statistics.median(times):.2f} ms, p99 {p99:.2f} ms, max {times[-1]:.1f} ms; "
+        f"total per pass {sum(times) / args.repeat / 1000:.2f} s"
+    )
 
     # Hostile shapes: every opener without a closer (each search for an end is
     # bounded, and prose dollars are classified once per paragraph).
-    for name, text in (("prose dollars", "$a " * 10000), ("\\( openers", "\\(a " * 10000),
-                       ("$$ lines", "$$a\n" + "b\n" * 20000), ("long fence", "```python\n" + "x = 1\n" * 15000 + "```")):
+    for name, text in (
+        ("prose dollars", "$a " * 10000),
+        ("\\( openers", "\\(a " * 10000),
+        ("$$ lines", "$$a\n" + "b\n" * 20000),
+        ("long fence", "```python\n" + "x = 1\n" * 15000 + "```"),
+    ):
         start = time.perf_counter()
         render_markdown(text)
         print(f"{name} ({len(text) // 1000} kB): {(time.perf_counter() - start) * 1000:.0f} ms")

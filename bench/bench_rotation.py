@@ -112,8 +112,12 @@ def main(argv=None) -> int:
     ap.add_argument("--voters", type=int, default=1)
     ap.add_argument("--policy", default="weighted", choices=["weighted", "uniform", "active"])
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--recompute-every", type=int, default=50,
-                    help="publish a snapshot every N votes, as the worker does after votes (0 = never)")
+    ap.add_argument(
+        "--recompute-every",
+        type=int,
+        default=50,
+        help="publish a snapshot every N votes, as the worker does after votes (0 = never)",
+    )
     ap.add_argument("--keep", action="store_true", help="keep a PostgreSQL scratch database")
     args = ap.parse_args(argv)
     os.environ["ARENA_SAMPLING_POLICY"] = args.policy
@@ -129,19 +133,26 @@ def main(argv=None) -> int:
         call_command("import_answers", args.answers, verbosity=0)
         n_q, n_m = Question.objects.count(), ArenaModel.objects.count()
         two_turn = sum(1 for t in Question.objects.values_list("turns", flat=True) if len(t) > 1)
-        print(f"# rotation benchmark: {connection.vendor}, policy {args.policy}, a snapshot every "
-              f"{args.recompute_every} votes, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}")
-        print(f"imported {n_q} questions ({two_turn} with two turns) × {n_m} models, "
-              f"{Answer.objects.count():,} answers in {time.perf_counter() - started:.1f} s")
+        print(
+            f"# rotation benchmark: {connection.vendor}, policy {args.policy}, a snapshot every "
+            f"{args.recompute_every} votes, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}"
+        )
+        print(
+            f"imported {n_q} questions ({two_turn} with two turns) × {n_m} models, "
+            f"{Answer.objects.count():,} answers in {time.perf_counter() - started:.1f} s"
+        )
         rng = random.Random(args.seed)
         for v in range(args.voters):
             result = run_voter(rng, args.recompute_every)
             t = result["timings"]
-            print(f"voter {v + 1}: {result['first_repeat']} votes before a question repeats "
-                  f"(expected {n_q}); {result['votes']:,} votes before nothing unrevealed is left "
-                  f"(expected {n_q * (n_m // 2):,}); no shown answer had a revealed model")
-            print(f"  per open: first {n_q} opens {ms(t[:n_q])}; last {n_q} opens {ms(t[-n_q:])}; "
-                  f"all {len(t):,} {ms(t)}")
+            print(
+                f"voter {v + 1}: {result['first_repeat']} votes before a question repeats "
+                f"(expected {n_q}); {result['votes']:,} votes before nothing unrevealed is left "
+                f"(expected {n_q * (n_m // 2):,}); no shown answer had a revealed model"
+            )
+            print(
+                f"  per open: first {n_q} opens {ms(t[:n_q])}; last {n_q} opens {ms(t[-n_q:])}; all {len(t):,} {ms(t)}"
+            )
     finally:
         if args.database.startswith("postgres") and not args.keep:
             from django.db import connections

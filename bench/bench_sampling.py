@@ -100,17 +100,27 @@ def run_scenario(title: str, args, *, established: int, history: int) -> None:
         strengths = np.random.default_rng(1000 + seed).normal(0.0, args.spread, args.models)
         for policy in results:
             results[policy].append(
-                simulate(policy, strengths, args.target, seed, args.batch, args.max_votes,
-                         established=established, history=history)
+                simulate(
+                    policy,
+                    strengths,
+                    args.target,
+                    seed,
+                    args.batch,
+                    args.max_votes,
+                    established=established,
+                    history=history,
+                )
             )
     print(f"{'policy':<10} {'median votes':>13} {'mean':>9}   per seed")
     for policy, votes in results.items():
         print(f"{policy:<10} {statistics.median(votes):>13,.0f} {statistics.mean(votes):>9,.0f}   {votes}")
     ratio = statistics.mean(results["uniform"]) / statistics.mean(results["active"])
     per_seed = [u / a for u, a in zip(results["uniform"], results["active"], strict=True)]
-    print(f"uniform needs {100 * (ratio - 1):.0f}% more votes than active on average "
-          f"(per seed {min(per_seed):.2f}x-{max(per_seed):.2f}x); active needs fewer on "
-          f"{sum(r > 1 for r in per_seed)}/{len(per_seed)} seeds")
+    print(
+        f"uniform needs {100 * (ratio - 1):.0f}% more votes than active on average "
+        f"(per seed {min(per_seed):.2f}x-{max(per_seed):.2f}x); active needs fewer on "
+        f"{sum(r > 1 for r in per_seed)}/{len(per_seed)} seeds"
+    )
 
 
 def main(argv=None) -> int:
@@ -124,14 +134,18 @@ def main(argv=None) -> int:
     ap.add_argument("--history", type=int, default=6000, help="votes the established models already have")
     ap.add_argument("--max-votes", type=int, default=200_000)
     args = ap.parse_args(argv)
-    print(f"# pair sampling: {args.models} models (true strengths sd {args.spread}), target: every 95% CI "
-          f"narrower than {args.target} points, {args.seeds} seeds, refit every {args.batch} votes")
+    print(
+        f"# pair sampling: {args.models} models (true strengths sd {args.spread}), target: every 95% CI "
+        f"narrower than {args.target} points, {args.seeds} seeds, refit every {args.batch} votes"
+    )
     print("# the paper reports 54% more votes for random pairing than for active sampling")
     started = time.perf_counter()
     run_scenario("cold start: all models new", args, established=0, history=0)
     run_scenario(
         f"{args.new} new models join {args.models - args.new} established ones ({args.history:,} votes of history)",
-        args, established=args.models - args.new, history=args.history,
+        args,
+        established=args.models - args.new,
+        history=args.history,
     )
     print(f"({time.perf_counter() - started:.1f} s)")
     return 0

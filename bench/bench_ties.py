@@ -59,7 +59,9 @@ def main(argv=None) -> int:
     a, b, y = a[keep], b[keep], y[keep]
     n, m = len(names), len(a)
     fold = np.random.default_rng(opts.seed).permutation(m) % opts.folds
-    print(f"# {opts.file}: {m:,} battles, {n} models, ties {np.mean(y == 0.5):.1%}; {opts.folds}-fold, seed {opts.seed}")
+    print(
+        f"# {opts.file}: {m:,} battles, {n} models, ties {np.mean(y == 0.5):.1%}; {opts.folds}-fold, seed {opts.seed}"
+    )
     sums = {k: np.zeros(2) for k in ("three-way", "half", "decisive")}
     counts = {k: 0 for k in sums}
     nus = []

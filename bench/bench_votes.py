@@ -65,8 +65,14 @@ import bench_recompute  # noqa: E402 - the scratch-database helpers, after sys.p
 
 PY = sys.executable
 # ../shared/data beside the checkout (or beside its parent, for a git worktree).
-MT_BENCH = next((p / "shared" / "data" / "answers" / "mt_bench" for p in (ROOT.parent, ROOT.parent.parent)
-                 if (p / "shared" / "data" / "answers" / "mt_bench").exists()), None)
+MT_BENCH = next(
+    (
+        p / "shared" / "data" / "answers" / "mt_bench"
+        for p in (ROOT.parent, ROOT.parent.parent)
+        if (p / "shared" / "data" / "answers" / "mt_bench").exists()
+    ),
+    None,
+)
 WINNERS = ["a", "b", "tie", "both_bad"]
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -145,8 +151,14 @@ def prepare(args, env: dict[str, str]) -> str:
     else:
         subprocess.run([PY, "manage.py", "load_demo", "-v", "0"], cwd=ROOT, env=env, check=True)
         label = "the demo arena"
-    out = subprocess.run([PY, "-c", SEED_SNAPSHOT], cwd=ROOT, env={**env, "DJANGO_SETTINGS_MODULE": "arena.settings"},
-                         check=True, capture_output=True, text=True).stdout.strip()
+    out = subprocess.run(
+        [PY, "-c", SEED_SNAPSHOT],
+        cwd=ROOT,
+        env={**env, "DJANGO_SETTINGS_MODULE": "arena.settings"},
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
     subprocess.run([PY, "manage.py", "collectstatic", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True)
     return f"{label}: {out}"
 
@@ -166,8 +178,14 @@ class Web:
 
     def start(self, port: int) -> Web:
         self.log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(["/bin/sh", "-c", self.command], cwd=self.cwd, env=self.env,
-                                     stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.proc = subprocess.Popen(
+            ["/bin/sh", "-c", self.command],
+            cwd=self.cwd,
+            env=self.env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -407,10 +425,13 @@ def run_config(label: str, command: str, args, env: dict[str, str], port: int, c
             result = asyncio.run(load(port, n, args.warmup, args.seconds, web, seed=n))
             result["config"] = label
             rows.append(result)
-            print(f"{label:<8} {n:>6} {result['votes']:>6} {result['votes_per_s']:>8.1f} {ms(result['open']):>13} "
-                  f"{ms(result['vote']):>13} {ms(result['pair']):>13} {result['web_cpu_ms_per_vote']:>8.2f} "
-                  f"{100 * result['web_cpu_share']:>6.0f}% {100 * result['client_cpu_share']:>6.0f}%  "
-                  f"{result['errors'] or ''}", flush=True)
+            print(
+                f"{label:<8} {n:>6} {result['votes']:>6} {result['votes_per_s']:>8.1f} {ms(result['open']):>13} "
+                f"{ms(result['vote']):>13} {ms(result['pair']):>13} {result['web_cpu_ms_per_vote']:>8.2f} "
+                f"{100 * result['web_cpu_share']:>6.0f}% {100 * result['client_cpu_share']:>6.0f}%  "
+                f"{result['errors'] or ''}",
+                flush=True,
+            )
     finally:
         web.stop()
     return rows
@@ -448,10 +469,15 @@ def main() -> None:
         configs.append(("gthread", gthread))
     for label, command in configs:
         print(f"# {label}: {command}  (WEB_CONCURRENCY=1)")
-    print(f"# load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; warm-up {args.warmup:g} s, "
-          f"window {args.seconds:g} s per row", flush=True)
-    print(f"{'config':<8} {'voters':>6} {'votes':>6} {'votes/s':>8} {'open p50/p95':>13} {'vote p50/p95':>13} "
-          f"{'pair p50/p95':>13} {'cpu ms/v':>8} {'web':>7} {'client':>7}  errors")
+    print(
+        f"# load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; warm-up {args.warmup:g} s, "
+        f"window {args.seconds:g} s per row",
+        flush=True,
+    )
+    print(
+        f"{'config':<8} {'voters':>6} {'votes':>6} {'votes/s':>8} {'open p50/p95':>13} {'vote p50/p95':>13} "
+        f"{'pair p50/p95':>13} {'cpu ms/v':>8} {'web':>7} {'client':>7}  errors"
+    )
     try:
         for label, command in configs:
             run_config(label, command, args, env, port, ROOT)
@@ -460,8 +486,9 @@ def main() -> None:
         if not args.keep:
             bench_recompute.drop(args.database)
     print(f"# load average at the end {os.getloadavg()[0]:.1f}")
-    print("# latencies in ms; cpu ms/v: the web process's CPU per vote pair (open + vote); web/client: "
-          "share of one core")
+    print(
+        "# latencies in ms; cpu ms/v: the web process's CPU per vote pair (open + vote); web/client: share of one core"
+    )
     print("# target (issue #14): ≥ 200 votes/s with pair p95 < 100 ms at 50 voters")
 
 

@@ -44,7 +44,9 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--database", default="postgres://postgres@127.0.0.1:5432/arena_files_check")
     args = ap.parse_args(argv)
-    files = sorted(p for p in SHARED.rglob("*") if p.suffix in (".json", ".jsonl", ".csv") and "leaderboard" not in p.name)
+    files = sorted(
+        p for p in SHARED.rglob("*") if p.suffix in (".json", ".jsonl", ".csv") and "leaderboard" not in p.name
+    )
     recreate(args.database)
     failures = 0
     try:
@@ -67,7 +69,11 @@ def main(argv=None) -> int:
             if isinstance(direct, str) or isinstance(stats, str):
                 agree = isinstance(direct, str) and isinstance(stats, str)
                 failures += not agree
-                print(f"{name:<58} refused by {'both' if agree else 'ONE'}: {direct if isinstance(direct, str) else stats}"[:200])
+                print(
+                    f"{name:<58} refused by {'both' if agree else 'ONE'}: {direct if isinstance(direct, str) else stats}"[
+                        :200
+                    ]
+                )
                 continue
             with tempfile.NamedTemporaryFile(suffix=".jsonl") as tmp:
                 call_command("export_battles", output=tmp.name, stdout=io.StringIO(), stderr=io.StringIO())
@@ -76,7 +82,8 @@ def main(argv=None) -> int:
             a = {m["model"]: m for m in direct["models"]}
             b = {m["model"]: m for m in again["models"]} if isinstance(again, dict) else {}
             same_board = a.keys() == b.keys() and all(
-                (a[k]["battles"], a[k]["wins"], a[k]["ties"]) == (b[k]["battles"], b[k]["wins"], b[k]["ties"]) for k in a
+                (a[k]["battles"], a[k]["wins"], a[k]["ties"]) == (b[k]["battles"], b[k]["wins"], b[k]["ties"])
+                for k in a
             )
             delta = max((abs(a[k]["rating"] - b[k]["rating"]) for k in a if k in b), default=0.0)
             sk = {k: v for k, v in direct["battles_skipped"].items() if v}

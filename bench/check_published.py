@@ -59,19 +59,37 @@ def discover(votes: Path) -> list[Table]:
     tables: list[Table] = []
     g = votes / "genai-arena-20240220"
     if (g / "clean_battle.json").exists() and (g / "leaderboard.csv").exists():
-        tables.append(Table("genai-arena-20240220 anony", g / "clean_battle.json", g / "leaderboard.csv",
-                            "Arena Elo rating (anony)"))
-        tables.append(Table("genai-arena-20240220 full", g / "clean_battle.json", g / "leaderboard.csv",
-                            "Arena Elo rating (full)", ["--include-named"]))
+        tables.append(
+            Table(
+                "genai-arena-20240220 anony", g / "clean_battle.json", g / "leaderboard.csv", "Arena Elo rating (anony)"
+            )
+        )
+        tables.append(
+            Table(
+                "genai-arena-20240220 full",
+                g / "clean_battle.json",
+                g / "leaderboard.csv",
+                "Arena Elo rating (full)",
+                ["--include-named"],
+            )
+        )
     mteb = votes / "mteb-arena"
     for d in sorted(p for p in mteb.iterdir() if p.is_dir()) if mteb.exists() else []:
         for task in TASKS:
             lb = d / f"{task}_leaderboard.csv"
-            battle = next((f for f in (d / f"clean_results_{task}.json", d / f"clean_battle_{task}.json")
-                           if f.exists()), None)
+            battle = next(
+                (f for f in (d / f"clean_results_{task}.json", d / f"clean_battle_{task}.json") if f.exists()), None
+            )
             if battle and lb.exists():
-                tables.append(Table(f"mteb-arena/{d.name} {task}", battle, lb, "Arena Elo rating (anony)",
-                                    target=task != "clustering"))
+                tables.append(
+                    Table(
+                        f"mteb-arena/{d.name} {task}",
+                        battle,
+                        lb,
+                        "Arena Elo rating (anony)",
+                        target=task != "clustering",
+                    )
+                )
     return tables
 
 
@@ -131,12 +149,16 @@ def main(argv=None) -> int:
     if not tables:
         print(f"no published tables found under {args.votes}")
         return 1
-    print(f"rate_battles --l2 {args.l2} --ci none vs published ratings (rating points; raw = no shift, "
-          f"aligned = after matching means)")
+    print(
+        f"rate_battles --l2 {args.l2} --ci none vs published ratings (rating points; raw = no shift, "
+        f"aligned = after matching means)"
+    )
     header = f"{'table':38}{'battles':>8}{'self':>5}{'models':>9}{'raw':>8}{'aligned':>9}{'shift':>8}  worst model"
     bad = 0
-    for section, want in (("targets (GenAI-Arena, MTEB retrieval & STS)", True),
-                          ("not a target: MTEB clustering (self-battle shift in the published tables)", False)):
+    for section, want in (
+        ("targets (GenAI-Arena, MTEB retrieval & STS)", True),
+        ("not a target: MTEB clustering (self-battle shift in the published tables)", False),
+    ):
         print(f"\n## {section}\n{header}")
         for t in (t for t in tables if t.target == want):
             try:
@@ -149,8 +171,10 @@ def main(argv=None) -> int:
             mark = "" if not want else ("  ok" if ok else "  MISS")
             bad += want and not ok
             models = f"{c['n_common']}/{c['n_pub']}"
-            print(f"{t.name:38}{c['used']:>8}{c['self']:>5}{models:>9}{c['max_raw']:>8.2f}{c['max_aligned']:>9.2f}"
-                  f"{c['mean_shift']:>+8.2f}  {c['worst']} ({c['worst_diff']:+.2f}){mark}")
+            print(
+                f"{t.name:38}{c['used']:>8}{c['self']:>5}{models:>9}{c['max_raw']:>8.2f}{c['max_aligned']:>9.2f}"
+                f"{c['mean_shift']:>+8.2f}  {c['worst']} ({c['worst_diff']:+.2f}){mark}"
+            )
             if args.verbose:
                 for w in c["warnings"]:
                     print(f"    warning: {w}")

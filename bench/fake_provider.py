@@ -35,12 +35,20 @@ async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, chu
         for i in range(chunks):
             await asyncio.sleep(step)
             piece = f"word{i} " if i < chunks - 1 else f"word{i}."
-            chunk = {"id": "x", "object": "chat.completion.chunk", "model": model,
-                     "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]}
+            chunk = {
+                "id": "x",
+                "object": "chat.completion.chunk",
+                "model": model,
+                "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}],
+            }
             writer.write(f"data: {json.dumps(chunk)}\n\n".encode())
             await writer.drain()
-        end = {"id": "x", "object": "chat.completion.chunk", "model": model,
-               "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+        end = {
+            "id": "x",
+            "object": "chat.completion.chunk",
+            "model": model,
+            "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+        }
         writer.write(f"data: {json.dumps(end)}\n\ndata: [DONE]\n\n".encode())
         await writer.drain()
     except (ConnectionError, asyncio.IncompleteReadError):
@@ -50,9 +58,7 @@ async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, chu
 
 
 async def main(port: int, chunks: int, seconds: float) -> None:
-    server = await asyncio.start_server(
-        lambda r, w: handle(r, w, chunks, seconds), "127.0.0.1", port, backlog=4096
-    )
+    server = await asyncio.start_server(lambda r, w: handle(r, w, chunks, seconds), "127.0.0.1", port, backlog=4096)
     async with server:
         await server.serve_forever()
 

@@ -107,7 +107,10 @@ def to_jsonl(names, a, b, label, seed: int = 0, t0: float = 1_700_000_000.0) -> 
     ts = map("{:.4f}".format, tstamp.tolist())
     rows = map(
         '{{"model_a": {}, "model_b": {}, "winner": {}, "anony": true, "tstamp": {}}}'.format,
-        qn[a], qn[b], ql[label], ts,
+        qn[a],
+        qn[b],
+        ql[label],
+        ts,
     )
     return "\n".join(rows) + "\n"
 
@@ -137,26 +140,32 @@ def main(argv=None) -> int:
     ap.add_argument("--models", type=int, default=200)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default="-", help="output file ('-' = stdout)")
-    ap.add_argument("--format", choices=["csv", "jsonl"], default=None,
-                    help="default: from --out's extension, else csv")
-    ap.add_argument("--strength-sd", type=float, default=1.0,
-                    help="sd of hidden strengths, natural-log units")
-    ap.add_argument("--popularity-sigma", type=float, default=1.0,
-                    help="lognormal sigma of model popularity (pair skew)")
+    ap.add_argument(
+        "--format", choices=["csv", "jsonl"], default=None, help="default: from --out's extension, else csv"
+    )
+    ap.add_argument("--strength-sd", type=float, default=1.0, help="sd of hidden strengths, natural-log units")
+    ap.add_argument(
+        "--popularity-sigma", type=float, default=1.0, help="lognormal sigma of model popularity (pair skew)"
+    )
     ap.add_argument("--tie-rate", type=float, default=0.3)
-    ap.add_argument("--bothbad", type=float, default=0.3,
-                    help="share of ties labelled 'tie (bothbad)'")
-    ap.add_argument("--self-battles", type=int, default=0,
-                    help="number of model-vs-itself battles to include")
-    ap.add_argument("--truth-out", default=None,
-                    help="also write the hidden ratings (display scale, mean 1000) as JSON")
+    ap.add_argument("--bothbad", type=float, default=0.3, help="share of ties labelled 'tie (bothbad)'")
+    ap.add_argument("--self-battles", type=int, default=0, help="number of model-vs-itself battles to include")
+    ap.add_argument(
+        "--truth-out", default=None, help="also write the hidden ratings (display scale, mean 1000) as JSON"
+    )
     args = ap.parse_args(argv)
 
     fmt = args.format or ("jsonl" if args.out.endswith((".jsonl", ".json")) else "csv")
     t0 = time.perf_counter()
     names, theta, a, b, label = generate(
-        args.battles, args.models, args.seed, args.strength_sd,
-        args.popularity_sigma, args.tie_rate, args.bothbad, args.self_battles,
+        args.battles,
+        args.models,
+        args.seed,
+        args.strength_sd,
+        args.popularity_sigma,
+        args.tie_rate,
+        args.bothbad,
+        args.self_battles,
     )
     text = to_csv(names, a, b, label) if fmt == "csv" else to_jsonl(names, a, b, label, args.seed)
     write(args.out, text)
@@ -164,8 +173,11 @@ def main(argv=None) -> int:
         with open(args.truth_out, "w", encoding="utf-8") as f:
             json.dump(true_ratings(names, theta), f, indent=0)
     if args.out != "-":
-        print(f"wrote {args.battles:,} battles ({args.models} models, {fmt}) to {args.out} "
-              f"in {time.perf_counter() - t0:.2f} s", file=sys.stderr)
+        print(
+            f"wrote {args.battles:,} battles ({args.models} models, {fmt}) to {args.out} "
+            f"in {time.perf_counter() - t0:.2f} s",
+            file=sys.stderr,
+        )
     return 0
 
 

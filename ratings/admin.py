@@ -166,7 +166,7 @@ class RecomputeRunAdmin(admin.ModelAdmin):
         return obj.error[:80]
 
     def add_view(self, request, form_url="", extra_context=None):
-        """"Recompute now": choose the interval method, queue the task, watch it."""
+        """ "Recompute now": choose the interval method, queue the task, watch it."""
         if not self.has_add_permission(request):
             raise PermissionDenied
         form = RecomputeForm(request.POST or None, initial={"ci": settings.ARENA_LEADERBOARD_CI})

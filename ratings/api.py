@@ -232,8 +232,10 @@ LeaderboardOut = inline_serializer(
         "category": serializers.CharField(),
         "style_control": serializers.BooleanField(),
         "ci": serializers.CharField(),
-        "intervals": serializers.ChoiceField(choices=intervals.CHOICES, help_text="which 95% intervals lower/upper "
-                                             "and rank (UB) use: per model, or all models at once"),
+        "intervals": serializers.ChoiceField(
+            choices=intervals.CHOICES,
+            help_text="which 95% intervals lower/upper and rank (UB) use: per model, or all models at once",
+        ),
         "style_coefficients": serializers.DictField(child=serializers.FloatField(), allow_null=True),
         "models": LeaderboardRow(many=True),
         "judge_preliminary": judge_api.ColdStartRows,
@@ -273,10 +275,17 @@ class LeaderboardApi(APIView):
             OpenApiParameter("style_control", bool),
             OpenApiParameter("ci", str, enum=list(CI_CHOICES), description="interval method of the snapshot"),
             OpenApiParameter("include_deprecated", bool),
-            OpenApiParameter("intervals", str, enum=list(intervals.CHOICES),
-                             description="marginal (default, as LMArena) or simultaneous 95% intervals"),
-            OpenApiParameter("source", {"type": "string", "pattern": "^(human|judge:[^\\x00]+)$"},
-                             description="human (default) or judge:NAME, a judge's own board (/api/v1/judges/)"),
+            OpenApiParameter(
+                "intervals",
+                str,
+                enum=list(intervals.CHOICES),
+                description="marginal (default, as LMArena) or simultaneous 95% intervals",
+            ),
+            OpenApiParameter(
+                "source",
+                {"type": "string", "pattern": "^(human|judge:[^\\x00]+)$"},
+                description="human (default) or judge:NAME, a judge's own board (/api/v1/judges/)",
+            ),
         ],
         responses={200: LeaderboardOut, 400: ErrorOut, 404: ErrorOut},
         summary="The leaderboard: rank (UB), rating points, 95% interval",
@@ -284,8 +293,15 @@ class LeaderboardApi(APIView):
     @snapshot_conditional
     def get(self, request):
         if self.judge is not None:  # a judge's board, never mixed with people's
-            return Response(judge_api.judge_leaderboard(self.judge, category=self.category, style=self.style,
-                                                        include_deprecated=self.include_deprecated, shown=self.shown))
+            return Response(
+                judge_api.judge_leaderboard(
+                    self.judge,
+                    category=self.category,
+                    style=self.style,
+                    include_deprecated=self.include_deprecated,
+                    shown=self.shown,
+                )
+            )
         snap, category, style, shown = self.snap, self.category, self.style, self.shown
         if snap is None:
             if self.ci and selectors.newest_snapshot() is not None:
@@ -316,14 +332,29 @@ class LeaderboardApi(APIView):
     ) -> dict:
         view = selectors.snapshot_view(snap, category, style)
         if view is None:
-            raise NotFound(f"no view {category!r}{' with style control' if style else ''} in snapshot {snap.id}; "
-                           "see /api/v1/categories/")
+            raise NotFound(
+                f"no view {category!r}{' with style control' if style else ''} in snapshot {snap.id}; "
+                "see /api/v1/categories/"
+            )
         view = intervals.view_with(view, shown)  # rank (UB) below comes from the chosen bounds
         if view is None:
             raise NotFound(intervals.missing_detail(snap.id))
         rows = selectors.leaderboard_rows(view, include_deprecated=include_deprecated, reg=reg)
-        keys = ("model", "rating", "lower", "upper", "rank", "battles", "display_name", "organization", "license",
-                "status", "preliminary", "flags", "caveats")
+        keys = (
+            "model",
+            "rating",
+            "lower",
+            "upper",
+            "rank",
+            "battles",
+            "display_name",
+            "organization",
+            "license",
+            "status",
+            "preliminary",
+            "flags",
+            "caveats",
+        )
         return {
             "updated_at": snap.created_at,
             "votes": view.vote_count,
@@ -486,7 +517,6 @@ class ModelDetailApi(APIView):
         # The registry version too: a status or organization edit is a new answer, never a 304.
         return self.snap, f"model-{self.model.name}|r{self.reg.version}"
 
-
     @extend_schema(
         responses={200: ModelCard, 404: ErrorOut},
         summary="A model's card: ratings per category, battles, win rate against each opponent",
@@ -553,9 +583,17 @@ class MatrixApi(APIView):
         if view is None:
             raise NotFound(f"no view {category!r} in snapshot {snap.id}")
         models, matrix = selectors.matrix(view, kind, reg)
-        clean = [[None if (v is None or (isinstance(v, float) and math.isnan(v))) else v for v in row] for row in matrix]
-        data = {"kind": kind, "category": category, "style_control": style, "snapshot": snap.id, "models": models,
-                "matrix": clean}
+        clean = [
+            [None if (v is None or (isinstance(v, float) and math.isnan(v))) else v for v in row] for row in matrix
+        ]
+        data = {
+            "kind": kind,
+            "category": category,
+            "style_control": style,
+            "snapshot": snap.id,
+            "models": models,
+            "matrix": clean,
+        }
         return Response(data)
 
 
@@ -611,8 +649,10 @@ class SnapshotListApi(APIView):
         try:
             run = runs.request_run(by=request.user, ci=ci, rounds=rounds, force=True)
         except runs.RecomputeNotQueued as exc:  # broker down: say so, the run is recorded as failed
-            return Response({"error": "broker_unavailable", "detail": f"could not queue the recompute: {exc}"},
-                            status=status.HTTP_503_SERVICE_UNAVAILABLE)
+            return Response(
+                {"error": "broker_unavailable", "detail": f"could not queue the recompute: {exc}"},
+                status=status.HTTP_503_SERVICE_UNAVAILABLE,
+            )
         return Response({"queued": True, "run": run.id}, status=status.HTTP_202_ACCEPTED)
 
 
@@ -645,7 +685,6 @@ class SnapshotDetailApi(APIView):
         self.snap = get_object_or_404(Snapshot, id=snapshot_id)
         return self.snap, "detail"
 
-
     @extend_schema(
         responses={200: SnapshotDetailOut, 404: ErrorOut},
         summary="One snapshot: parameters, fingerprint and its views",
@@ -655,9 +694,15 @@ class SnapshotDetailApi(APIView):
         snap = self.snap
         data = dict(SnapshotSummary(snap).data)
         data["views"] = [
-            {"key": v.key, "label": v.label, "style_control": v.style_control, "votes": v.vote_count,
-             "counts_fingerprint": v.counts_fingerprint, "style_coefficients": v.style_coefficients,
-             "warnings": v.warnings}
+            {
+                "key": v.key,
+                "label": v.label,
+                "style_control": v.style_control,
+                "votes": v.vote_count,
+                "counts_fingerprint": v.counts_fingerprint,
+                "style_coefficients": v.style_coefficients,
+                "warnings": v.warnings,
+            }
             for v in snap.views.order_by("style_control", "key")
         ]
         data["warnings"] = snap.warnings

@@ -51,14 +51,16 @@ def add_arguments(parser) -> None:
     parser.add_argument("--skip-bad-rows", action="store_true", help="skip malformed rows instead of failing")
     parser.add_argument("--format", choices=["json", "table", "csv"], default="json")
     parser.add_argument(
-        "--simultaneous", action="store_true",
+        "--simultaneous",
+        action="store_true",
         help="95%% intervals that hold for all models at once (rank (UB) from them too)",
     )
     parser.add_argument(
-        "--ties", choices=["half", "davidson"], default="half",
+        "--ties",
+        choices=["half", "davidson"],
+        default="half",
         help="a tie counts as half a win (default), or Davidson's tie model with its own parameter nu",
     )
-
 
 
 class RateBattles:
@@ -129,8 +131,16 @@ class RateBattles:
             style = self.style_battles(battles) if opts["style_control"] else None
             try:
                 lb = engine.leaderboard(
-                    pc, names=battles.names, ci=ci, rounds=opts["rounds"], seed=opts["seed"], l2=opts["l2"],
-                    anchor=anchor, simultaneous=simultaneous, ties=tie_model, reweight=opts["reweight"],
+                    pc,
+                    names=battles.names,
+                    ci=ci,
+                    rounds=opts["rounds"],
+                    seed=opts["seed"],
+                    l2=opts["l2"],
+                    anchor=anchor,
+                    simultaneous=simultaneous,
+                    ties=tie_model,
+                    reweight=opts["reweight"],
                     style=style,
                 )
             except ValueError as exc:
@@ -167,9 +177,9 @@ class RateBattles:
         if simultaneous:
             extra["critical_value"] = None if critical_value is None else round(critical_value, 6)
         if tie_model == "davidson":
-            extra["tie_param"] = None if tie_param is None else {
-                k: (None if v is None else round(v, 6)) for k, v in tie_param.items()
-            }
+            extra["tie_param"] = (
+                None if tie_param is None else {k: (None if v is None else round(v, 6)) for k, v in tie_param.items()}
+            )
         return {
             "method": method,
             "ci": ci,
@@ -196,8 +206,11 @@ class RateBattles:
         """The file's battles one row each (self-battles left out) with their style features."""
         keep = battles.a != battles.b
         return engine.StyleBattles(
-            a=battles.a[keep], b=battles.b[keep], y=battles.y[keep],
-            features=engine.style_design(battles.style_a[keep], battles.style_b[keep]), count=battles.count[keep],
+            a=battles.a[keep],
+            b=battles.b[keep],
+            y=battles.y[keep],
+            features=engine.style_design(battles.style_a[keep], battles.style_b[keep]),
+            count=battles.count[keep],
         )
 
     def emit(self, result: dict, fmt: str) -> None:

@@ -54,5 +54,7 @@ def view_with(view, intervals: str):
 
 
 def missing_detail(snapshot_id: int) -> str:
-    return (f"snapshot {snapshot_id} has no simultaneous intervals (published before they existed); "
-            "the next recompute adds them")
+    return (
+        f"snapshot {snapshot_id} has no simultaneous intervals (published before they existed); "
+        "the next recompute adds them"
+    )

@@ -69,9 +69,7 @@ def cohen_kappa(pairs: Sequence[tuple[str, str]]) -> tuple[float | None, float |
     if n == 0:
         return None, None, 0
     observed = sum(h == j for h, j in labelled) / n
-    expected = sum(
-        (sum(h == k for h, _ in labelled) / n) * (sum(j == k for _, j in labelled) / n) for k in LABELS
-    )
+    expected = sum((sum(h == k for h, _ in labelled) / n) * (sum(j == k for _, j in labelled) / n) for k in LABELS)
     if expected >= 1.0:
         return None, observed, n
     return (observed - expected) / (1.0 - expected), observed, n
@@ -123,8 +121,9 @@ def done_votes(judge_id: int) -> list[dict]:
     return list(
         JudgeVote.objects.filter(judge_id=judge_id, status=JudgeVote.Status.DONE)
         .order_by("id")
-        .values("id", "battle_id", "question_id", "turns", "model_a_id", "model_b_id", "verdict", "verdict_ab",
-                "verdict_ba")  # fmt: skip
+        .values(
+            "id", "battle_id", "question_id", "turns", "model_a_id", "model_b_id", "verdict", "verdict_ab", "verdict_ba"
+        )  # fmt: skip
     )
 
 
@@ -289,7 +288,7 @@ def parse_source(raw: str | None) -> str | None:
     if raw is None or raw == SOURCE_HUMAN:
         return None
     if raw.startswith(SOURCE_PREFIX) and len(raw) > len(SOURCE_PREFIX):
-        return raw[len(SOURCE_PREFIX):]
+        return raw[len(SOURCE_PREFIX) :]
     raise ValueError(f"source must be human or judge:NAME, not {raw[:80]!r}")
 
 

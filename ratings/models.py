@@ -51,9 +51,7 @@ class SnapshotView(models.Model):
     warnings = models.JSONField(default=list, blank=True)
 
     class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["snapshot", "key", "style_control"], name="ratings_view_unique")
-        ]
+        constraints = [models.UniqueConstraint(fields=["snapshot", "key", "style_control"], name="ratings_view_unique")]
 
     def __str__(self) -> str:
         return f"{self.snapshot_id}:{self.key}{' (style)' if self.style_control else ''}"

@@ -92,8 +92,9 @@ def fit_personal(
 
     # The engine's damped Newton solver; the objective is strictly convex, so
     # halving only guards the first steps.
-    res = E.damped_newton(mu.copy(), objective, gradient, hessian, tol=gtol * max(float(big_c.sum()), 1.0),
-                          max_iter=max_iter)
+    res = E.damped_newton(
+        mu.copy(), objective, gradient, hessian, tol=gtol * max(float(big_c.sum()), 1.0), max_iter=max_iter
+    )
     theta, it = res.x, res.iterations
     se = np.sqrt(np.clip(np.diag(np.linalg.inv(hessian(theta, res.state))), 0.0, None))
     battles = np.bincount(pc.a, pc.count, m) + np.bincount(pc.b, pc.count, m)

@@ -77,11 +77,23 @@ def personal_leaderboard(voter: Voter | None) -> dict:
 def own_votes_jsonl(voter: Voter | None) -> Iterator[bytes]:
     """The voter's own votes, oldest first, one JSON object per line."""
     qs = (
-        Vote.objects.filter(voter=voter) if voter is not None else Vote.objects.none()
-    ).order_by("created_at", "id").values_list("id", "created_at", "model_a__name", "model_b__name", "winner",
-                                               "source", "language", "turns")
+        (Vote.objects.filter(voter=voter) if voter is not None else Vote.objects.none())
+        .order_by("created_at", "id")
+        .values_list("id", "created_at", "model_a__name", "model_b__name", "winner", "source", "language", "turns")
+    )
     for vid, created, a, b, winner, source, language, turns in qs.iterator(chunk_size=2000):
-        yield (json.dumps({
-            "id": vid, "created_at": created.isoformat(), "model_a": a, "model_b": b, "winner": winner,
-            "source": source, "language": language, "turns": turns,
-        }) + "\n").encode()
+        yield (
+            json.dumps(
+                {
+                    "id": vid,
+                    "created_at": created.isoformat(),
+                    "model_a": a,
+                    "model_b": b,
+                    "winner": winner,
+                    "source": source,
+                    "language": language,
+                    "turns": turns,
+                }
+            )
+            + "\n"
+        ).encode()

@@ -410,6 +410,7 @@ def _heat_legend(ident: str, kind: str, most: float, x0: float, y0: float) -> st
 # --------------------------------------------------------------------------
 # 4. a model's rating over the snapshots
 
+
 def time_format(span_seconds: float) -> str:
     """strftime format for instants spread over ``span_seconds``: no finer than needed."""
     if span_seconds < 600:

@@ -42,9 +42,21 @@ from .selectors import counted_votes
 
 LONG_PROMPT_TOKENS = 500
 LANGUAGE_NAMES = {
-    "en": "English", "zh": "Chinese", "ja": "Japanese", "ko": "Korean", "ru": "Russian", "de": "German",
-    "fr": "French", "es": "Spanish", "it": "Italian", "pt": "Portuguese", "ar": "Arabic", "hi": "Hindi",
-    "el": "Greek", "he": "Hebrew", "th": "Thai",
+    "en": "English",
+    "zh": "Chinese",
+    "ja": "Japanese",
+    "ko": "Korean",
+    "ru": "Russian",
+    "de": "German",
+    "fr": "French",
+    "es": "Spanish",
+    "it": "Italian",
+    "pt": "Portuguese",
+    "ar": "Arabic",
+    "hi": "Hindi",
+    "el": "Greek",
+    "he": "Hebrew",
+    "th": "Thai",
 }
 BASE_LABELS = {
     "overall": "Overall",
@@ -189,9 +201,7 @@ def _fetch_arrays(sql: str, params: list) -> list[np.ndarray]:
 
 # One style row as PostgreSQL's binary send functions write it (big-endian,
 # no padding): model a, model b, 2y, then the eight counts.
-STYLE_RECORD = np.dtype(
-    [("a", ">i8"), ("b", ">i8"), ("score2", ">i2"), *((name, ">i4") for name in STYLE_FIELDS)]
-)
+STYLE_RECORD = np.dtype([("a", ">i8"), ("b", ">i8"), ("score2", ">i2"), *((name, ">i4") for name in STYLE_FIELDS)])
 # A string_agg value may not pass 1 GB; this many pages of votes stay far below.
 MAX_PAGES_PER_PART = 50_000
 
@@ -344,23 +354,28 @@ def _rows(lb, names, model_ids, active) -> tuple[list[dict], dict[int, int]]:
     the registry never waits for a recompute."""
     rows = []
     for i in np.flatnonzero(active):
-        rows.append({
-            "model_id": int(model_ids[i]),
-            "rating": round(float(lb.rating[i]), 4),
-            "lower": round(float(lb.lower[i]), 4),
-            "upper": round(float(lb.upper[i]), 4),
-            "rank": int(lb.rank[i]),
-            "battles": int(lb.battles[i]),
-            "wins": int(lb.wins[i]),
-            "losses": int(lb.losses[i]),
-            "ties": int(lb.ties[i]),
-            "theta": round(float(lb.theta[i]), 8),
-            "flags": lb.flags.get(int(i), []),
-            "_i": int(i),
-            # simultaneous 95% bounds (all models at once), for ?intervals=simultaneous
-            **({"lower_sim": round(float(lb.sim_lower[i]), 4), "upper_sim": round(float(lb.sim_upper[i]), 4)}
-               if lb.sim_lower is not None else {}),
-        })
+        rows.append(
+            {
+                "model_id": int(model_ids[i]),
+                "rating": round(float(lb.rating[i]), 4),
+                "lower": round(float(lb.lower[i]), 4),
+                "upper": round(float(lb.upper[i]), 4),
+                "rank": int(lb.rank[i]),
+                "battles": int(lb.battles[i]),
+                "wins": int(lb.wins[i]),
+                "losses": int(lb.losses[i]),
+                "ties": int(lb.ties[i]),
+                "theta": round(float(lb.theta[i]), 8),
+                "flags": lb.flags.get(int(i), []),
+                "_i": int(i),
+                # simultaneous 95% bounds (all models at once), for ?intervals=simultaneous
+                **(
+                    {"lower_sim": round(float(lb.sim_lower[i]), 4), "upper_sim": round(float(lb.sim_upper[i]), 4)}
+                    if lb.sim_lower is not None
+                    else {}
+                ),
+            }
+        )
     rows.sort(key=lambda r: (r["rank"], -r["rating"], names[r["_i"]]))
     position = {r.pop("_i"): k for k, r in enumerate(rows)}
     return rows, position
@@ -379,8 +394,9 @@ def _pairs(pc: engine.PairCounts, position: dict[int, int]) -> np.ndarray:
 
 
 def _view(key, label, pc, names, model_ids, *, ci, rounds, seed) -> ViewResult:
-    lb = engine.leaderboard(pc, names=names, ci=ci, rounds=rounds, seed=seed, simultaneous=True,
-                            ties=settings.RATINGS_TIES)
+    lb = engine.leaderboard(
+        pc, names=names, ci=ci, rounds=rounds, seed=seed, simultaneous=True, ties=settings.RATINGS_TIES
+    )
     rows, position = _rows(lb, names, model_ids, lb.active)
     return ViewResult(
         key=key,
@@ -396,7 +412,15 @@ def _view(key, label, pc, names, model_ids, *, ci, rounds, seed) -> ViewResult:
 
 
 def _style_view(
-    t: VoteTable, style: StyleVotes, names, model_ids, *, beta_l2: float, theta0: np.ndarray, ci: str, rounds: int,
+    t: VoteTable,
+    style: StyleVotes,
+    names,
+    model_ids,
+    *,
+    beta_l2: float,
+    theta0: np.ndarray,
+    ci: str,
+    rounds: int,
     seed: int,
 ) -> ViewResult | None:
     """Contextual BT over the votes with style counts, through the same
@@ -414,8 +438,17 @@ def _style_view(
     n = len(t.model_ids)
     pc = engine.aggregate(a, b, y, n)
     battles = engine.StyleBattles(a=a, b=b, y=y, features=engine.style_rows(counts[:4], counts[4:]).T)
-    lb = engine.leaderboard(pc, names=names, ci=ci, rounds=rounds, seed=seed, simultaneous=True, style=battles,
-                            beta_l2=beta_l2, theta0=theta0)
+    lb = engine.leaderboard(
+        pc,
+        names=names,
+        ci=ci,
+        rounds=rounds,
+        seed=seed,
+        simultaneous=True,
+        style=battles,
+        beta_l2=beta_l2,
+        theta0=theta0,
+    )
     rows, position = _rows(lb, names, model_ids, lb.active)
     return ViewResult(
         key="overall",
@@ -454,8 +487,17 @@ def compute_views(
         if overall is not None:
             by_id = {r["model_id"]: r["theta"] for r in overall.rows}
             theta0 = np.array([by_id.get(mid, 0.0) for mid in t.model_ids])
-        sv = _style_view(t, style, names, t.model_ids, beta_l2=settings.RATINGS_STYLE_L2,
-                         theta0=theta0, ci=ci, rounds=rounds, seed=seed)
+        sv = _style_view(
+            t,
+            style,
+            names,
+            t.model_ids,
+            beta_l2=settings.RATINGS_STYLE_L2,
+            theta0=theta0,
+            ci=ci,
+            rounds=rounds,
+            seed=seed,
+        )
         if sv is not None:
             views.append(sv)
     return views
@@ -486,7 +528,10 @@ def write_rating_points(snap, points: list[tuple]) -> None:
     if connection.vendor != "postgresql":
         fields = ("key", "style_control", "model_id", "rating", "lower", "upper", "rank", "battles")
         RatingPoint.objects.bulk_create(
-            [RatingPoint(snapshot=snap, created_at=snap.created_at, **dict(zip(fields, p, strict=True))) for p in points],
+            [
+                RatingPoint(snapshot=snap, created_at=snap.created_at, **dict(zip(fields, p, strict=True)))
+                for p in points
+            ],
             batch_size=500,
         )
         return

@@ -107,8 +107,7 @@ def registry() -> Registry:
     """One small query: id, name, display name, organization, license and status of every model."""
     with connection.cursor() as cur:
         cur.execute(
-            f"SELECT id, name, display_name, organization, license, status FROM {ArenaModel._meta.db_table} "
-            "ORDER BY id"
+            f"SELECT id, name, display_name, organization, license, status FROM {ArenaModel._meta.db_table} ORDER BY id"
         )
         found = cur.fetchall()
     digest = hashlib.sha256(json.dumps(found, separators=(",", ":")).encode()).hexdigest()[:16]

@@ -131,6 +131,12 @@ def recompute_publish(*, ci: str | None = None, rounds: int = 100, force: bool =
             _test_pause()
         log.info(
             "published snapshot %s: %s votes, %s views, %.2f s (read %.2f, compute %.2f, write %.2f)",
-            snap.id, votes.count, len(views), snap.duration, read_s, compute_s, snap.duration - read_s - compute_s,
+            snap.id,
+            votes.count,
+            len(views),
+            snap.duration,
+            read_s,
+            compute_s,
+            snap.duration - read_s - compute_s,
         )
         return snap

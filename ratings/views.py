@@ -110,13 +110,15 @@ def _category_links(views: list[SnapshotView], choice: ViewChoice, include_depre
         view = plain.get(key) or styled[key]
         enabled = key in (styled if choice.style_control else plain)
         href = _board_url(category=key, style_control=choice.style_control, include_deprecated=include_deprecated)
-        links.append({
-            "key": key,
-            "label": view.label,
-            "votes": view.vote_count,
-            "current": key == choice.category,
-            "href": href if enabled else None,
-        })
+        links.append(
+            {
+                "key": key,
+                "label": view.label,
+                "votes": view.vote_count,
+                "current": key == choice.category,
+                "href": href if enabled else None,
+            }
+        )
     return links
 
 
@@ -198,13 +200,21 @@ def leaderboard_page(request: HttpRequest) -> HttpResponse:
         "choice": choice,
         "include_deprecated": include_deprecated,
         "categories": _category_links(views, choice, include_deprecated),
-        "style_href": _board_url(category=choice.category, style_control=not choice.style_control,
-                                 include_deprecated=include_deprecated, **keep)
-        if has_style or choice.style_control else None,
+        "style_href": _board_url(
+            category=choice.category,
+            style_control=not choice.style_control,
+            include_deprecated=include_deprecated,
+            **keep,
+        )
+        if has_style or choice.style_control
+        else None,
         "deprecated_href": _board_url(**same, include_deprecated=not include_deprecated, **keep),
         "intervals": shown,
-        "intervals_href": _board_url(**same, include_deprecated=include_deprecated,
-                                     intervals="marginal" if shown == "simultaneous" else "simultaneous"),
+        "intervals_href": _board_url(
+            **same,
+            include_deprecated=include_deprecated,
+            intervals="marginal" if shown == "simultaneous" else "simultaneous",
+        ),
         "deprecated_count": sum(1 for r in selectors.joined(view.rows, reg) if r["status"] == "deprecated"),
         "style_coefficients": _style_coefficients(view),
         "ranked": [r for r in rows if not r["preliminary"]],
@@ -254,18 +264,20 @@ def model_page(request: HttpRequest, name: str) -> HttpResponse:
         r["current"] = (r["category"], r["style_control"]) == (choice.category, choice.style_control)
     title = f"{model.name}: rating over time, {view.label}"
     same = {"category": choice.category, "style_control": choice.style_control}
-    context.update({
-        "view": view,
-        "ratings": ratings,
-        "history": history[:HISTORY_ROWS],
-        "history_total": history_total,
-        # plots.py escapes every text it draws, so its SVG goes into the page as is.
-        "history_plot": mark_safe(plots.rating_history(history, title=title)),  # noqa: S308
-        "history_plot_narrow": mark_safe(  # noqa: S308
-            plots.rating_history(history, title=title, width=NARROW, ident="plot-history-narrow")
-        ),
-        "opponents": selectors.model_opponents(snap, model, reg),
-        "board_href": _board_url(**same),
-        "api_href": reverse("api-leaderboard-history") + "?" + urlencode({"model": model.name, **_kept(**same)}),
-    })
+    context.update(
+        {
+            "view": view,
+            "ratings": ratings,
+            "history": history[:HISTORY_ROWS],
+            "history_total": history_total,
+            # plots.py escapes every text it draws, so its SVG goes into the page as is.
+            "history_plot": mark_safe(plots.rating_history(history, title=title)),  # noqa: S308
+            "history_plot_narrow": mark_safe(  # noqa: S308
+                plots.rating_history(history, title=title, width=NARROW, ident="plot-history-narrow")
+            ),
+            "opponents": selectors.model_opponents(snap, model, reg),
+            "board_href": _board_url(**same),
+            "api_href": reverse("api-leaderboard-history") + "?" + urlencode({"model": model.name, **_kept(**same)}),
+        }
+    )
     return render(request, "ratings/model.html", context)

@@ -16,7 +16,10 @@ def _isolated_cache(settings, tmp_path):
     """Each test gets its own cache (debounce flags, locks, rate limits)."""
     if not settings.CACHES["default"]["BACKEND"].endswith("RedisCache"):
         settings.CACHES = {
-            "default": {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache", "LOCATION": str(tmp_path / "cache")}
+            "default": {
+                "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+                "LOCATION": str(tmp_path / "cache"),
+            }
         }
     from django.core.cache import cache
 
@@ -110,8 +113,15 @@ def browser(chromium_path):
         b = pw.chromium.launch(
             executable_path=chromium_path,
             headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
         )
         yield b
         b.close()

@@ -108,12 +108,20 @@ class FakeOpenAI:
                 if script.delay:
                     time.sleep(script.delay)
                 piece = word if i == 0 else " " + word
-                chunk = {"id": "x", "object": "chat.completion.chunk", "model": model,
-                         "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]}
+                chunk = {
+                    "id": "x",
+                    "object": "chat.completion.chunk",
+                    "model": model,
+                    "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}],
+                }
                 h.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
                 h.wfile.flush()
-            end = {"id": "x", "object": "chat.completion.chunk", "model": model,
-                   "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+            end = {
+                "id": "x",
+                "object": "chat.completion.chunk",
+                "model": model,
+                "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+            }
             h.wfile.write(f"data: {json.dumps(end)}\n\ndata: [DONE]\n\n".encode())
             h.wfile.flush()
         except (BrokenPipeError, ConnectionResetError):

@@ -165,8 +165,22 @@ class WorkerProcess(ChildProcess):
 
     def __init__(self, env: dict[str, str], log_path: Path, args: list[str] | tuple[str, ...] = ()):
         super().__init__(
-            [sys.executable, "-m", "celery", "-A", "arena", "worker", "--pool", "solo", "--loglevel", "INFO",
-             "--without-gossip", "--without-mingle", "--without-heartbeat", *args],
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "arena",
+                "worker",
+                "--pool",
+                "solo",
+                "--loglevel",
+                "INFO",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+                *args,
+            ],
             log_path,
             env,
         )
@@ -188,8 +202,19 @@ class RedisServer(ChildProcess):
     def __init__(self, binary: str, port: int, workdir: Path):
         workdir.mkdir(parents=True, exist_ok=True)
         super().__init__(
-            [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(workdir)],
+            [
+                binary,
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(workdir),
+            ],
             workdir / "redis.log",
         )
         self.port = port
@@ -277,8 +302,13 @@ class HttpVoter:
             status = response.status_code
         except Exception as exc:  # noqa: BLE001 - a timeout or reset is an answer too: "no answer"
             status = f"{type(exc).__name__}"
-        record = {"battle": battle_id, "winner": winner, "key": key, "status": status,
-                  "seconds": time.perf_counter() - started}
+        record = {
+            "battle": battle_id,
+            "winner": winner,
+            "key": key,
+            "status": status,
+            "seconds": time.perf_counter() - started,
+        }
         self.sent.append(record)
         return record
 

@@ -188,8 +188,12 @@ def test_a_refused_vote_is_explained_on_the_page(desktop, live_server, demo_mode
     battle_id = page.locator("#battle").get_attribute("data-battle")
     # The same voter votes from another tab first (same cookies, same CSRF token).
     token = next(c["value"] for c in desktop.cookies() if c["name"] == "csrftoken")
-    assert page.request.post(f"{live_server.url}/api/v1/battles/{battle_id}/vote/",
-                             data={"winner": "a"}, headers={"X-CSRFToken": token}).status == 201
+    assert (
+        page.request.post(
+            f"{live_server.url}/api/v1/battles/{battle_id}/vote/", data={"winner": "a"}, headers={"X-CSRFToken": token}
+        ).status
+        == 201
+    )
 
     page.locator('[data-winner="b"]').click()
 

@@ -24,11 +24,13 @@ pytestmark = [pytest.mark.browser]
 def judged(demo_models):
     add_votes(300)
     recompute_publish()
-    judge = Judge.objects.create(name="rev-judge", provider_settings={"base_url": "http://127.0.0.1:9/v1", "model": "x"})
+    judge = Judge.objects.create(
+        name="rev-judge", provider_settings={"base_url": "http://127.0.0.1:9/v1", "model": "x"}
+    )
     models = {m.name: m for m in ArenaModel.objects.filter(name__in=ORDER)}
     ranked = [models[n] for n in reversed(ORDER)] + [ArenaModelFactory(name="newcomer-1b", organization="New Org")]
     for i, better in enumerate(ranked):
-        for worse in ranked[i + 1:]:
+        for worse in ranked[i + 1 :]:
             for a, b, verdict in [(better, worse, "a")] * 6 + [(worse, better, "a")]:  # 35 verdicts a model
                 battle = BattleFactory(model_a=a, model_b=b, status="voted")
                 JudgeVote.objects.create(judge=judge, battle=battle, model_a=a, model_b=b, status="done",

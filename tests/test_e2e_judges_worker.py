@@ -36,8 +36,9 @@ def test_votes_are_judged_by_the_worker_and_the_agreement_is_published(
         response = vote(voter, battle["id"], "a")
         assert response.status_code == 201 and set(response.json()) == {"winner", "model_a", "model_b"}
     done = wait_for(lambda: JudgeVote.objects.filter(status="done").count() == VOTES, timeout=60)
-    assert done, f"judge votes: {list(JudgeVote.objects.values_list('status', 'error'))}; worker log:\n" + (
-        celery_worker_process.output()[-3000:]
+    assert done, (
+        f"judge votes: {list(JudgeVote.objects.values_list('status', 'error'))}; worker log:\n"
+        + (celery_worker_process.output()[-3000:])
     )
     assert fake_judge.calls["longer"] == 2 * VOTES
     assert Vote.objects.count() == VOTES  # judge votes never became votes

@@ -20,6 +20,7 @@ from tests.services import PHONE
 
 pytestmark = [pytest.mark.browser]
 
+
 @pytest.fixture
 def no_script(new_context):
     """A desktop browser with JavaScript disabled."""

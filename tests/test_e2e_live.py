@@ -69,8 +69,9 @@ def test_two_answers_stream_side_by_side_then_a_second_turn_a_vote_and_the_revea
     page.add_init_script(TEE_STREAMS)
     received: list[bytes] = []
     page.on("response", lambda r: received.append("\n".join(f"{k}: {v}" for k, v in r.headers.items()).encode()))
-    page.on("requestfinished", lambda req: None if req.url.endswith("/stream/") else received.append(
-        req.response().body()))
+    page.on(
+        "requestfinished", lambda req: None if req.url.endswith("/stream/") else received.append(req.response().body())
+    )
     page.goto(f"{asgi_server.url}/arena/")
     expect(page.locator("#label-a")).to_have_text("Model A")
     votes = page.locator("#vote-buttons button")

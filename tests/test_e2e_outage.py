@@ -84,9 +84,7 @@ class RedisServer(ChildProcess):
 
 @pytest.mark.redis
 @pytest.mark.worker
-def test_votes_are_stored_while_redis_is_down_and_ratings_catch_up_when_it_returns(
-    demo_models, start_worker, tmp_path
-):
+def test_votes_are_stored_while_redis_is_down_and_ratings_catch_up_when_it_returns(demo_models, start_worker, tmp_path):
     """The web runs in its own process (runserver) because Celery reads its broker
     settings once, at import: the honest way to give the web a Redis that dies is
     to start it with that REDIS_URL."""
@@ -149,8 +147,18 @@ def test_votes_are_stored_while_redis_is_down_and_ratings_catch_up_when_it_retur
         children.append(worker)  # stopped before its Redis, not after
         beat = run(
             ChildProcess(
-                [sys.executable, "-m", "celery", "-A", "arena", "beat", "--loglevel", "INFO",
-                 "--schedule", str(tmp_path / "beat-schedule")],
+                [
+                    sys.executable,
+                    "-m",
+                    "celery",
+                    "-A",
+                    "arena",
+                    "beat",
+                    "--loglevel",
+                    "INFO",
+                    "--schedule",
+                    str(tmp_path / "beat-schedule"),
+                ],
                 tmp_path / "beat.log",
                 worker_env(env),
             ),

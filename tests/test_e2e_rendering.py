@@ -69,7 +69,9 @@ def open_conversation(page, url: str) -> Battle:
     """Open /arena/; make the battle the whole two-turn conversation (the way
     an answer-set battle fills ``turns``), then show it again."""
     page.goto(f"{url}/arena/")
-    battle = Battle.objects.select_related("model_a", "model_b").get(id=page.locator("#battle").get_attribute("data-battle"))
+    battle = Battle.objects.select_related("model_a", "model_b").get(
+        id=page.locator("#battle").get_attribute("data-battle")
+    )
     question = Question.objects.get()
     by_model = {a.model_id: a.turns for a in Answer.objects.filter(question=question)}
     want = [{"prompt": p, "a": a, "b": b}
@@ -143,7 +145,9 @@ def test_a_two_turn_answer_set_battle_renders_faithfully_and_votes_by_keyboard(n
         assert table.locator("tbody tr").count() == 3
     # One novel per line, as written: the browser draws them on three lines.
     for side in "ab":
-        tops = line_tops(page, f'#battle .turn:first-child .answer[data-side="{side}"] > p:first-child', ["Dune", "Emma", "Ulysses"])
+        tops = line_tops(
+            page, f'#battle .turn:first-child .answer[data-side="{side}"] > p:first-child', ["Dune", "Emma", "Ulysses"]
+        )
         assert None not in tops and len(set(round(t) for t in tops)) == 3, tops
         assert tops == sorted(tops)
     items = turns.nth(0).locator('.answer[data-side="a"] ol li')
@@ -223,8 +227,11 @@ def test_a_live_answer_streams_as_plain_lines_then_is_rendered_and_keys_wait_for
     fake = FakeOpenAI().start()
     try:
         for name in ("saffron-12b", "indigo-3b"):
-            ArenaModel.objects.create(name=name, provider_kind=ArenaModel.Provider.OPENAI,
-                                      provider_settings={"base_url": fake.base_url, "model": name, "timeout": 5})
+            ArenaModel.objects.create(
+                name=name,
+                provider_kind=ArenaModel.Provider.OPENAI,
+                provider_settings={"base_url": fake.base_url, "model": name, "timeout": 5},
+            )
             fake.script(name, text=LIVE_ANSWER + f" ({name[:3]})", delay=0.15)
         page = desktop.new_page()
         page.goto(f"{live_server.url}/arena/")
@@ -295,14 +302,14 @@ def test_the_admin_shows_the_conversation_rendered_in_light_and_dark(new_context
 
 HOSTILE_MATH_AND_CODE = {
     "hostile-math": {
-        "Show me": "Inline $\\text{<img src=x onerror=\"window.__pwned=5\">}$ and\n\n"
-        "$$a</math><img src=x onerror=\"window.__pwned=6\"><math>$$\n\n"
+        "Show me": 'Inline $\\text{<img src=x onerror="window.__pwned=5">}$ and\n\n'
+        '$$a</math><img src=x onerror="window.__pwned=6"><math>$$\n\n'
         "$\\href{javascript:window.__pwned=7}{click me}$ and \\(\\text{</math><script>window.__pwned=8</script>}\\)\n\n"
-        "$$\\mathrm{\"><svg onload=\"window.__pwned=9\">}$$"
+        '$$\\mathrm{"><svg onload="window.__pwned=9">}$$'
     },
     "hostile-code": {
-        "Show me": "```html\n<script>window.__pwned = 10</script>\n<img src=x onerror=\"window.__pwned=11\">\n```\n\n"
-        "```\"><img src=x onerror=window.__pwned=12>\nx\n```\n\n"
+        "Show me": '```html\n<script>window.__pwned = 10</script>\n<img src=x onerror="window.__pwned=11">\n```\n\n'
+        '```"><img src=x onerror=window.__pwned=12>\nx\n```\n\n'
         "[a](javascript:window.__pwned=13) [b](jav&#x09;ascript:window.__pwned=14) "
         "[c](java%73cript:window.__pwned=15) <javascript:window.__pwned=16>"
     },

@@ -109,12 +109,18 @@ def storm(base: str, token: str, battles: list[str], during) -> dict[str, list]:
 
     def post(http, battle_id: str):
         try:
-            r = http.post(f"/api/v1/battles/{battle_id}/vote/", json={"winner": winner(battle_id)},
-                          headers={"Idempotency-Key": f"k-{battle_id}"})
+            r = http.post(
+                f"/api/v1/battles/{battle_id}/vote/",
+                json={"winner": winner(battle_id)},
+                headers={"Idempotency-Key": f"k-{battle_id}"},
+            )
         except httpx.TransportError as exc:  # the web itself never fails like this; recorded if it does
             return (None, {}, repr(exc))
-        return (r.status_code, dict(r.headers), r.json() if r.headers.get("content-type", "").startswith(
-            "application/json") else r.text)
+        return (
+            r.status_code,
+            dict(r.headers),
+            r.json() if r.headers.get("content-type", "").startswith("application/json") else r.text,
+        )
 
     def client():
         with httpx.Client(base_url=base, headers={"Authorization": f"Token {token}"}, timeout=60) as http:
@@ -176,9 +182,11 @@ def assert_nothing_lost(answers: dict[str, list], web) -> None:
     assert Battle.objects.filter(status=Battle.Status.VOTED).count() == len(answers)
     first = [got[0][0] for got in answers.values()]
     replayed = sum(1 for got in answers.values() for _, h, _ in got if h.get("idempotent-replayed") == "true")
-    print(f"\n{len(answers)} votes: {first.count(201)} answered 201 at once, {first.count(503)} answered 503 "
-          f"({sum(a[0] == 503 for a in every)} 503s in all), {replayed} stored votes recovered by their key, "
-          f"{len(stored)} stored, 0 lost, 0 doubled, 0 answered 500")
+    print(
+        f"\n{len(answers)} votes: {first.count(201)} answered 201 at once, {first.count(503)} answered 503 "
+        f"({sum(a[0] == 503 for a in every)} 503s in all), {replayed} stored votes recovered by their key, "
+        f"{len(stored)} stored, 0 lost, 0 doubled, 0 answered 500"
+    )
 
 
 def test_votes_survive_the_database_cutting_every_connection(proxied_web, django_user_model):
@@ -222,23 +230,32 @@ def test_a_vote_committed_while_its_answer_is_lost_is_recovered_by_its_key(proxi
     base, proxy, web = proxied_web
     token, (battle_id,) = voter_with_battles(django_user_model, 1)
     with connection.cursor() as cursor:
-        cursor.execute("CREATE FUNCTION fault_slow_commit() RETURNS trigger LANGUAGE plpgsql AS "
-                       "$$ BEGIN PERFORM pg_sleep(3); RETURN NULL; END $$")
-        cursor.execute("CREATE CONSTRAINT TRIGGER fault_slow_commit AFTER INSERT ON votes_vote "
-                       "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION fault_slow_commit()")
+        cursor.execute(
+            "CREATE FUNCTION fault_slow_commit() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN PERFORM pg_sleep(3); RETURN NULL; END $$"
+        )
+        cursor.execute(
+            "CREATE CONSTRAINT TRIGGER fault_slow_commit AFTER INSERT ON votes_vote "
+            "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION fault_slow_commit()"
+        )
     auth = {"Authorization": f"Token {token}"}
     url = f"{base}/api/v1/battles/{battle_id}/vote/"
 
     def committing() -> bool:
         with connection.cursor() as cursor:
-            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                           "AND state = 'active' AND query = 'COMMIT'")
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND state = 'active' AND query = 'COMMIT'"
+            )
             return cursor.fetchone()[0] > 0
 
     try:
         answer: dict = {}
-        sender = threading.Thread(target=lambda: answer.update(
-            r=httpx.post(url, json={"winner": "b"}, headers={**auth, "Idempotency-Key": "lost"}, timeout=60)))
+        sender = threading.Thread(
+            target=lambda: answer.update(
+                r=httpx.post(url, json={"winner": "b"}, headers={**auth, "Idempotency-Key": "lost"}, timeout=60)
+            )
+        )
         sender.start()
         assert wait_for(committing, timeout=20, interval=0.05), web.output()[-3000:]
         proxy.cut()
@@ -273,9 +290,12 @@ def test_a_held_database_is_a_503_within_the_io_timeout_not_a_hang(proxied_web, 
     try:
         # The client's own timeout is the bound under test: well above the
         # server's IO_TIMEOUT, far below "forever".
-        response = httpx.post(f"{base}/api/v1/battles/{battles[0]}/vote/", json={"winner": "a"},
-                              headers={"Authorization": f"Token {token}", "Idempotency-Key": "held"},
-                              timeout=IO_TIMEOUT * 6)
+        response = httpx.post(
+            f"{base}/api/v1/battles/{battles[0]}/vote/",
+            json={"winner": "a"},
+            headers={"Authorization": f"Token {token}", "Idempotency-Key": "held"},
+            timeout=IO_TIMEOUT * 6,
+        )
     finally:
         proxy.resume()
     assert response.status_code == 503, response.text

@@ -53,7 +53,9 @@ def stack_env(redis, tmp_path, **extra: str) -> dict[str, str]:
 
 
 def stored_battles(battle_ids) -> dict[str, int]:
-    counts = Counter(str(b) for b in Vote.objects.filter(battle_id__in=list(battle_ids)).values_list("battle_id", flat=True))
+    counts = Counter(
+        str(b) for b in Vote.objects.filter(battle_id__in=list(battle_ids)).values_list("battle_id", flat=True)
+    )
     return {str(b): counts.get(str(b), 0) for b in battle_ids}
 
 
@@ -75,7 +77,11 @@ class Stack:
     """web + worker + beat on one Redis; stopped in reverse order."""
 
     def __init__(
-        self, env: dict[str, str], tmp_path, start_worker, worker_extra: dict[str, str] | None = None,
+        self,
+        env: dict[str, str],
+        tmp_path,
+        start_worker,
+        worker_extra: dict[str, str] | None = None,
         worker_args: tuple[str, ...] = (),
     ):
         self.children: list[ChildProcess] = []
@@ -92,8 +98,18 @@ class Stack:
         self.children.append(self.worker)
         self.beat = self._run(
             ChildProcess(
-                [sys.executable, "-m", "celery", "-A", "arena", "beat", "--loglevel", "INFO",
-                 "--schedule", str(tmp_path / "beat-schedule")],
+                [
+                    sys.executable,
+                    "-m",
+                    "celery",
+                    "-A",
+                    "arena",
+                    "beat",
+                    "--loglevel",
+                    "INFO",
+                    "--schedule",
+                    str(tmp_path / "beat-schedule"),
+                ],
                 tmp_path / "beat.log",
                 worker_env(env),
             ),

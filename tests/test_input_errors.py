@@ -38,8 +38,9 @@ def test_json_nested_a_thousand_deep_is_a_400_not_a_recursion_error(demo_models)
     assert_error(response, 400, "too_deep")
     assert not Vote.objects.exists()
     # An ordinary body still votes.
-    response = voter.post(f"/api/v1/battles/{battle['id']}/vote/", data={"winner": "a"},
-                          content_type="application/json")
+    response = voter.post(
+        f"/api/v1/battles/{battle['id']}/vote/", data={"winner": "a"}, content_type="application/json"
+    )
     assert response.status_code == 201
 
 
@@ -59,16 +60,24 @@ def test_a_body_over_the_upload_limit_is_a_413_in_the_error_shape(demo_models, s
         body = assert_error(response, 413, "payload_too_large")
         assert str(settings.DATA_UPLOAD_MAX_MEMORY_SIZE) in body["detail"]
     # A form body over the limit (Django's own RequestDataTooBig) too.
-    response = voter.post("/api/v1/battles/", data="a=" + "x" * (3 * 1024 * 1024),
-                          content_type="application/x-www-form-urlencoded")
+    response = voter.post(
+        "/api/v1/battles/", data="a=" + "x" * (3 * 1024 * 1024), content_type="application/x-www-form-urlencoded"
+    )
     assert_error(response, 413, "payload_too_large")
     assert not Vote.objects.exists()
 
 
 @pytest.mark.parametrize(
     "query",
-    ["limit=99999999999999999999", "offset=99999999999999999999", "limit=-1", "limit=abc", "offset=1.5",
-     "limit=0", "limit=10001"],
+    [
+        "limit=99999999999999999999",
+        "offset=99999999999999999999",
+        "limit=-1",
+        "limit=abc",
+        "offset=1.5",
+        "limit=0",
+        "limit=10001",
+    ],
 )
 def test_out_of_range_page_parameters_are_a_400(client, query):
     for url in ("/api/v1/snapshots/", "/api/v1/models/"):
@@ -107,9 +116,11 @@ def test_import_answers_with_a_nul_character_names_the_line_and_writes_nothing(t
 
 
 def test_import_battles_with_a_nul_character_names_the_line_and_writes_nothing(tmp_path):
-    rows = [{"model_a": "alpha", "model_b": "beta", "winner": "model_a", "judge": "j1"},
-            {"model_a": "alpha\x00", "model_b": "beta", "winner": "model_b", "judge": "j1"},
-            {"model_a": "alpha", "model_b": "beta", "winner": "tie", "judge": "j\x002"}]
+    rows = [
+        {"model_a": "alpha", "model_b": "beta", "winner": "model_a", "judge": "j1"},
+        {"model_a": "alpha\x00", "model_b": "beta", "winner": "model_b", "judge": "j1"},
+        {"model_a": "alpha", "model_b": "beta", "winner": "tie", "judge": "j\x002"},
+    ]
     path = tmp_path / "nul.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     with pytest.raises(CommandError) as err:

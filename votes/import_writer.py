@@ -251,7 +251,9 @@ class Writer:
         # on a 3,000,000-row re-import.
         raw = self.cursor.cursor
         for start in range(0, len(keys), 2000):  # small arrays keep the planner on the unique index
-            raw.execute("SELECT external_key FROM votes_vote WHERE external_key = ANY(%s)", [keys[start : start + 2000]])
+            raw.execute(
+                "SELECT external_key FROM votes_vote WHERE external_key = ANY(%s)", [keys[start : start + 2000]]
+            )
             taken.update(row[0] for row in raw.fetchall())
         fresh = [v for v in fresh if v.key not in taken]
         if fresh:

@@ -112,7 +112,7 @@ def parse_verdict(output: str) -> tuple[str, str]:
     if not found:
         raise NoVerdict(f"no [[A]], [[B]] or [[C]] in the judge's output: {(output or '')[:200]!r}")
     last = found[-1]
-    reason = output[: last.start()].strip() or output[last.end():].strip()
+    reason = output[: last.start()].strip() or output[last.end() :].strip()
     return last.group(1), reason[:REASON_MAX_CHARS]
 
 
@@ -135,9 +135,9 @@ def battle_conversation(battle: Battle) -> Conversation:
 
 
 def pair_conversation(question: Question, model_a_id: int, model_b_id: int, turns: int) -> Conversation:
-    answers = dict(Answer.objects.filter(question=question, model_id__in=[model_a_id, model_b_id]).values_list(
-        "model_id", "turns"
-    ))
+    answers = dict(
+        Answer.objects.filter(question=question, model_id__in=[model_a_id, model_b_id]).values_list("model_id", "turns")
+    )
     if model_a_id not in answers or model_b_id not in answers:
         raise ValueError(f"question {question.pk} has no answer of one of the two models")
     prompts = list(question.turns[:turns])
@@ -432,7 +432,9 @@ def new_pairs(judge: Judge, *, answer_set: str | None = None, limit: int | None 
         questions = questions.filter(answer_set__name=answer_set)
     active = set(ArenaModel.objects.filter(status=ArenaModel.Status.ACTIVE).values_list("id", flat=True))
     judged = set(
-        JudgeVote.objects.filter(judge=judge, battle__isnull=True).values_list("question_id", "model_a_id", "model_b_id")
+        JudgeVote.objects.filter(judge=judge, battle__isnull=True).values_list(
+            "question_id", "model_a_id", "model_b_id"
+        )
     )
     voted = set()
     for q, a, b in Battle.objects.filter(status=Battle.Status.VOTED, question__isnull=False).values_list(
@@ -445,7 +447,7 @@ def new_pairs(judge: Judge, *, answer_set: str | None = None, limit: int | None 
             m for m in Answer.objects.filter(question=question).values_list("model_id", flat=True) if m in active
         )
         for i, a in enumerate(models):
-            for b in models[i + 1:]:
+            for b in models[i + 1 :]:
                 key = (question.id, a, b)
                 if key in judged or key in voted:
                     continue
@@ -516,4 +518,3 @@ def stale_or_waiting(limit: int) -> list[int]:
         .order_by("created_at")
         .values_list("id", flat=True)[:limit]
     )
-

@@ -94,7 +94,9 @@ class Vote(models.Model):
             # The admin's "excluded for reason X" filter, newest first. Partial:
             # counted votes (nearly all, and every arena vote) never touch it.
             models.Index(
-                fields=["exclusion_reason", "-created_at"], condition=Q(excluded=True), name="votes_vote_excluded_reason"
+                fields=["exclusion_reason", "-created_at"],
+                condition=Q(excluded=True),
+                name="votes_vote_excluded_reason",
             ),
         ]
 
@@ -155,7 +157,11 @@ class VoterFlag(models.Model):
     manual = models.BooleanField(default=False)
     changed_at = models.DateTimeField(null=True, blank=True, help_text="when ``flagged`` last changed")
     changed_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
         help_text="who last changed ``flagged``; empty = the detector",
     )
 

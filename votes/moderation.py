@@ -61,9 +61,7 @@ def _ids(votes: Iterable[int] | object) -> list[int]:
     return [int(v) for v in votes]
 
 
-def exclude_votes(
-    votes, *, reason: str, by=None, now: datetime | None = None, system: bool = False
-) -> list[int]:
+def exclude_votes(votes, *, reason: str, by=None, now: datetime | None = None, system: bool = False) -> list[int]:
     """Exclude the counted ones among ``votes`` (a queryset or ids) with
     ``reason``; already excluded votes keep their first reason.
 
@@ -99,8 +97,10 @@ def reinstate_votes(
 
     def reinstatable(chunk):
         chunk = chunk.filter(excluded=True)
-        return chunk.filter(exclusion_reason=only_reason) if only_reason else chunk.exclude(
-            exclusion_reason__in=SYSTEM_REASONS
+        return (
+            chunk.filter(exclusion_reason=only_reason)
+            if only_reason
+            else chunk.exclude(exclusion_reason__in=SYSTEM_REASONS)
         )
 
     return _change(

@@ -172,7 +172,9 @@ def request_recompute() -> bool:
     debounce = settings.RATINGS_DEBOUNCE_SECONDS
     flagged = redis_guard.call(
         redis_guard.cache_server(),
-        lambda: cache.add(RECOMPUTE_QUEUED_KEY, time.time() + debounce, timeout=debounce + RECOMPUTE_FLAG_GRACE_SECONDS),
+        lambda: cache.add(
+            RECOMPUTE_QUEUED_KEY, time.time() + debounce, timeout=debounce + RECOMPUTE_FLAG_GRACE_SECONDS
+        ),
         lambda: None,
         "recompute debounce flag",
     )

@@ -8,7 +8,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -17,92 +16,163 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='AnswerSet',
+            name="AnswerSet",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=120, unique=True)),
-                ('source', models.CharField(blank=True, max_length=500)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("name", models.CharField(max_length=120, unique=True)),
+                ("source", models.CharField(blank=True, max_length=500)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
             ],
         ),
         migrations.CreateModel(
-            name='ArenaModel',
+            name="ArenaModel",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.SlugField(help_text='public identity, e.g. gpt-4', max_length=120, unique=True)),
-                ('display_name', models.CharField(blank=True, max_length=200)),
-                ('organization', models.CharField(blank=True, max_length=200)),
-                ('license', models.CharField(blank=True, max_length=100)),
-                ('provider_kind', models.CharField(choices=[('answer_set', 'pre-generated answer set'), ('openai', 'OpenAI-compatible endpoint')], default='answer_set', max_length=20)),
-                ('provider_settings', models.JSONField(blank=True, default=dict)),
-                ('weight', models.FloatField(default=1.0, help_text='sampling weight; 0 never samples it')),
-                ('status', models.CharField(choices=[('active', 'active'), ('paused', 'paused'), ('deprecated', 'deprecated')], db_index=True, default='active', max_length=12)),
-                ('identity_words', models.JSONField(blank=True, default=list)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("name", models.SlugField(help_text="public identity, e.g. gpt-4", max_length=120, unique=True)),
+                ("display_name", models.CharField(blank=True, max_length=200)),
+                ("organization", models.CharField(blank=True, max_length=200)),
+                ("license", models.CharField(blank=True, max_length=100)),
+                (
+                    "provider_kind",
+                    models.CharField(
+                        choices=[("answer_set", "pre-generated answer set"), ("openai", "OpenAI-compatible endpoint")],
+                        default="answer_set",
+                        max_length=20,
+                    ),
+                ),
+                ("provider_settings", models.JSONField(blank=True, default=dict)),
+                ("weight", models.FloatField(default=1.0, help_text="sampling weight; 0 never samples it")),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[("active", "active"), ("paused", "paused"), ("deprecated", "deprecated")],
+                        db_index=True,
+                        default="active",
+                        max_length=12,
+                    ),
+                ),
+                ("identity_words", models.JSONField(blank=True, default=list)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
             ],
             options={
-                'verbose_name': 'model',
-                'ordering': ['name'],
-                'constraints': [models.CheckConstraint(condition=models.Q(('weight__gte', 0)), name='arena_model_weight_non_negative')],
+                "verbose_name": "model",
+                "ordering": ["name"],
+                "constraints": [
+                    models.CheckConstraint(
+                        condition=models.Q(("weight__gte", 0)), name="arena_model_weight_non_negative"
+                    )
+                ],
             },
         ),
         migrations.CreateModel(
-            name='Question',
+            name="Question",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('external_id', models.CharField(max_length=64)),
-                ('category', models.CharField(blank=True, max_length=64)),
-                ('turns', models.JSONField(default=list)),
-                ('answer_set', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='questions', to='arena.answerset')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("external_id", models.CharField(max_length=64)),
+                ("category", models.CharField(blank=True, max_length=64)),
+                ("turns", models.JSONField(default=list)),
+                (
+                    "answer_set",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="questions", to="arena.answerset"
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='Answer',
+            name="Answer",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('turns', models.JSONField(default=list)),
-                ('model', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='answers', to='arena.arenamodel')),
-                ('question', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='answers', to='arena.question')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("turns", models.JSONField(default=list)),
+                (
+                    "model",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="answers", to="arena.arenamodel"
+                    ),
+                ),
+                (
+                    "question",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="answers", to="arena.question"
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='Voter',
+            name="Voter",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('key', models.CharField(max_length=64, unique=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('banned', models.BooleanField(default=False)),
-                ('user', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to=settings.AUTH_USER_MODEL)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("key", models.CharField(max_length=64, unique=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("banned", models.BooleanField(default=False)),
+                (
+                    "user",
+                    models.ForeignKey(
+                        blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to=settings.AUTH_USER_MODEL
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='Battle',
+            name="Battle",
             fields=[
-                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                ('prompt', models.TextField()),
-                ('response_a', models.TextField(blank=True)),
-                ('response_b', models.TextField(blank=True)),
-                ('status', models.CharField(choices=[('ready', 'ready to vote'), ('voted', 'voted'), ('failed', 'failed')], db_index=True, default='ready', max_length=8)),
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('model_a', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='battles_as_a', to='arena.arenamodel')),
-                ('model_b', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='battles_as_b', to='arena.arenamodel')),
-                ('question', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to='arena.question')),
-                ('voter', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='battles', to='arena.voter')),
+                ("id", models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
+                ("prompt", models.TextField()),
+                ("response_a", models.TextField(blank=True)),
+                ("response_b", models.TextField(blank=True)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[("ready", "ready to vote"), ("voted", "voted"), ("failed", "failed")],
+                        db_index=True,
+                        default="ready",
+                        max_length=8,
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                (
+                    "model_a",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="battles_as_a", to="arena.arenamodel"
+                    ),
+                ),
+                (
+                    "model_b",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="battles_as_b", to="arena.arenamodel"
+                    ),
+                ),
+                (
+                    "question",
+                    models.ForeignKey(
+                        blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to="arena.question"
+                    ),
+                ),
+                (
+                    "voter",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="battles", to="arena.voter"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at'],
+                "ordering": ["-created_at"],
             },
         ),
         migrations.AddConstraint(
-            model_name='question',
-            constraint=models.UniqueConstraint(fields=('answer_set', 'external_id'), name='arena_question_unique_per_set'),
+            model_name="question",
+            constraint=models.UniqueConstraint(
+                fields=("answer_set", "external_id"), name="arena_question_unique_per_set"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='answer',
-            constraint=models.UniqueConstraint(fields=('question', 'model'), name='arena_answer_unique_per_model'),
+            model_name="answer",
+            constraint=models.UniqueConstraint(fields=("question", "model"), name="arena_answer_unique_per_model"),
         ),
         migrations.AddConstraint(
-            model_name='battle',
-            constraint=models.CheckConstraint(condition=models.Q(('model_a', models.F('model_b')), _negated=True), name='arena_battle_distinct_models'),
+            model_name="battle",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("model_a", models.F("model_b")), _negated=True), name="arena_battle_distinct_models"
+            ),
         ),
     ]

@@ -5,75 +5,91 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('arena', '0001_initial'),
+        ("arena", "0001_initial"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='arenamodel',
-            name='consecutive_failures',
+            model_name="arenamodel",
+            name="consecutive_failures",
             field=models.PositiveIntegerField(default=0),
         ),
         migrations.AddField(
-            model_name='arenamodel',
-            name='max_concurrency',
-            field=models.PositiveSmallIntegerField(default=4, help_text='live models: answers in flight at once; 0 = no limit'),
+            model_name="arenamodel",
+            name="max_concurrency",
+            field=models.PositiveSmallIntegerField(
+                default=4, help_text="live models: answers in flight at once; 0 = no limit"
+            ),
         ),
         migrations.AddField(
-            model_name='arenamodel',
-            name='paused_at',
+            model_name="arenamodel",
+            name="paused_at",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='arenamodel',
-            name='paused_reason',
+            model_name="arenamodel",
+            name="paused_reason",
             field=models.CharField(blank=True, max_length=300),
         ),
         migrations.AddField(
-            model_name='battle',
-            name='client_hash',
-            field=models.CharField(blank=True, help_text='salted hash of the client address', max_length=64),
+            model_name="battle",
+            name="client_hash",
+            field=models.CharField(blank=True, help_text="salted hash of the client address", max_length=64),
         ),
         migrations.AddField(
-            model_name='battle',
-            name='failure',
-            field=models.CharField(blank=True, help_text='operator detail of a failed side', max_length=500),
+            model_name="battle",
+            name="failure",
+            field=models.CharField(blank=True, help_text="operator detail of a failed side", max_length=500),
         ),
         migrations.AddField(
-            model_name='battle',
-            name='identity_leak',
+            model_name="battle",
+            name="identity_leak",
             field=models.BooleanField(default=False),
         ),
         migrations.AddField(
-            model_name='battle',
-            name='ready_at',
-            field=models.DateTimeField(blank=True, help_text='when the last answer completed', null=True),
+            model_name="battle",
+            name="ready_at",
+            field=models.DateTimeField(blank=True, help_text="when the last answer completed", null=True),
         ),
         migrations.AddField(
-            model_name='battle',
-            name='turns',
+            model_name="battle",
+            name="turns",
             field=models.JSONField(blank=True, default=list),
         ),
         migrations.AlterField(
-            model_name='battle',
-            name='status',
-            field=models.CharField(choices=[('pending', 'answers streaming'), ('ready', 'ready to vote'), ('voted', 'voted'), ('failed', 'failed')], db_index=True, default='ready', max_length=8),
+            model_name="battle",
+            name="status",
+            field=models.CharField(
+                choices=[
+                    ("pending", "answers streaming"),
+                    ("ready", "ready to vote"),
+                    ("voted", "voted"),
+                    ("failed", "failed"),
+                ],
+                db_index=True,
+                default="ready",
+                max_length=8,
+            ),
         ),
         migrations.CreateModel(
-            name='IdempotencyRecord',
+            name="IdempotencyRecord",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('key', models.CharField(max_length=200)),
-                ('request_hash', models.CharField(help_text='sha256 of method, path and body', max_length=64)),
-                ('status_code', models.PositiveSmallIntegerField()),
-                ('body', models.JSONField()),
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('voter', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='arena.voter')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("key", models.CharField(max_length=200)),
+                ("request_hash", models.CharField(help_text="sha256 of method, path and body", max_length=64)),
+                ("status_code", models.PositiveSmallIntegerField()),
+                ("body", models.JSONField()),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                (
+                    "voter",
+                    models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name="+", to="arena.voter"),
+                ),
             ],
             options={
-                'constraints': [models.UniqueConstraint(fields=('voter', 'key'), name='arena_idempotency_unique_per_voter')],
+                "constraints": [
+                    models.UniqueConstraint(fields=("voter", "key"), name="arena_idempotency_unique_per_voter")
+                ],
             },
         ),
     ]

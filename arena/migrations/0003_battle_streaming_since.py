@@ -4,15 +4,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('arena', '0002_live_models_conversations_idempotency'),
+        ("arena", "0002_live_models_conversations_idempotency"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='battle',
-            name='streaming_since',
+            model_name="battle",
+            name="streaming_since",
             field=models.DateTimeField(blank=True, null=True),
         ),
     ]

@@ -7,24 +7,28 @@ import arena.names
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('arena', '0003_battle_streaming_since'),
+        ("arena", "0003_battle_streaming_since"),
     ]
 
     operations = [
         migrations.AlterModelOptions(
-            name='arenamodel',
-            options={'ordering': [django.db.models.functions.text.Lower('name'), 'name'], 'verbose_name': 'model'},
+            name="arenamodel",
+            options={"ordering": [django.db.models.functions.text.Lower("name"), "name"], "verbose_name": "model"},
         ),
         migrations.AddField(
-            model_name='arenamodel',
-            name='url',
+            model_name="arenamodel",
+            name="url",
             field=models.URLField(blank=True, help_text="the model's page, e.g. its model card", max_length=500),
         ),
         migrations.AlterField(
-            model_name='arenamodel',
-            name='name',
-            field=models.CharField(help_text='public identity as its registry spells it, e.g. gpt-4o or meta-llama/Llama-3.1-8B-Instruct: letters, digits and . _ - / : @ +', max_length=200, unique=True, validators=[arena.names.validate_model_name]),
+            model_name="arenamodel",
+            name="name",
+            field=models.CharField(
+                help_text="public identity as its registry spells it, e.g. gpt-4o or meta-llama/Llama-3.1-8B-Instruct: letters, digits and . _ - / : @ +",
+                max_length=200,
+                unique=True,
+                validators=[arena.names.validate_model_name],
+            ),
         ),
     ]

@@ -4,15 +4,25 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('arena', '0004_model_name_registry_spelling_and_url'),
+        ("arena", "0004_model_name_registry_spelling_and_url"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='battle',
-            name='status',
-            field=models.CharField(choices=[('pending', 'answers streaming'), ('ready', 'ready to vote'), ('voted', 'voted'), ('failed', 'failed'), ('skipped', 'skipped')], db_index=True, default='ready', max_length=8),
+            model_name="battle",
+            name="status",
+            field=models.CharField(
+                choices=[
+                    ("pending", "answers streaming"),
+                    ("ready", "ready to vote"),
+                    ("voted", "voted"),
+                    ("failed", "failed"),
+                    ("skipped", "skipped"),
+                ],
+                db_index=True,
+                default="ready",
+                max_length=8,
+            ),
         ),
     ]

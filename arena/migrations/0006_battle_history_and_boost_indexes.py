@@ -4,22 +4,23 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('arena', '0005_battle_status_skipped'),
+        ("arena", "0005_battle_status_skipped"),
     ]
 
     operations = [
         migrations.AddIndex(
-            model_name='battle',
-            index=models.Index(fields=['voter', 'question', 'status', 'model_a', 'model_b'], name='arena_battle_history'),
+            model_name="battle",
+            index=models.Index(
+                fields=["voter", "question", "status", "model_a", "model_b"], name="arena_battle_history"
+            ),
         ),
         migrations.AddIndex(
-            model_name='battle',
-            index=models.Index(fields=['status', 'model_a'], name='arena_battle_status_a'),
+            model_name="battle",
+            index=models.Index(fields=["status", "model_a"], name="arena_battle_status_a"),
         ),
         migrations.AddIndex(
-            model_name='battle',
-            index=models.Index(fields=['status', 'model_b'], name='arena_battle_status_b'),
+            model_name="battle",
+            index=models.Index(fields=["status", "model_b"], name="arena_battle_status_b"),
         ),
     ]

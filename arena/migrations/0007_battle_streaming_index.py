@@ -4,14 +4,17 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('arena', '0006_battle_history_and_boost_indexes'),
+        ("arena", "0006_battle_history_and_boost_indexes"),
     ]
 
     operations = [
         migrations.AddIndex(
-            model_name='battle',
-            index=models.Index(condition=models.Q(('streaming_since__isnull', False)), fields=['streaming_since'], name='arena_battle_streaming'),
+            model_name="battle",
+            index=models.Index(
+                condition=models.Q(("streaming_since__isnull", False)),
+                fields=["streaming_since"],
+                name="arena_battle_streaming",
+            ),
         ),
     ]

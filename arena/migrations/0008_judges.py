@@ -7,32 +7,68 @@ import arena.names
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('arena', '0007_battle_streaming_index'),
+        ("arena", "0007_battle_streaming_index"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Judge',
+            name="Judge",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(help_text="the judge's name in ?source=judge:NAME; letters, digits and . _ - / : @ +", max_length=200, unique=True, validators=[arena.names.validate_model_name])),
-                ('provider_settings', models.JSONField(blank=True, default=dict)),
-                ('system_prompt', models.TextField(blank=True, default='Please act as an impartial judge and evaluate the quality of the responses provided by two AI assistants to the user question displayed below. Choose the assistant that follows the user\'s instructions and answers the user\'s question better, considering helpfulness, relevance, accuracy, depth, creativity and level of detail. Begin by comparing the two responses and give a short explanation. Avoid any position bias: the order in which the responses were presented must not influence your decision. Do not let the length of the responses or the names of the assistants influence your evaluation. Be as objective as possible. After your explanation, output your final verdict by strictly following this format: "[[A]]" if assistant A is better, "[[B]]" if assistant B is better, and "[[C]]" for a tie.')),
-                ('prompt_template', models.TextField(default="[User Question]\n{question}\n\n[The Start of Assistant A's Answer]\n{answer_a}\n[The End of Assistant A's Answer]\n\n[The Start of Assistant B's Answer]\n{answer_b}\n[The End of Assistant B's Answer]", help_text='filled with {question}, {answer_a} and {answer_b}; the judge must answer [[A]], [[B]] or [[C]]')),
-                ('daily_budget', models.PositiveIntegerField(default=1000, help_text='calls per UTC day (each order of a battle is one call; retries count); 0 = none')),
-                ('max_concurrency', models.PositiveSmallIntegerField(default=2, help_text='judgings in flight at once; 0 = no limit')),
-                ('status', models.CharField(choices=[('active', 'active'), ('paused', 'paused')], db_index=True, default='active', max_length=12)),
-                ('consecutive_failures', models.PositiveIntegerField(default=0)),
-                ('paused_reason', models.CharField(blank=True, max_length=300)),
-                ('paused_at', models.DateTimeField(blank=True, null=True)),
-                ('calls_day', models.DateField(blank=True, null=True)),
-                ('calls_today', models.PositiveIntegerField(default=0)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "name",
+                    models.CharField(
+                        help_text="the judge's name in ?source=judge:NAME; letters, digits and . _ - / : @ +",
+                        max_length=200,
+                        unique=True,
+                        validators=[arena.names.validate_model_name],
+                    ),
+                ),
+                ("provider_settings", models.JSONField(blank=True, default=dict)),
+                (
+                    "system_prompt",
+                    models.TextField(
+                        blank=True,
+                        default='Please act as an impartial judge and evaluate the quality of the responses provided by two AI assistants to the user question displayed below. Choose the assistant that follows the user\'s instructions and answers the user\'s question better, considering helpfulness, relevance, accuracy, depth, creativity and level of detail. Begin by comparing the two responses and give a short explanation. Avoid any position bias: the order in which the responses were presented must not influence your decision. Do not let the length of the responses or the names of the assistants influence your evaluation. Be as objective as possible. After your explanation, output your final verdict by strictly following this format: "[[A]]" if assistant A is better, "[[B]]" if assistant B is better, and "[[C]]" for a tie.',
+                    ),
+                ),
+                (
+                    "prompt_template",
+                    models.TextField(
+                        default="[User Question]\n{question}\n\n[The Start of Assistant A's Answer]\n{answer_a}\n[The End of Assistant A's Answer]\n\n[The Start of Assistant B's Answer]\n{answer_b}\n[The End of Assistant B's Answer]",
+                        help_text="filled with {question}, {answer_a} and {answer_b}; the judge must answer [[A]], [[B]] or [[C]]",
+                    ),
+                ),
+                (
+                    "daily_budget",
+                    models.PositiveIntegerField(
+                        default=1000,
+                        help_text="calls per UTC day (each order of a battle is one call; retries count); 0 = none",
+                    ),
+                ),
+                (
+                    "max_concurrency",
+                    models.PositiveSmallIntegerField(default=2, help_text="judgings in flight at once; 0 = no limit"),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[("active", "active"), ("paused", "paused")],
+                        db_index=True,
+                        default="active",
+                        max_length=12,
+                    ),
+                ),
+                ("consecutive_failures", models.PositiveIntegerField(default=0)),
+                ("paused_reason", models.CharField(blank=True, max_length=300)),
+                ("paused_at", models.DateTimeField(blank=True, null=True)),
+                ("calls_day", models.DateField(blank=True, null=True)),
+                ("calls_today", models.PositiveIntegerField(default=0)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
             ],
             options={
-                'ordering': [django.db.models.functions.text.Lower('name'), 'name'],
+                "ordering": [django.db.models.functions.text.Lower("name"), "name"],
             },
         ),
     ]

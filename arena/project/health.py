@@ -247,6 +247,4 @@ def healthz_view(request):
             {"error": "method_not_allowed", "detail": "use GET"}, status=405, headers={"Allow": "GET, HEAD"}
         )
     result = health()
-    return JsonResponse(
-        result, status=200 if result["status"] == "ok" else 503, headers={"Cache-Control": "no-store"}
-    )
+    return JsonResponse(result, status=200 if result["status"] == "ok" else 503, headers={"Cache-Control": "no-store"})

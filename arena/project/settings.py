@@ -343,9 +343,15 @@ for _action, _scopes in ARENA_RATE_LIMITS.items():
 ARENA_MAX_PROMPT_CHARS = env_int("ARENA_MAX_PROMPT_CHARS", 8000)
 ARENA_MAX_TURNS = env_int("ARENA_MAX_TURNS", 5)  # prompts per battle before the vote
 ARENA_AUTO_PAUSE_FAILURES = env_int("ARENA_AUTO_PAUSE_FAILURES", 3)  # failed answers in a row; 0 = never pause
-ARENA_PENDING_STALE_SECONDS = env_int("ARENA_PENDING_STALE_SECONDS", 300)  # a turn still pending after this was abandoned
-ARENA_STREAM_COALESCE_MS = env_int("ARENA_STREAM_COALESCE_MS", 50)  # at most one delta event per side per this many ms; 0 = one per chunk
-ARENA_STREAM_DB_THREADS = env_int("ARENA_STREAM_DB_THREADS", 8)  # threads (and DB connections) per web process for stream claims and stores
+ARENA_PENDING_STALE_SECONDS = env_int(
+    "ARENA_PENDING_STALE_SECONDS", 300
+)  # a turn still pending after this was abandoned
+ARENA_STREAM_COALESCE_MS = env_int(
+    "ARENA_STREAM_COALESCE_MS", 50
+)  # at most one delta event per side per this many ms; 0 = one per chunk
+ARENA_STREAM_DB_THREADS = env_int(
+    "ARENA_STREAM_DB_THREADS", 8
+)  # threads (and DB connections) per web process for stream claims and stores
 ARENA_DAILY_VOTE_CAP = env_int("ARENA_DAILY_VOTE_CAP", 1000)  # per voter, rolling 24 h; 0 = no cap
 ARENA_VOTE_WINDOW_SECONDS = env_int("ARENA_VOTE_WINDOW_SECONDS", 6 * 3600)  # after the answers completed
 ARENA_IDEMPOTENCY_RETENTION_HOURS = env_float("ARENA_IDEMPOTENCY_RETENTION_HOURS", ARENA_VOTE_WINDOW_SECONDS / 3600)
@@ -413,13 +419,19 @@ ARENA_HEALTH_SNAPSHOT_MAX_LAG_SECONDS = env_float("ARENA_HEALTH_SNAPSHOT_MAX_LAG
 # LLM-as-judge (votes/judging.py, docs/JUDGES.md). Judges are registered in the
 # admin with their own concurrency cap and daily budget; these apply to all.
 ARENA_JUDGE_RETRIES = env_int("ARENA_JUDGE_RETRIES", 2)  # more attempts per order after an error or a missing verdict
-ARENA_JUDGE_STALE_SECONDS = env_int("ARENA_JUDGE_STALE_SECONDS", 600)  # a judging running longer belongs to a dead worker
-ARENA_JUDGE_SLOT_WAIT_SECONDS = env_float("ARENA_JUDGE_SLOT_WAIT_SECONDS", 30.0)  # a task waits this long for a free slot
+ARENA_JUDGE_STALE_SECONDS = env_int(
+    "ARENA_JUDGE_STALE_SECONDS", 600
+)  # a judging running longer belongs to a dead worker
+ARENA_JUDGE_SLOT_WAIT_SECONDS = env_float(
+    "ARENA_JUDGE_SLOT_WAIT_SECONDS", 30.0
+)  # a task waits this long for a free slot
 CELERY_BEAT_SCHEDULE["judge-sweep"] = {
-    "task": "votes.judge_sweep", "schedule": env_float("ARENA_JUDGE_SWEEP_SECONDS", 60.0),
+    "task": "votes.judge_sweep",
+    "schedule": env_float("ARENA_JUDGE_SWEEP_SECONDS", 60.0),
 }
 CELERY_BEAT_SCHEDULE["judge-boards-if-stale"] = {
-    "task": "ratings.recompute_judges", "schedule": RATINGS_PERIODIC_SECONDS,
+    "task": "ratings.recompute_judges",
+    "schedule": RATINGS_PERIODIC_SECONDS,
 }
 
 LOGGING = {

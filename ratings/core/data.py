@@ -136,9 +136,9 @@ def reweighted(pc: PairCounts, floor: int = REWEIGHT_FLOOR) -> PairCounts:
     return PairCounts(pc.n_models, pc.a, pc.b, pc.y, pc.count, 1.0 / np.maximum(n_pair, floor), pc.n_self)
 
 
-
-def battle_weights(a: np.ndarray, b: np.ndarray, count: np.ndarray, n_models: int,
-                   floor: int = REWEIGHT_FLOOR) -> np.ndarray:
+def battle_weights(
+    a: np.ndarray, b: np.ndarray, count: np.ndarray, n_models: int, floor: int = REWEIGHT_FLOOR
+) -> np.ndarray:
     """``reweighted`` for battles that stay one row each (style control): each
     battle weighs 1 / max(n_pair, floor), n_pair = battles (sum of ``count``)
     of its unordered pair."""
@@ -261,7 +261,6 @@ def diagnose(pc: PairCounts, names: list[str] | None = None) -> Diagnostics:
     return diag
 
 
-
 # --------------------------------------------------------------------------
 # sums over pairs (the Hessians are weighted graph Laplacians)
 
@@ -303,7 +302,6 @@ def observed_winrate(pc: PairCounts) -> np.ndarray:
     games = count_matrix(pc)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(games > 0, (pts_a + pts_b) / games, np.nan)
-
 
 
 # --------------------------------------------------------------------------

@@ -115,8 +115,14 @@ def fit_pair_outcomes(
     n_ties, n_decisive = float(t.sum()), float((w + l).sum())
     if n_ties <= 0.0:
         bt = _models.fit_pairs(pa, pb, w + l, w, n, l2=l2, theta0=theta0, active=active, max_iter=max_iter, gtol=gtol)
-        return DavidsonFit(bt.theta, -math.inf, bt.iterations, bt.grad_norm, bt.converged,
-                           ["no ties in the data: Davidson's nu is 0, the fit is Bradley–Terry"])
+        return DavidsonFit(
+            bt.theta,
+            -math.inf,
+            bt.iterations,
+            bt.grad_norm,
+            bt.converged,
+            ["no ties in the data: Davidson's nu is 0, the fit is Bradley–Terry"],
+        )
     if n_decisive <= 0.0:
         raise ValueError("Davidson's tie model needs at least one decisive battle (every battle here is a tie)")
     lam = _models._theta_penalty(l2)
@@ -136,8 +142,13 @@ def fit_pair_outcomes(
 
     x0 = np.concatenate([np.asarray(theta0, dtype=float), [float(kappa0)]])
     res = _models.damped_newton(
-        x0, objective, lambda x, state: state[0], lambda x, state: state[1] + extra,
-        tol=gtol * total, max_iter=max_iter, frozen=np.concatenate([idle, [False]]),
+        x0,
+        objective,
+        lambda x, state: state[0],
+        lambda x, state: state[1] + extra,
+        tol=gtol * total,
+        max_iter=max_iter,
+        frozen=np.concatenate([idle, [False]]),
     )
     theta, kappa = res.x[:n].copy(), float(res.x[n])
     if active.any():
@@ -174,7 +185,9 @@ def sandwich_cov(pc: PairCounts, theta: np.ndarray, log_nu: float, l2: float = 0
     pa, pb, _, _ = pc.pair_map
     w, t, l = pair_outcomes(pc)
     _, _, hess = _terms(pa, pb, w, t, l, n, theta, log_nu)
-    hess[np.diag_indices(n)] += _models._theta_penalty(l2) + _intervals.SANDWICH_EPS_PER_BATTLE * float(pc.effective.sum())
+    hess[np.diag_indices(n)] += _models._theta_penalty(l2) + _intervals.SANDWICH_EPS_PER_BATTLE * float(
+        pc.effective.sum()
+    )
     w2, t2, l2_ = pair_outcomes(pc, power=2)
     pw, pt, pl, _ = probabilities(theta[pa] - theta[pb], log_nu)
     mid = 0.5 * (pw - pl)
@@ -225,10 +238,18 @@ def bootstrap_samples(
             if np.any(active & ((scored == 0) | (conceded == 0))):
                 sub_l2 = _models.FALLBACK_L2
         args = (pa, pb, wins * w_pair, ties * w_pair, losses * w_pair, n)
-        fit = fit_pair_outcomes(*args, l2=sub_l2, active=active, theta0=theta, kappa0=log_nu, gtol=_intervals.BOOTSTRAP_GTOL)
+        fit = fit_pair_outcomes(
+            *args, l2=sub_l2, active=active, theta0=theta, kappa0=log_nu, gtol=_intervals.BOOTSTRAP_GTOL
+        )
         if not fit.converged and sub_l2 == 0.0:
-            fit = fit_pair_outcomes(*args, l2=_models.FALLBACK_L2, active=active, theta0=theta, kappa0=log_nu,
-                                    gtol=_intervals.BOOTSTRAP_GTOL)
+            fit = fit_pair_outcomes(
+                *args,
+                l2=_models.FALLBACK_L2,
+                active=active,
+                theta0=theta,
+                kappa0=log_nu,
+                gtol=_intervals.BOOTSTRAP_GTOL,
+            )
         samples[r] = _data.theta_to_points(fit.theta) + shift
         kappas[r] = fit.log_nu
     return samples, kappas

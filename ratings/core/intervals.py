@@ -220,7 +220,6 @@ def bootstrap_bounds(
     return np.quantile(samples, 0.025, axis=0), np.quantile(samples, 0.975, axis=0)
 
 
-
 def battle_resamples(count: np.ndarray, rounds: int, seed: int | None):
     """Bootstrap draws of per-battle rows: per round, how many times each row
     is drawn, ``total`` draws with probabilities ∝ ``count`` (FastChat's
@@ -273,8 +272,15 @@ def style_bootstrap_samples(
             conceded = np.bincount(a, draw * (1.0 - y), n) + np.bincount(b, draw * y, n)
             if np.any(active & ((scored == 0) | (conceded == 0))):
                 sub_l2 = FALLBACK_L2
-        kw = {"beta_l2": beta_l2, "weight": weight, "count": draw, "intervals": False, "theta0": theta,
-              "beta0": beta, "gtol": BOOTSTRAP_GTOL}
+        kw = {
+            "beta_l2": beta_l2,
+            "weight": weight,
+            "count": draw,
+            "intervals": False,
+            "theta0": theta,
+            "beta0": beta,
+            "gtol": BOOTSTRAP_GTOL,
+        }
         fit = fit_style_bt(a, b, y, features, n, l2=sub_l2, **kw)
         if not fit.converged and sub_l2 == 0.0:
             fit = fit_style_bt(a, b, y, features, n, l2=FALLBACK_L2, **kw)
@@ -304,8 +310,9 @@ SIMULTANEOUS_SEED = 20_260_415
 LEVEL = 0.95
 
 
-def max_abs_quantile(cov: np.ndarray, *, level: float = LEVEL, draws: int | None = None,
-                     seed: int = SIMULTANEOUS_SEED) -> float:
+def max_abs_quantile(
+    cov: np.ndarray, *, level: float = LEVEL, draws: int | None = None, seed: int = SIMULTANEOUS_SEED
+) -> float:
     """c with P(max_i |Z_i| / sd_i <= c) = level for Z ~ N(0, cov), by simulation.
 
     Coordinates with zero variance (an anchored model) are left out. The
@@ -331,7 +338,7 @@ def max_abs_quantile(cov: np.ndarray, *, level: float = LEVEL, draws: int | None
     for start in range(0, draws, 4096):  # bounded memory for many models
         k = min(4096, draws - start)
         z = rng.standard_normal((k, m), dtype=np.float32) @ root_t
-        top[start:start + k] = np.abs(z).max(axis=1)
+        top[start : start + k] = np.abs(z).max(axis=1)
     return float(min(np.quantile(top, level), sidak))
 
 
@@ -347,8 +354,9 @@ def _normal_quantile(p: float) -> float:
     return 0.5 * (lo + hi)
 
 
-def simultaneous_sandwich(rating: np.ndarray, cov_theta: np.ndarray, active: np.ndarray,
-                          level: float = LEVEL) -> tuple[np.ndarray, np.ndarray, float]:
+def simultaneous_sandwich(
+    rating: np.ndarray, cov_theta: np.ndarray, active: np.ndarray, level: float = LEVEL
+) -> tuple[np.ndarray, np.ndarray, float]:
     """rating ± c·se with c the max-|z| quantile of the fitted normal over the rated models.
     Returns (lower, upper, c)."""
     idx = np.flatnonzero(active)
@@ -357,8 +365,9 @@ def simultaneous_sandwich(rating: np.ndarray, cov_theta: np.ndarray, active: np.
     return rating - half, rating + half, c
 
 
-def simultaneous_bootstrap(rating: np.ndarray, samples: np.ndarray, active: np.ndarray,
-                           level: float = LEVEL) -> tuple[np.ndarray, np.ndarray, float]:
+def simultaneous_bootstrap(
+    rating: np.ndarray, samples: np.ndarray, active: np.ndarray, level: float = LEVEL
+) -> tuple[np.ndarray, np.ndarray, float]:
     """The max-statistic over rounds: t_r = max_i |sample_ri - rating_i| / sd_i,
     c = its ``level`` quantile, bounds rating ± c·sd (sd: the bootstrap
     standard deviation). Returns (lower, upper, c).

@@ -135,8 +135,9 @@ def leaderboard(
     if anchor is not None and not 0 <= anchor[0] < pc.n_models:
         raise ValueError(f"anchor model index {anchor[0]} out of range")
     if names is None:
-        return _leaderboard(pc, names, ci, rounds, seed, l2, anchor, simultaneous, ties, reweight, style, beta_l2,
-                            theta0)
+        return _leaderboard(
+            pc, names, ci, rounds, seed, l2, anchor, simultaneous, ties, reweight, style, beta_l2, theta0
+        )
     # Relabel to name order, compute, relabel back.
     perm = np.argsort(np.array(names, dtype=object), kind="stable")
     pos = np.empty(len(perm), dtype=np.int64)
@@ -144,15 +145,43 @@ def leaderboard(
     cpc = PairCounts(pc.n_models, pos[pc.a], pos[pc.b], pc.y, pc.count, pc.weight, pc.n_self)
     cstyle = None
     if style is not None:
-        cstyle = StyleBattles(pos[np.asarray(style.a, dtype=np.int64)], pos[np.asarray(style.b, dtype=np.int64)],
-                              style.y, style.features, style.count)
+        cstyle = StyleBattles(
+            pos[np.asarray(style.a, dtype=np.int64)],
+            pos[np.asarray(style.b, dtype=np.int64)],
+            style.y,
+            style.features,
+            style.count,
+        )
     lb = _leaderboard(
-        cpc, [names[i] for i in perm], ci, rounds, seed, l2,
-        None if anchor is None else (int(pos[anchor[0]]), anchor[1]), simultaneous, ties, reweight, cstyle, beta_l2,
+        cpc,
+        [names[i] for i in perm],
+        ci,
+        rounds,
+        seed,
+        l2,
+        None if anchor is None else (int(pos[anchor[0]]), anchor[1]),
+        simultaneous,
+        ties,
+        reweight,
+        cstyle,
+        beta_l2,
         None if theta0 is None else np.asarray(theta0, dtype=float)[perm],
     )
-    for name in ("rating", "lower", "upper", "rank", "theta", "battles", "wins", "losses", "ties", "active",
-                 "sim_lower", "sim_upper", "sim_rank"):
+    for name in (
+        "rating",
+        "lower",
+        "upper",
+        "rank",
+        "theta",
+        "battles",
+        "wins",
+        "losses",
+        "ties",
+        "active",
+        "sim_lower",
+        "sim_upper",
+        "sim_rank",
+    ):
         value = getattr(lb, name)
         if value is not None:
             setattr(lb, name, value[pos])
@@ -185,19 +214,32 @@ def _leaderboard(pc, names, ci, rounds, seed, l2, anchor, simultaneous, ties, re
     style_coefficients = None
     if style is not None:
         weight = battle_weights(style.a, style.b, _count(style), n) if reweight else None
-        sfit = fit_style_bt(style.a, style.b, style.y, style.features, n, l2=used_l2, beta_l2=beta_l2,
-                            weight=weight, count=style.count, intervals=ci == "sandwich", theta0=theta0)
+        sfit = fit_style_bt(
+            style.a,
+            style.b,
+            style.y,
+            style.features,
+            n,
+            l2=used_l2,
+            beta_l2=beta_l2,
+            weight=weight,
+            count=style.count,
+            intervals=ci == "sandwich",
+            theta0=theta0,
+        )
         theta, cov = sfit.theta, sfit.cov_theta
-        fit = BTFit(theta=theta, l2=used_l2, iterations=sfit.iterations, grad_norm=sfit.grad_norm,
-                    converged=sfit.converged)
+        fit = BTFit(
+            theta=theta, l2=used_l2, iterations=sfit.iterations, grad_norm=sfit.grad_norm, converged=sfit.converged
+        )
         style_coefficients = {k: float(v) for k, v in zip(STYLE_FEATURES, sfit.beta, strict=True)}
         model = "contextual_bt"
     elif ties == "davidson":
         dav = davidson.fit_davidson(pc, l2=used_l2, active=active)
         warnings += dav.warnings
         theta = dav.theta
-        fit = BTFit(theta=theta, l2=used_l2, iterations=dav.iterations, grad_norm=dav.grad_norm,
-                    converged=dav.converged)
+        fit = BTFit(
+            theta=theta, l2=used_l2, iterations=dav.iterations, grad_norm=dav.grad_norm, converged=dav.converged
+        )
         tie_param = {"nu": float(math.exp(dav.log_nu)), "lower": None, "upper": None}
         model = "davidson"
     else:
@@ -230,8 +272,9 @@ def _leaderboard(pc, names, ci, rounds, seed, l2, anchor, simultaneous, ties, re
                 pc, theta, dav.log_nu, l2=used_l2, rounds=rounds, seed=seed, active=active
             )
             if np.isfinite(log_nu).all():
-                tie_param.update(lower=float(np.exp(np.quantile(log_nu, 0.025))),
-                                 upper=float(np.exp(np.quantile(log_nu, 0.975))))
+                tie_param.update(
+                    lower=float(np.exp(np.quantile(log_nu, 0.025))), upper=float(np.exp(np.quantile(log_nu, 0.975)))
+                )
             else:  # no ties: nu is 0 in every round
                 tie_param.update(lower=0.0, upper=0.0)
         else:
@@ -288,6 +331,18 @@ def _style_bootstrap(style, n, sfit, l2, beta_l2, rounds, seed, active, reweight
         a, b, y, f, c = a[starts], b[starts], y[starts], f[starts], np.add.reduceat(c, starts)
     weight = battle_weights(a, b, c, n) if reweight else None
     return style_bootstrap_samples(
-        a, b, y, f, n, sfit.theta, sfit.beta, l2=l2, beta_l2=beta_l2, rounds=rounds, seed=seed, active=active,
-        weight=weight, count=c,
+        a,
+        b,
+        y,
+        f,
+        n,
+        sfit.theta,
+        sfit.beta,
+        l2=l2,
+        beta_l2=beta_l2,
+        rounds=rounds,
+        seed=seed,
+        active=active,
+        weight=weight,
+        count=c,
     )

@@ -197,14 +197,20 @@ def fit_pairs(
         p = _sigmoid_from(d, e)
         return _laplacian(pa, pb, big_c * p * (1.0 - p), n) + extra
 
-    res = damped_newton(np.zeros(n) if theta0 is None else theta0, objective, gradient, hessian,
-                        tol=gtol * total, max_iter=max_iter)
+    res = damped_newton(
+        np.zeros(n) if theta0 is None else theta0, objective, gradient, hessian, tol=gtol * total, max_iter=max_iter
+    )
     theta = res.x
     if active.any():
         theta[active] -= theta[active].mean()
     theta[idle] = 0.0
-    return BTFit(theta=theta, l2=l2, iterations=res.iterations, grad_norm=res.grad_norm,
-                 converged=res.grad_norm <= gtol * total * 10)
+    return BTFit(
+        theta=theta,
+        l2=l2,
+        iterations=res.iterations,
+        grad_norm=res.grad_norm,
+        converged=res.grad_norm <= gtol * total * 10,
+    )
 
 
 def predicted_winrate(theta: np.ndarray) -> np.ndarray:
@@ -304,13 +310,24 @@ def fit_style_bt(
         return style_hessian(pair, ft, w * p * (1.0 - p), n) + extra
 
     # Starting from the plain BT ratings saves most of the Newton steps.
-    x0 = np.concatenate([np.zeros(n) if theta0 is None else np.asarray(theta0, dtype=float),
-                         np.zeros(k) if beta0 is None else np.asarray(beta0, dtype=float)])
+    x0 = np.concatenate(
+        [
+            np.zeros(n) if theta0 is None else np.asarray(theta0, dtype=float),
+            np.zeros(k) if beta0 is None else np.asarray(beta0, dtype=float),
+        ]
+    )
     res = damped_newton(x0, objective, gradient, hessian, tol=gtol * total, max_iter=max_iter)
     theta, beta = res.x[:n].copy(), res.x[n:].copy()
     theta[active] -= theta[active].mean()
-    fit = StyleFit(theta=theta, beta=beta, se_theta=None, iterations=res.iterations, grad_norm=res.grad_norm,
-                   converged=res.grad_norm <= gtol * total * 10, l2=l2)
+    fit = StyleFit(
+        theta=theta,
+        beta=beta,
+        se_theta=None,
+        iterations=res.iterations,
+        grad_norm=res.grad_norm,
+        converged=res.grad_norm <= gtol * total * 10,
+        l2=l2,
+    )
     if intervals:
         from .intervals import style_sandwich_cov  # intervals imports this module
 

@@ -4,31 +4,32 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='Snapshot',
+            name="Snapshot",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('method', models.CharField(default='bt', max_length=16)),
-                ('ci', models.CharField(default='sandwich', max_length=16)),
-                ('params', models.JSONField(blank=True, default=dict)),
-                ('vote_count', models.PositiveIntegerField(default=0)),
-                ('last_vote_id', models.BigIntegerField(default=0)),
-                ('fingerprint', models.CharField(help_text='sha256 of the aggregated vote counts used', max_length=64)),
-                ('duration', models.FloatField(default=0.0, help_text='seconds the recompute took')),
-                ('rows', models.JSONField(default=list, help_text='rows: model, rating, lower, upper, rank, battles, …')),
-                ('warnings', models.JSONField(blank=True, default=list)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                ("method", models.CharField(default="bt", max_length=16)),
+                ("ci", models.CharField(default="sandwich", max_length=16)),
+                ("params", models.JSONField(blank=True, default=dict)),
+                ("vote_count", models.PositiveIntegerField(default=0)),
+                ("last_vote_id", models.BigIntegerField(default=0)),
+                ("fingerprint", models.CharField(help_text="sha256 of the aggregated vote counts used", max_length=64)),
+                ("duration", models.FloatField(default=0.0, help_text="seconds the recompute took")),
+                (
+                    "rows",
+                    models.JSONField(default=list, help_text="rows: model, rating, lower, upper, rank, battles, …"),
+                ),
+                ("warnings", models.JSONField(blank=True, default=list)),
             ],
             options={
-                'ordering': ['-created_at', '-id'],
-                'get_latest_by': ['created_at', 'id'],
+                "ordering": ["-created_at", "-id"],
+                "get_latest_by": ["created_at", "id"],
             },
         ),
     ]

@@ -5,44 +5,63 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('ratings', '0001_initial'),
+        ("ratings", "0001_initial"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='snapshot',
-            name='vote_id_sum',
+            model_name="snapshot",
+            name="vote_id_sum",
             field=models.BigIntegerField(default=0),
         ),
         migrations.AlterField(
-            model_name='snapshot',
-            name='fingerprint',
-            field=models.CharField(help_text='sha256 of the sorted ids of the counted votes (8-byte little-endian each)', max_length=64),
+            model_name="snapshot",
+            name="fingerprint",
+            field=models.CharField(
+                help_text="sha256 of the sorted ids of the counted votes (8-byte little-endian each)", max_length=64
+            ),
         ),
         migrations.AlterField(
-            model_name='snapshot',
-            name='rows',
-            field=models.JSONField(default=list, help_text='overall view: model, rating, lower, upper, rank, battles, …'),
+            model_name="snapshot",
+            name="rows",
+            field=models.JSONField(
+                default=list, help_text="overall view: model, rating, lower, upper, rank, battles, …"
+            ),
         ),
         migrations.CreateModel(
-            name='SnapshotView',
+            name="SnapshotView",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('key', models.CharField(max_length=40)),
-                ('label', models.CharField(max_length=80)),
-                ('style_control', models.BooleanField(default=False)),
-                ('vote_count', models.PositiveIntegerField(default=0)),
-                ('counts_fingerprint', models.CharField(help_text="sha256 of this view's (a, b, outcome) count table", max_length=64)),
-                ('rows', models.JSONField(default=list)),
-                ('pairs', models.BinaryField(default=bytes, help_text='float64 rows (i, j, battles, points of i) per met pair; i, j index rows')),
-                ('style_coefficients', models.JSONField(blank=True, null=True)),
-                ('warnings', models.JSONField(blank=True, default=list)),
-                ('snapshot', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='views', to='ratings.snapshot')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("key", models.CharField(max_length=40)),
+                ("label", models.CharField(max_length=80)),
+                ("style_control", models.BooleanField(default=False)),
+                ("vote_count", models.PositiveIntegerField(default=0)),
+                (
+                    "counts_fingerprint",
+                    models.CharField(help_text="sha256 of this view's (a, b, outcome) count table", max_length=64),
+                ),
+                ("rows", models.JSONField(default=list)),
+                (
+                    "pairs",
+                    models.BinaryField(
+                        default=bytes,
+                        help_text="float64 rows (i, j, battles, points of i) per met pair; i, j index rows",
+                    ),
+                ),
+                ("style_coefficients", models.JSONField(blank=True, null=True)),
+                ("warnings", models.JSONField(blank=True, default=list)),
+                (
+                    "snapshot",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="views", to="ratings.snapshot"
+                    ),
+                ),
             ],
             options={
-                'constraints': [models.UniqueConstraint(fields=('snapshot', 'key', 'style_control'), name='ratings_view_unique')],
+                "constraints": [
+                    models.UniqueConstraint(fields=("snapshot", "key", "style_control"), name="ratings_view_unique")
+                ],
             },
         ),
     ]

@@ -7,33 +7,69 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('ratings', '0002_snapshot_views_and_vote_set'),
+        ("ratings", "0002_snapshot_views_and_vote_set"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='RecomputeRun',
+            name="RecomputeRun",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('status', models.CharField(choices=[('queued', 'queued'), ('running', 'running'), ('done', 'done'), ('failed', 'failed')], db_index=True, default='queued', max_length=8)),
-                ('task_id', models.CharField(blank=True, help_text='Celery task id', max_length=64)),
-                ('ci', models.CharField(help_text='sandwich, bootstrap or none', max_length=16, verbose_name='intervals')),
-                ('rounds', models.PositiveIntegerField(default=100, help_text='bootstrap rounds (bootstrap only)')),
-                ('force', models.BooleanField(default=False, help_text='publish even when no counted vote changed')),
-                ('requested_at', models.DateTimeField(db_index=True, default=django.utils.timezone.now)),
-                ('started_at', models.DateTimeField(blank=True, null=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('attempts', models.PositiveSmallIntegerField(default=0, help_text='times a worker picked the task up')),
-                ('error', models.TextField(blank=True)),
-                ('requested_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('snapshot', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='ratings.snapshot')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[("queued", "queued"), ("running", "running"), ("done", "done"), ("failed", "failed")],
+                        db_index=True,
+                        default="queued",
+                        max_length=8,
+                    ),
+                ),
+                ("task_id", models.CharField(blank=True, help_text="Celery task id", max_length=64)),
+                (
+                    "ci",
+                    models.CharField(help_text="sandwich, bootstrap or none", max_length=16, verbose_name="intervals"),
+                ),
+                ("rounds", models.PositiveIntegerField(default=100, help_text="bootstrap rounds (bootstrap only)")),
+                ("force", models.BooleanField(default=False, help_text="publish even when no counted vote changed")),
+                ("requested_at", models.DateTimeField(db_index=True, default=django.utils.timezone.now)),
+                ("started_at", models.DateTimeField(blank=True, null=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "attempts",
+                    models.PositiveSmallIntegerField(default=0, help_text="times a worker picked the task up"),
+                ),
+                ("error", models.TextField(blank=True)),
+                (
+                    "requested_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "snapshot",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="ratings.snapshot",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-requested_at', '-id'],
-                'constraints': [models.CheckConstraint(condition=models.Q(('status__in', ['queued', 'running', 'done', 'failed'])), name='ratings_recomputerun_status_valid')],
+                "ordering": ["-requested_at", "-id"],
+                "constraints": [
+                    models.CheckConstraint(
+                        condition=models.Q(("status__in", ["queued", "running", "done", "failed"])),
+                        name="ratings_recomputerun_status_valid",
+                    )
+                ],
             },
         ),
     ]

@@ -5,31 +5,52 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('arena', '0003_battle_streaming_since'),
-        ('ratings', '0003_recompute_runs'),
+        ("arena", "0003_battle_streaming_since"),
+        ("ratings", "0003_recompute_runs"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='RatingPoint',
+            name="RatingPoint",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('key', models.CharField(max_length=40)),
-                ('style_control', models.BooleanField(default=False)),
-                ('rating', models.FloatField()),
-                ('lower', models.FloatField()),
-                ('upper', models.FloatField()),
-                ('rank', models.PositiveIntegerField(blank=True, null=True)),
-                ('battles', models.PositiveIntegerField(default=0)),
-                ('created_at', models.DateTimeField(help_text="the snapshot's creation time, copied so history needs no join")),
-                ('model', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='arena.arenamodel')),
-                ('snapshot', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='points', to='ratings.snapshot')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("key", models.CharField(max_length=40)),
+                ("style_control", models.BooleanField(default=False)),
+                ("rating", models.FloatField()),
+                ("lower", models.FloatField()),
+                ("upper", models.FloatField()),
+                ("rank", models.PositiveIntegerField(blank=True, null=True)),
+                ("battles", models.PositiveIntegerField(default=0)),
+                (
+                    "created_at",
+                    models.DateTimeField(help_text="the snapshot's creation time, copied so history needs no join"),
+                ),
+                (
+                    "model",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="+", to="arena.arenamodel"
+                    ),
+                ),
+                (
+                    "snapshot",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="points", to="ratings.snapshot"
+                    ),
+                ),
             ],
             options={
-                'indexes': [models.Index(fields=['model', 'key', 'style_control', '-created_at', '-snapshot'], name='ratings_point_history')],
-                'constraints': [models.UniqueConstraint(fields=('snapshot', 'key', 'style_control', 'model'), name='ratings_point_unique')],
+                "indexes": [
+                    models.Index(
+                        fields=["model", "key", "style_control", "-created_at", "-snapshot"],
+                        name="ratings_point_history",
+                    )
+                ],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("snapshot", "key", "style_control", "model"), name="ratings_point_unique"
+                    )
+                ],
             },
         ),
     ]

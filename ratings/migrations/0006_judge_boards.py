@@ -5,30 +5,46 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('arena', '0008_judges'),
-        ('ratings', '0005_rows_by_model_id'),
+        ("arena", "0008_judges"),
+        ("ratings", "0005_rows_by_model_id"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='JudgeBoard',
+            name="JudgeBoard",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('vote_count', models.PositiveIntegerField(default=0, help_text='judge votes counted (done)')),
-                ('fingerprint', models.CharField(help_text='sha256 of the sorted ids of the judge votes counted', max_length=64)),
-                ('inputs_key', models.CharField(max_length=64)),
-                ('rows', models.JSONField(default=list)),
-                ('agreement', models.JSONField(default=dict)),
-                ('warnings', models.JSONField(blank=True, default=list)),
-                ('human_snapshot', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='ratings.snapshot')),
-                ('judge', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='boards', to='arena.judge')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                ("vote_count", models.PositiveIntegerField(default=0, help_text="judge votes counted (done)")),
+                (
+                    "fingerprint",
+                    models.CharField(help_text="sha256 of the sorted ids of the judge votes counted", max_length=64),
+                ),
+                ("inputs_key", models.CharField(max_length=64)),
+                ("rows", models.JSONField(default=list)),
+                ("agreement", models.JSONField(default=dict)),
+                ("warnings", models.JSONField(blank=True, default=list)),
+                (
+                    "human_snapshot",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="ratings.snapshot",
+                    ),
+                ),
+                (
+                    "judge",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="boards", to="arena.judge"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at', '-id'],
-                'indexes': [models.Index(fields=['judge', '-created_at', '-id'], name='ratings_judgeboard_newest')],
+                "ordering": ["-created_at", "-id"],
+                "indexes": [models.Index(fields=["judge", "-created_at", "-id"], name="ratings_judgeboard_newest")],
             },
         ),
     ]

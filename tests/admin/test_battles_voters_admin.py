@@ -43,8 +43,11 @@ def test_a_multi_turn_battle_shows_every_turn(moderator_client):
 
 
 def test_the_admin_renders_answers_as_the_voter_saw_them(moderator_client):
-    battle = BattleFactory(response_a="1. one\n2. two\nstill two\n\n```python\nx = 1\n```",
-                           response_b="$$\\frac{1}{2}$$ and | a |\n|---|\n| 1 |", prompt="**bold** prompt")
+    battle = BattleFactory(
+        response_a="1. one\n2. two\nstill two\n\n```python\nx = 1\n```",
+        response_b="$$\\frac{1}{2}$$ and | a |\n|---|\n| 1 |",
+        prompt="**bold** prompt",
+    )
     html = moderator_client.get(f"/admin/arena/battle/{battle.id}/change/").content.decode()
     assert "two<br />\nstill two" in html
     assert '<span class="n">x</span>' in html and "arena/pygments.css" in html

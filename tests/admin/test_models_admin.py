@@ -152,8 +152,11 @@ def test_test_connection_shows_the_operator_error(operator_client, fake):
 def test_test_connection_to_a_closed_port_and_a_missing_key(operator_client, monkeypatch):
     from tests.services import free_port
 
-    closed = ArenaModelFactory(name="gone", provider_kind="openai",
-                               provider_settings={"base_url": f"http://127.0.0.1:{free_port()}/v1", "model": "x"})
+    closed = ArenaModelFactory(
+        name="gone",
+        provider_kind="openai",
+        provider_settings={"base_url": f"http://127.0.0.1:{free_port()}/v1", "model": "x"},
+    )
     keyless = ArenaModelFactory(name="keyless", provider_kind="openai",
                                 provider_settings={"base_url": "http://127.0.0.1:9/v1", "model": "x",
                                                    "api_key_env": "ARENA_TEST_UNSET_KEY"})  # fmt: skip

@@ -48,7 +48,8 @@ def test_reinstate_counts_votes_again_and_records_why(arena_votes, moderator):
         ("", None, None)
     }
     assert list(VoteExclusionEvent.objects.filter(vote_id=ids[0]).values_list("action", "reason")) == [
-        ("exclude", "spam"), ("reinstate", "mistake")
+        ("exclude", "spam"),
+        ("reinstate", "mistake"),
     ]
     assert moderation.reinstate_votes(ids, reason="mistake", by=moderator) == []
 
@@ -62,7 +63,8 @@ def test_votes_of_a_flagged_voter_follow_the_flag_not_a_manual_reinstate(arena_v
     assert anomaly.unflag_voter(voter.id, by=moderator) == 1
     assert not Vote.objects.get(id=arena_votes[0].id).excluded
     assert list(VoteExclusionEvent.objects.filter(vote=arena_votes[0]).values_list("action", "reason", "by")) == [
-        ("exclude", "anomalous_voter", moderator.id), ("reinstate", "anomalous_voter", moderator.id)
+        ("exclude", "anomalous_voter", moderator.id),
+        ("reinstate", "anomalous_voter", moderator.id),
     ]
 
 

@@ -93,8 +93,10 @@ def test_compare_needs_exactly_two_and_explains_bad_input(operator_client, arena
     assert page.status_code == 200 and "is not in both snapshots" in page.content.decode()
     same = standings(snap.rows, registry())
     assert page.context["rows"] and all(r["state"] == "both" and r["rating_change"] == 0 for r in page.context["rows"])
-    assert all(r["rank_change"] == (None if same[ArenaModel.objects.get(name=r["model"]).id]["rank"] is None else 0)
-               for r in page.context["rows"])
+    assert all(
+        r["rank_change"] == (None if same[ArenaModel.objects.get(name=r["model"]).id]["rank"] is None else 0)
+        for r in page.context["rows"]
+    )
     assert operator_client.get("/admin/ratings/snapshot/compare/").status_code == 200  # the chooser
 
 
@@ -148,7 +150,7 @@ def test_the_dashboard_page(moderator_client, arena_votes, operator):
     assert "spam" in html and "3.33%" in html
     top = [r["model"] for r in leaderboard_rows(snapshot_view(snap, "overall", False))]
     assert [r["model"] for r in page.context["top"]] == top
-    assert f"snapshot <a href=\"/admin/ratings/snapshot/{snap.id}/change/\">#{snap.id}</a>" in html
+    assert f'snapshot <a href="/admin/ratings/snapshot/{snap.id}/change/">#{snap.id}</a>' in html
     assert f"{snap.duration:.2f} s" in html
     assert "by olga" in html
     assert "dashboard-recompute" not in html  # a moderator cannot recompute

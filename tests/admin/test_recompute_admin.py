@@ -1,4 +1,4 @@
-""""Recompute now" and worker health, with a real Celery worker process on
+""" "Recompute now" and worker health, with a real Celery worker process on
 the configured broker, and with a broker that is down."""
 
 from __future__ import annotations
@@ -133,4 +133,3 @@ def test_with_redis_down_the_dashboard_says_unreachable_and_recompute_now_explai
             assert http.get(f"/admin/ratings/recomputerun/{run.pk}/status/").json()["status"] == "failed"
     finally:
         web.stop()
-

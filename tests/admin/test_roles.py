@@ -158,7 +158,15 @@ def test_a_superuser_can_use_every_admin_page(admin_client, admin_user, arena_vo
             continue  # autocomplete needs its query parameters
         response = admin_client.get(url)
         # Battles, votes, voters, events and snapshots are never added by hand.
-        expected = (403,) if url.endswith("/add/") and "recomputerun" not in url and "/auth/" not in url \
-            and "arenamodel" not in url and "answerset" not in url and "authtoken" not in url \
-            and "/arena/judge/" not in url else (200, 302)  # judges are registered by hand, like live models
+        expected = (
+            (403,)
+            if url.endswith("/add/")
+            and "recomputerun" not in url
+            and "/auth/" not in url
+            and "arenamodel" not in url
+            and "answerset" not in url
+            and "authtoken" not in url
+            and "/arena/judge/" not in url
+            else (200, 302)
+        )  # judges are registered by hand, like live models
         assert response.status_code in expected, (url, response.status_code)

@@ -33,8 +33,9 @@ def test_filters_by_winner_model_voter_exclusion_reason_and_date(moderator_clien
 
     assert listed(moderator_client) == everything
     assert listed(moderator_client, "winner__exact=tie") == {v.id for v in arena_votes if v.winner == "tie"}
-    assert listed(moderator_client, f"model={x.pk}") == {v.id for v in arena_votes if x.pk in (v.model_a_id,
-                                                                                                  v.model_b_id)}
+    assert listed(moderator_client, f"model={x.pk}") == {
+        v.id for v in arena_votes if x.pk in (v.model_a_id, v.model_b_id)
+    }
     voter = arena_votes[5].voter_id
     assert listed(moderator_client, f"voter={voter}") == {arena_votes[5].id}
     assert listed(moderator_client, "excluded__exact=1") == {v.id for v in arena_votes[:3]}

@@ -57,8 +57,18 @@ def leaks(data: bytes, secrets: set[str]) -> list[str]:
 class Links(HTMLParser):
     """Every URL a page refers to, and the ones it loads by itself."""
 
-    LOADED = {("script", "src"), ("link", "href"), ("img", "src"), ("iframe", "src"), ("embed", "src"),
-              ("object", "data"), ("source", "src"), ("video", "src"), ("audio", "src"), ("frame", "src")}
+    LOADED = {
+        ("script", "src"),
+        ("link", "href"),
+        ("img", "src"),
+        ("iframe", "src"),
+        ("embed", "src"),
+        ("object", "data"),
+        ("source", "src"),
+        ("video", "src"),
+        ("audio", "src"),
+        ("frame", "src"),
+    }
 
     def __init__(self):
         super().__init__()
@@ -81,8 +91,11 @@ def registry(demo_models):
         display_name="Zephyr Secret 70B",
         organization="Hidden Frontier Inc",
         provider_kind=ArenaModel.Provider.OPENAI,
-        provider_settings={"base_url": "https://llm.hidden-frontier.example/v1", "model": "zephyr-70b-preview",
-                           "api_key_env": "ZEPHYR_API_KEY"},
+        provider_settings={
+            "base_url": "https://llm.hidden-frontier.example/v1",
+            "model": "zephyr-70b-preview",
+            "api_key_env": "ZEPHYR_API_KEY",
+        },
     )
     ArenaModelFactory(name="paused-model-x", organization="Paused Org Ltd", status=ArenaModel.Status.PAUSED)
     return identity_strings()
@@ -90,8 +103,14 @@ def registry(demo_models):
 
 def test_identity_strings_cover_every_registered_field(registry):
     # Guard against a vacuous check: the list holds what the test claims to look for.
-    assert {"atlas-7b", "atlas 7b", "northwind labs", "zephyr-70b-preview",
-            "https://llm.hidden-frontier.example/v1", "hidden frontier inc"} <= registry
+    assert {
+        "atlas-7b",
+        "atlas 7b",
+        "northwind labs",
+        "zephyr-70b-preview",
+        "https://llm.hidden-frontier.example/v1",
+        "hidden frontier inc",
+    } <= registry
 
 
 def test_nothing_a_voter_can_fetch_before_voting_names_a_model(registry):

@@ -103,8 +103,9 @@ def test_sides_are_shuffled_for_every_pair():
 
 
 def test_sampling_follows_the_weights():
-    heavy, light, other = (ArenaModelFactory(name=n, weight=w) for n, w in (("heavy", 8.0), ("light", 1.0),
-                                                                          ("other", 1.0)))
+    heavy, light, other = (
+        ArenaModelFactory(name=n, weight=w) for n, w in (("heavy", 8.0), ("light", 1.0), ("other", 1.0))
+    )
     answered_by_all([heavy, light, other])
 
     seen = Counter(m for b in open_many(200) for m in (b.model_a.name, b.model_b.name))

@@ -29,8 +29,13 @@ def jsonl(rows) -> str:
 
 
 def answer_row(model: str, qid: int, turns: list[str]) -> dict:
-    return {"question_id": qid, "answer_id": f"{model}-{qid}", "model_id": model,
-            "choices": [{"index": 0, "turns": turns}], "tstamp": 1700000000.0}
+    return {
+        "question_id": qid,
+        "answer_id": f"{model}-{qid}",
+        "model_id": model,
+        "choices": [{"index": 0, "turns": turns}],
+        "tstamp": 1700000000.0,
+    }
 
 
 @pytest.fixture
@@ -112,8 +117,15 @@ def test_import_keeps_an_existing_models_settings(answer_dir):
         ("question.jsonl", 2, '{"question_id": 82, "turns": []}', "turns"),
         ("question.jsonl", 3, '{"turns": ["no id"]}', "question_id"),
     ],
-    ids=["truncated-json", "no-choices", "unknown-question", "non-string-turns", "not-an-object", "empty-turns",
-         "no-question-id"],
+    ids=[
+        "truncated-json",
+        "no-choices",
+        "unknown-question",
+        "non-string-turns",
+        "not-an-object",
+        "empty-turns",
+        "no-question-id",
+    ],
 )
 def test_malformed_line_is_reported_with_file_and_line_and_nothing_is_written(
     answer_dir, file, line_no, bad_line, reason
@@ -135,9 +147,7 @@ def test_malformed_line_is_reported_with_file_and_line_and_nothing_is_written(
 def test_error_in_a_later_import_leaves_the_earlier_one_untouched(answer_dir):
     run(answer_dir)
     before = table_sizes()
-    (answer_dir / "model_answer" / "nova-1b.jsonl").write_text(
-        jsonl([answer_row("nova-1b", 81, ["fine"])]) + "{oops\n"
-    )
+    (answer_dir / "model_answer" / "nova-1b.jsonl").write_text(jsonl([answer_row("nova-1b", 81, ["fine"])]) + "{oops\n")
 
     with pytest.raises(CommandError, match=r"nova-1b\.jsonl:2:"):
         run(answer_dir)

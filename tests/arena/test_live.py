@@ -172,8 +172,9 @@ def test_a_second_turn_sends_each_model_its_own_conversation(server, pair):
     battle_id = open_live(voter, "First question?")["id"]
     stream(voter, battle_id)
 
-    follow = voter.post(f"/api/v1/battles/{battle_id}/turns/", data={"prompt": "And then?"},
-                        content_type="application/json")
+    follow = voter.post(
+        f"/api/v1/battles/{battle_id}/turns/", data={"prompt": "And then?"}, content_type="application/json"
+    )
     assert follow.status_code == 201, follow.content
     assert follow.json()["status"] == "pending"
     assert vote(voter, battle_id, "a").status_code == 400  # not while the turn is pending
@@ -467,14 +468,18 @@ def test_sides_are_shuffled(settings, server):
 
 
 def test_no_identity_in_any_streamed_byte_header_or_error_before_the_vote(server):
-    live_model(server, "quartz-9b", organization="Quartzite AI",
-               provider_settings={"api_key_env": "ARENA_TEST_KEY_QUARTZ"})
+    live_model(
+        server, "quartz-9b", organization="Quartzite AI", provider_settings={"api_key_env": "ARENA_TEST_KEY_QUARTZ"}
+    )
     live_model(server, "garnet-4b", organization="Garnet Research")
     server.script("quartz-9b-endpoint-id", text="Short answer one.")
     failing = server.script("garnet-4b-endpoint-id", status=500)
-    secrets = {s.lower() for m in ArenaModel.objects.all()
-               for s in (m.name, m.display_name, m.organization, *m.provider_settings.values())
-               if isinstance(s, str) and len(s) >= 3}
+    secrets = {
+        s.lower()
+        for m in ArenaModel.objects.all()
+        for s in (m.name, m.display_name, m.organization, *m.provider_settings.values())
+        if isinstance(s, str) and len(s) >= 3
+    }
     secrets |= {server.base_url.lower(), "127.0.0.1", "arena_test_key_quartz", "endpoint-id"}
 
     import os
@@ -499,8 +504,9 @@ def test_no_identity_in_any_streamed_byte_header_or_error_before_the_vote(server
         failing.text = "Short answer two."
         _, raw, response = stream(voter, battle_id)
         record(response, raw)
-        follow = voter.post(f"/api/v1/battles/{battle_id}/turns/", data={"prompt": "More?"},
-                            content_type="application/json")
+        follow = voter.post(
+            f"/api/v1/battles/{battle_id}/turns/", data={"prompt": "More?"}, content_type="application/json"
+        )
         record(follow, follow.content)
         _, raw, response = stream(voter, battle_id)
         record(response, raw)
@@ -559,8 +565,12 @@ def test_a_leak_seen_in_a_failed_turn_still_excludes_the_vote_after_a_retry(serv
 
 @pytest.mark.parametrize(
     ("text", "words"),
-    [("I am Claude-3, an assistant.", ["Claude"]), ("I'm GPT-4.", ["GPT-4"]), ("Llama-3 here!", ["Llama"]),
-     ("As gpt-4o-mini, I can help.", ["gpt-4o"])],
+    [
+        ("I am Claude-3, an assistant.", ["Claude"]),
+        ("I'm GPT-4.", ["GPT-4"]),
+        ("Llama-3 here!", ["Llama"]),
+        ("As gpt-4o-mini, I can help.", ["gpt-4o"]),
+    ],
 )
 def test_self_names_with_a_version_suffix_are_leaks(text, words):
     assert leaks.names_itself(text, words)

@@ -69,7 +69,9 @@ def test_streams_waiting_on_their_providers_hold_no_database_connection(provider
         # opening below would wait DB_POOL_TIMEOUT.
         more_than_the_pool = 2 * (pool_size + 1)
         assert wait_for(lambda: provider.in_flight >= more_than_the_pool, timeout=20), (
-            provider.max_in_flight, list(Battle.objects.exclude(failure="").values_list("failure", flat=True)))
+            provider.max_in_flight,
+            list(Battle.objects.exclude(failure="").values_list("failure", flat=True)),
+        )
         late = voters[waiting].http.post(
             "/api/v1/battles/", json={"prompt": "Still room?"}, headers=voters[waiting].headers, timeout=5
         )
@@ -79,7 +81,9 @@ def test_streams_waiting_on_their_providers_hold_no_database_connection(provider
             thread.join(timeout=60)
     failures = list(Battle.objects.exclude(failure="").values_list("failure", flat=True))
     for events in results:
-        assert isinstance(events, list) and events[-1] == ("end", {"status": "ready", "turn": 1, "turns_left": 4}), failures
+        assert isinstance(events, list) and events[-1] == ("end", {"status": "ready", "turn": 1, "turns_left": 4}), (
+            failures
+        )
 
 
 def test_a_streams_writes_are_whole_events_and_exactly_the_providers_text(provider, asgi_server):

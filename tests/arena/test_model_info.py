@@ -36,7 +36,11 @@ def test_model_info_beside_question_jsonl_fills_in_the_registry(answer_dir):
     page = Client().get(reverse("leaderboard-model", args=["kite-2b"])).content.decode()
     assert 'href="https://example.org/kite"' in page and "Kite Labs" in page and "Apache-2.0" in page
     card = Client().get(reverse("api-model", args=["kite-2b"])).json()
-    assert (card["organization"], card["license"], card["url"]) == ("Kite Labs", "Apache-2.0", "https://example.org/kite")
+    assert (card["organization"], card["license"], card["url"]) == (
+        "Kite Labs",
+        "Apache-2.0",
+        "https://example.org/kite",
+    )
     listed = Client().get("/api/v1/models/").json()["results"]
     assert [m["url"] for m in listed] == ["https://example.org/kite", ""]
 

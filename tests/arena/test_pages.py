@@ -19,7 +19,7 @@ HOSTILE = (
     "Here you go:\n\n<script>window.__pwned = 1</script>\n\n"
     '<img src="x" onerror="window.__pwned = 2">\n\n'
     "[click me](javascript:window.__pwned=3)\n\n"
-    "<iframe src=\"https://evil.example/\"></iframe>\n\n"
+    '<iframe src="https://evil.example/"></iframe>\n\n'
     "**bold** and `code`"
 )
 
@@ -55,8 +55,12 @@ def test_after_voting_the_page_opens_a_new_battle(client, demo_models):
 
 
 def test_answers_are_rendered_as_markdown(client):
-    answer_set_with({"md-a": {"Show markdown": "# Title\n\n- one\n- two\n\n```python\nprint('hi')\n```"},
-                     "md-b": {"Show markdown": "| x | y |\n|---|---|\n| 1 | 2 |"}})
+    answer_set_with(
+        {
+            "md-a": {"Show markdown": "# Title\n\n- one\n- two\n\n```python\nprint('hi')\n```"},
+            "md-b": {"Show markdown": "| x | y |\n|---|---|\n| 1 | 2 |"},
+        }
+    )
     html = client.get("/arena/").content.decode()
     assert "<h1>Title</h1>" in html
     assert "<li>one</li>" in html
@@ -65,8 +69,10 @@ def test_answers_are_rendered_as_markdown(client):
 
 
 def test_raw_html_in_an_answer_is_shown_escaped_never_rendered(client):
-    answer_set_with({"hostile-a": {"Say hi": HOSTILE}, "hostile-b": {"Say hi": "<b>hi</b> <script>alert(1)</script>"}},
-                    name="hostile")
+    answer_set_with(
+        {"hostile-a": {"Say hi": HOSTILE}, "hostile-b": {"Say hi": "<b>hi</b> <script>alert(1)</script>"}},
+        name="hostile",
+    )
 
     html = client.get("/arena/").content.decode()
 
@@ -77,13 +83,19 @@ def test_raw_html_in_an_answer_is_shown_escaped_never_rendered(client):
     assert 'href="javascript:' not in html.lower()
     assert "<strong>bold</strong>" in html and "<code>code</code>" in html
     # The page's only scripts are its own.
-    assert re.findall(r"<script[^>]*>", html) == ['<script src="/static/arena/arena.js">',
-                                                  '<script src="/static/arena/battle.js">']
+    assert re.findall(r"<script[^>]*>", html) == [
+        '<script src="/static/arena/arena.js">',
+        '<script src="/static/arena/battle.js">',
+    ]
 
 
 def test_hostile_prompt_is_escaped_too(client):
-    answer_set_with({"p-a": {"<script>window.__pwned=9</script> what?": "fine"},
-                     "p-b": {"<script>window.__pwned=9</script> what?": "also fine"}})
+    answer_set_with(
+        {
+            "p-a": {"<script>window.__pwned=9</script> what?": "fine"},
+            "p-b": {"<script>window.__pwned=9</script> what?": "also fine"},
+        }
+    )
     html = client.get("/arena/").content.decode()
     assert "&lt;script&gt;window.__pwned=9&lt;/script&gt;" in html
     assert "<script>window" not in html
@@ -96,7 +108,7 @@ def test_arena_page_explains_when_no_battle_is_possible(client, db):
     html = response.content.decode()
     assert "No battle" in html
     assert "answer set" in html
-    assert 'data-winner' not in html
+    assert "data-winner" not in html
 
 
 def test_leaderboard_page_without_votes_says_so(client, db):
@@ -119,8 +131,9 @@ def test_leaderboard_page_shows_rank_model_rating_interval_votes_organization_an
     headers = [re.sub(r"<[^>]+>", "", h).strip() for h in re.findall(r"<th[^>]*>(.*?)</th>", head, re.S)]
     assert headers == ["Rank (UB)", "Model", "Rating", "95% CI", "Votes", "Organization", "License"]
     body_rows = re.findall(r"<tr[^>]*>(.*?)</tr>", re.search(r"<tbody>(.*?)</tbody>", html, re.S).group(1), re.S)
-    cells = [[re.sub(r"<[^>]+>", "", c).strip() for c in re.findall(r"<td[^>]*>(.*?)</td>", r, re.S)]
-             for r in body_rows]
+    cells = [
+        [re.sub(r"<[^>]+>", "", c).strip() for c in re.findall(r"<td[^>]*>(.*?)</td>", r, re.S)] for r in body_rows
+    ]
     assert [c[1] for c in cells] == ["strong-1", "weak-1"]
     s = rows["strong-1"]
     assert cells[0][0] == str(s["rank"])

@@ -143,7 +143,10 @@ def test_dollars_in_prose_are_not_math(prose):
         # As written in real MT-bench answers: brackets escaped for markdown, not TeX.
         ("Best regards,\n\\[Your Name\\]", "Best regards,<br />\n[Your Name]"),
         ("\\[Opening shot of a busy car wash business\\]", "[Opening shot of a busy car wash business]"),
-        ('\\[{"release\\_date": "Nov 18, 2019","rating": 1}\\]', '[{&quot;release_date&quot;: &quot;Nov 18, 2019&quot;,&quot;rating&quot;: 1}]'),
+        (
+            '\\[{"release\\_date": "Nov 18, 2019","rating": 1}\\]',
+            "[{&quot;release_date&quot;: &quot;Nov 18, 2019&quot;,&quot;rating&quot;: 1}]",
+        ),
         ("the order \\[1, 3, 2\\]", "the order [1, 3, 2]"),
     ],
 )
@@ -180,7 +183,7 @@ def test_a_formula_that_fails_to_convert_is_shown_as_escaped_source():
         "$\\text{<script>alert(1)</script>}$",
         "$$\\text{</math><img src=x onerror=alert(1)>}$$",
         "$a</math><script>alert(1)</script>$",
-        "$$\\mathrm{\"><svg onload=alert(1)>}$$",
+        '$$\\mathrm{"><svg onload=alert(1)>}$$',
         "$\\href{javascript:alert(1)}{click}$",
         "\\(\\text{<iframe src=javascript:alert(1)>}\\)",
         "$$\\text{&lt;script&gt;alert(1)&lt;/script&gt;}$$",
@@ -223,7 +226,7 @@ def test_a_huge_formula_is_not_converted():
         '<img src="x" onerror="alert(1)">',
         '<svg onload="alert(1)"></svg>',
         '<iframe src="https://evil.example/"></iframe>',
-        "<a href=\"javascript:alert(1)\">x</a>",
+        '<a href="javascript:alert(1)">x</a>',
         "text <b onmouseover=alert(1)>hover</b>",
         "<style>body{display:none}</style>",
     ],
@@ -259,7 +262,12 @@ def test_unsafe_links_are_not_links(source):
 def test_relative_and_mail_links_are_kept():
     html = render_markdown("[a](/docs/) [b](#top) [c](mailto:x@example.com) [d](page.html) [e](?q=1)")
     assert [attrs["href"] for tag, attrs in Elements(html).tags if tag == "a"] == [
-        "/docs/", "#top", "mailto:x@example.com", "page.html", "?q=1"]
+        "/docs/",
+        "#top",
+        "mailto:x@example.com",
+        "page.html",
+        "?q=1",
+    ]
 
 
 def test_safe_links_open_in_a_new_tab_and_send_no_referrer():

@@ -155,8 +155,11 @@ def test_a_voted_battle_cannot_be_skipped(client):
 def test_skipping_a_battle_that_is_not_yours_is_not_found(client, whose):
     arena_of(2, 2)
     other = open_battle(Client())
-    battle_id = {"another session's": other["id"], "missing": "00000000-0000-4000-8000-000000000000",
-                 "malformed": "not-a-uuid"}[whose]
+    battle_id = {
+        "another session's": other["id"],
+        "missing": "00000000-0000-4000-8000-000000000000",
+        "malformed": "not-a-uuid",
+    }[whose]
 
     response = client.post(f"/api/v1/battles/{battle_id}/skip/")
 
@@ -217,7 +220,7 @@ def test_a_voter_sees_every_shared_question_once_before_any_repeats():
 
     ids = {q.id for q in questions}
     for round_start in range(0, 18, 6):
-        assert set(shown[round_start:round_start + 6]) == ids
+        assert set(shown[round_start : round_start + 6]) == ids
     assert lonely.id not in shown
 
 
@@ -331,12 +334,22 @@ def test_a_ready_live_battle_can_be_skipped_but_not_while_it_streams(client):
     voter = voter_for_session(session)
     session.save()
     streaming = Battle.objects.create(
-        voter=voter, model_a=a, model_b=b, prompt="hi", turns=[{"prompt": "hi", "a": "", "b": ""}],
-        status=Battle.Status.PENDING, streaming_since=timezone.now(),
+        voter=voter,
+        model_a=a,
+        model_b=b,
+        prompt="hi",
+        turns=[{"prompt": "hi", "a": "", "b": ""}],
+        status=Battle.Status.PENDING,
+        streaming_since=timezone.now(),
     )
     ready = Battle.objects.create(
-        voter=voter, model_a=a, model_b=b, prompt="hi", turns=[{"prompt": "hi", "a": "x", "b": "y"}],
-        status=Battle.Status.READY, ready_at=timezone.now(),
+        voter=voter,
+        model_a=a,
+        model_b=b,
+        prompt="hi",
+        turns=[{"prompt": "hi", "a": "x", "b": "y"}],
+        status=Battle.Status.READY,
+        ready_at=timezone.now(),
     )
 
     busy = client.post(f"/api/v1/battles/{streaming.id}/skip/")

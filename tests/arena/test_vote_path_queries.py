@@ -39,8 +39,10 @@ def established_arena(demo_models, settings):
     voter = Voter.objects.create(key="crowd")
     rng = random.Random(3)
     Vote.objects.bulk_create(
-        [Vote(voter=voter, model_a=a, model_b=b, winner=rng.choice("ab")) for a, b in
-         (rng.sample(demo_models, 2) for _ in range(20 * len(demo_models)))]
+        [
+            Vote(voter=voter, model_a=a, model_b=b, winner=rng.choice("ab"))
+            for a, b in (rng.sample(demo_models, 2) for _ in range(20 * len(demo_models)))
+        ]
     )
     recompute_publish(force=True)
     return demo_models
@@ -59,8 +61,9 @@ def open_battle(client: Client, headers: dict) -> str:
 
 
 def cast(client: Client, headers: dict, battle_id: str):
-    response = client.post(f"/api/v1/battles/{battle_id}/vote/", {"winner": "a"}, content_type="application/json",
-                           **headers)
+    response = client.post(
+        f"/api/v1/battles/{battle_id}/vote/", {"winner": "a"}, content_type="application/json", **headers
+    )
     assert response.status_code == 201, response.content
     return response
 

@@ -179,8 +179,11 @@ def test_style_view_equals_rate_battles_for_every_interval_method(exported, simu
             cli = rate_battles(path, *extra, *(["--style-control"] if style else []))
             label = (ci, intervals, "style" if style else "plain")
             assert api["snapshot"] == published.id, label
-            assert (api["ci"], api["intervals"], api["style_control"]) == (cli["ci"], cli["intervals"],
-                                                                          cli["style_control"]), label
+            assert (api["ci"], api["intervals"], api["style_control"]) == (
+                cli["ci"],
+                cli["intervals"],
+                cli["style_control"],
+            ), label
             assert (cli["ci"], cli["intervals"], cli["style_control"]) == (ci, intervals, style), label
             assert_same_board(api, cli, label)
             if style:

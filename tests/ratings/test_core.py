@@ -157,7 +157,17 @@ def test_style_bootstrap_rounds_fall_back_to_the_penalty_and_stay_finite():
     assert len(a5) == 3
     theta = E.fit_style_bt(sb.a, sb.b, sb.y, sb.features, 6, intervals=False)
     samples = E.style_bootstrap_samples(
-        sb.a, sb.b, sb.y, sb.features, 6, theta.theta, theta.beta, l2=0.0, beta_l2=0.5, rounds=40, seed=3,
+        sb.a,
+        sb.b,
+        sb.y,
+        sb.features,
+        6,
+        theta.theta,
+        theta.beta,
+        l2=0.0,
+        beta_l2=0.5,
+        rounds=40,
+        seed=3,
         active=np.ones(6, dtype=bool),
     )
     assert np.isfinite(samples).all()
@@ -191,6 +201,7 @@ def test_the_core_imports_nothing_from_django_or_the_project():
         " or (m.startswith('ratings.') and not m.startswith(('ratings.core', 'ratings.engine', 'ratings.davidson'))));"
         "print(bad); sys.exit(1 if bad else 0)"
     )
-    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60,
-                          check=False)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60, check=False
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -42,8 +42,10 @@ def test_api_default_is_marginal_and_says_so(client, published):
     assert body["intervals"] == "marginal"
     # Stored rows name models by id; the registry gives their names.
     names = dict(ArenaModel.objects.values_list("id", "name"))
-    stored = {names[r["model_id"]]: r for r in SnapshotView.objects.get(snapshot=published, key="overall",
-                                                                        style_control=False).rows}
+    stored = {
+        names[r["model_id"]]: r
+        for r in SnapshotView.objects.get(snapshot=published, key="overall", style_control=False).rows
+    }
     for m in body["models"]:
         assert (m["lower"], m["upper"]) == (stored[m["model"]]["lower"], stored[m["model"]]["upper"])
 
@@ -101,10 +103,14 @@ def test_ratings_ties_davidson_publishes_its_tie_parameter(demo_models, settings
     assert 0 < nu["lower"] < nu["nu"] < nu["upper"]
     assert recompute_publish().id == dav.id  # and then idempotent again
     names = dict(ArenaModel.objects.values_list("id", "name"))
-    rows = {names[r["model_id"]]: r["rating"] for r in SnapshotView.objects.get(snapshot=dav, key="overall",
-                                                                                style_control=False).rows}
-    old = {names[r["model_id"]]: r["rating"] for r in SnapshotView.objects.get(snapshot=half, key="overall",
-                                                                               style_control=False).rows}
+    rows = {
+        names[r["model_id"]]: r["rating"]
+        for r in SnapshotView.objects.get(snapshot=dav, key="overall", style_control=False).rows
+    }
+    old = {
+        names[r["model_id"]]: r["rating"]
+        for r in SnapshotView.objects.get(snapshot=half, key="overall", style_control=False).rows
+    }
     # a tie is evidence of nearness, not half a win: the spread differs
     assert np.ptp(list(rows.values())) != pytest.approx(np.ptp(list(old.values())), abs=0.5)
     assert max(rows, key=rows.get) == ORDER[0]

@@ -33,13 +33,15 @@ def boards(demo_models):
     reverse and also rates a newcomer nobody voted on."""
     add_votes(300)
     snap = recompute_publish()
-    judge = Judge.objects.create(name="rev-judge", provider_settings={"base_url": "http://127.0.0.1:9/v1", "model": "x"})
+    judge = Judge.objects.create(
+        name="rev-judge", provider_settings={"base_url": "http://127.0.0.1:9/v1", "model": "x"}
+    )
     models = {m.name: m for m in ArenaModel.objects.filter(name__in=ORDER)}
     newcomer = ArenaModelFactory(name="newcomer-1b", organization="New Org")
     ranked = [models[n] for n in reversed(ORDER)] + [newcomer]  # the judge's order: newcomer weakest
     pairs = []
     for i, better in enumerate(ranked):
-        for worse in ranked[i + 1:]:
+        for worse in ranked[i + 1 :]:
             pairs += [(better, worse, "a")] * 4 + [(worse, better, "a")]
     judge_votes(judge, pairs)
     judge_boards.publish_boards()

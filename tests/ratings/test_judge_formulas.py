@@ -61,7 +61,8 @@ def test_spearman_by_hand_with_tied_ratings():
 
 def test_verdict_is_the_last_double_bracket_and_a_missing_one_is_an_error():
     assert parse_verdict('Format: "[[A]]" or "[[B]]". B explains more. [[B]]') == (
-        "B", 'Format: "[[A]]" or "[[B]]". B explains more.'
+        "B",
+        'Format: "[[A]]" or "[[B]]". B explains more.',
     )
     assert parse_verdict("[[C]]") == ("C", "")
     with pytest.raises(NoVerdict):

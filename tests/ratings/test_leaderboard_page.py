@@ -174,10 +174,14 @@ def test_preliminary_models_follow_the_vote_minimum(client, published, settings)
     assert "leaderboard" not in page.tables and "no-ranked" in page.ids
     # Unranked rows are listed by rating.
     by_rating = [m["model"] for m in client.get("/api/v1/leaderboard/").json()["models"]]
-    assert sorted(by_rating) == sorted(every) and all(m["rank"] is None for m in client.get("/api/v1/leaderboard/").json()["models"])
+    assert sorted(by_rating) == sorted(every) and all(
+        m["rank"] is None for m in client.get("/api/v1/leaderboard/").json()["models"]
+    )
     assert [r["Model"] for r in page.rows("preliminary")] == by_rating
-    assert all(page.caveats[name] == [f"only {n} votes; a rank needs 10000"] for name, n in
-               ((m["model"], m["battles"]) for m in client.get("/api/v1/leaderboard/").json()["models"]))
+    assert all(
+        page.caveats[name] == [f"only {n} votes; a rank needs 10000"]
+        for name, n in ((m["model"], m["battles"]) for m in client.get("/api/v1/leaderboard/").json()["models"])
+    )
 
 
 def test_deprecated_models_are_hidden_until_toggled(client, published):
@@ -354,7 +358,7 @@ def test_model_page_plots_the_rating_in_each_snapshot(client, published, tmp_pat
     assert set(opponents) == set(ORDER) - {"atlas-7b"} | {RARE}
 
     coding = get(client, "/leaderboard/models/atlas-7b/?category=coding")
-    assert "Rating over time <span class=\"subtle\">· Coding</span>" in coding
+    assert 'Rating over time <span class="subtle">· Coding</span>' in coding
     api = client.get("/api/v1/leaderboard/history/?model=atlas-7b&category=coding").json()["results"]
     assert [int(r["Votes"]) for r in Page(coding).rows("history")] == [p["battles"] for p in api]
 

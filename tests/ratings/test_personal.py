@@ -57,9 +57,21 @@ def test_map_is_stationary_and_intervals_are_the_inverse_hessian():
     grad = np.array([(objective(fit.theta + h * e) - objective(fit.theta - h * e)) / (2 * h) for e in eye])
     assert np.abs(grad).max() < 1e-5
     hh = 1e-4
-    hess = np.array([[(objective(fit.theta + hh * (ei + ej)) - objective(fit.theta + hh * (ei - ej))
-                       - objective(fit.theta - hh * (ei - ej)) + objective(fit.theta - hh * (ei + ej))) / (4 * hh * hh)
-                      for ej in eye] for ei in eye])
+    hess = np.array(
+        [
+            [
+                (
+                    objective(fit.theta + hh * (ei + ej))
+                    - objective(fit.theta + hh * (ei - ej))
+                    - objective(fit.theta - hh * (ei - ej))
+                    + objective(fit.theta - hh * (ei + ej))
+                )
+                / (4 * hh * hh)
+                for ej in eye
+            ]
+            for ei in eye
+        ]
+    )
     assert np.allclose(fit.se, np.sqrt(np.diag(np.linalg.inv(hess))), rtol=1e-3)
 
 
@@ -71,8 +83,9 @@ def test_only_met_models_are_fitted_and_the_board_says_where_the_voter_differs()
     names = [f"m{i}" for i in range(7)]
     rows, different = P.board(fit, E.theta_to_points(g7), names)
     assert [r["model"] for r in rows][0] == "m5" and {r["model"] for r in rows} == set(names[:6])
-    assert np.array_equal([r["rank"] for r in rows],
-                          E.rank_ub(np.array([r["lower"] for r in rows]), np.array([r["upper"] for r in rows])))
+    assert np.array_equal(
+        [r["rank"] for r in rows], E.rank_ub(np.array([r["lower"] for r in rows]), np.array([r["upper"] for r in rows]))
+    )
     # the extremes of the crowd's order are where an upside-down voter differs most
     assert {d["model"] for d in different[:2]} == {"m0", "m5"}
     assert next(d for d in different if d["model"] == "m5")["direction"] == "higher"

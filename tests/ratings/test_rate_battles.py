@@ -37,7 +37,11 @@ def run(*args, env_extra=None, check=True):
     env.update(env_extra or {})
     proc = subprocess.run(
         [sys.executable, "manage.py", "rate_battles", *map(str, args)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     if check:
         assert proc.returncode == 0, proc.stderr
@@ -72,8 +76,18 @@ def write_csv(path, battles):
 def test_output_has_the_documented_shape(json_file):
     out = json.loads(run(json_file).stdout)
     assert set(out) == {
-        "method", "ci", "battles_used", "battles_skipped", "models", "style_coefficients", "warnings", "timings",
-        "intervals", "ties", "style_control", "anchor",
+        "method",
+        "ci",
+        "battles_used",
+        "battles_skipped",
+        "models",
+        "style_coefficients",
+        "warnings",
+        "timings",
+        "intervals",
+        "ties",
+        "style_control",
+        "anchor",
     }
     assert out["intervals"] == "marginal" and out["ties"] == "half"
     assert out["style_control"] is False and out["anchor"] is None
@@ -233,11 +247,14 @@ def test_style_control_reports_coefficients_from_conversations(tmp_path, battles
         winner = r["winner"]
         if winner.startswith("tie") and rng.random() < 0.7:
             winner = "model_a" if long_a else "model_b"  # voters like long answers
-        recs.append({
-            **r, "winner": winner,
-            "conversation_a": [{"role": "user", "content": "q"}, {"role": "assistant", "content": text_a}],
-            "conversation_b": [{"role": "user", "content": "q"}, {"role": "assistant", "content": text_b}],
-        })
+        recs.append(
+            {
+                **r,
+                "winner": winner,
+                "conversation_a": [{"role": "user", "content": "q"}, {"role": "assistant", "content": text_a}],
+                "conversation_b": [{"role": "user", "content": "q"}, {"role": "assistant", "content": text_b}],
+            }
+        )
     p = tmp_path / "styled.json"
     p.write_text(json.dumps(recs))
     out = json.loads(run(p, "--style-control").stdout)
@@ -258,8 +275,12 @@ def test_style_control_takes_every_interval_method_and_reweighting(tmp_path, bat
     ]  # fmt: skip
     p = tmp_path / "styled.jsonl"
     p.write_text("".join(json.dumps(r) + "\n" for r in recs))
-    for extra in (["--ci", "none"], ["--ci", "bootstrap", "--rounds", "30", "--seed", "2", "--reweight"],
-                  ["--simultaneous"], ["--ci", "bootstrap", "--rounds", "30", "--seed", "2", "--simultaneous"]):
+    for extra in (
+        ["--ci", "none"],
+        ["--ci", "bootstrap", "--rounds", "30", "--seed", "2", "--reweight"],
+        ["--simultaneous"],
+        ["--ci", "bootstrap", "--rounds", "30", "--seed", "2", "--simultaneous"],
+    ):
         out = json.loads(run(p, "--style-control", *extra).stdout)
         assert out["style_control"] is True, extra
         assert out["ci"] == (extra[1] if extra[0] == "--ci" else "sandwich"), extra

@@ -34,8 +34,15 @@ def add_votes(n: int, seed: int = 0, *, code_every: int = 4, tie_every: int = 7)
             winning = better if rng.random() < 0.8 else (b if better == a else a)
             winner = "a" if winning == a else "b"
         prompt = "def f(x): return x" if k % code_every == 0 else "Tell me about the sea and the sky"
-        batch.append(Vote(voter=voter, model_a=models[a], model_b=models[b], winner=winner,
-                          **text_features(prompt, ["# Title\n- item **bold** " * (1 + k % 3)], ["plain words"])))
+        batch.append(
+            Vote(
+                voter=voter,
+                model_a=models[a],
+                model_b=models[b],
+                winner=winner,
+                **text_features(prompt, ["# Title\n- item **bold** " * (1 + k % 3)], ["plain words"]),
+            )
+        )
     Vote.objects.bulk_create(batch)
 
 

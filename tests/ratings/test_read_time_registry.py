@@ -36,7 +36,9 @@ def board(settings):
     """Three established models (19 votes, every pair both ways) and one
     newcomer whose single battle, the 20th vote, it won."""
     settings.RATINGS_MIN_VOTES = 5
-    x, y, z = (ArenaModelFactory(name=n, organization=f"{n} labs", license="MIT") for n in ("xenon-1", "yarrow-2", "zinc-3"))
+    x, y, z = (
+        ArenaModelFactory(name=n, organization=f"{n} labs", license="MIT") for n in ("xenon-1", "yarrow-2", "zinc-3")
+    )
     outcomes = {(x, y): "aaaaba", (y, z): "aaabat", (z, x): "bbbab"}
     for (a, b), winners in outcomes.items():
         for w in winners:
@@ -75,7 +77,7 @@ def test_a_model_with_one_battle_gets_no_rank_and_its_caveats_in_words(client, b
     assert ranked[0]["rank"] == 1
 
     html = client.get("/leaderboard/").content.decode()
-    prelim = html[html.index('id="preliminary"'):]
+    prelim = html[html.index('id="preliminary"') :]
     row = re.search(r'<tr data-model="newcomer-1".*?</tr>', prelim, re.S).group(0)
     assert '<td class="num rank">–</td>' in row
     assert "<li>only 1 vote; a rank needs 5</li>" in row and "<li>rated from a single battle</li>" in row
@@ -84,7 +86,7 @@ def test_a_model_with_one_battle_gets_no_rank_and_its_caveats_in_words(client, b
 
 def _model_page_rank(client, name: str) -> str:
     html = client.get(f"/leaderboard/models/{name}/").content.decode()
-    table = html[html.index('id="model-ratings"'):]
+    table = html[html.index('id="model-ratings"') :]
     row = re.search(r'<tr class="current">.*?</tr>', table, re.S).group(0)
     return re.findall(r'<td class="num">(.*?)</td>', row, re.S)[0]
 
@@ -120,9 +122,12 @@ def test_ranks_are_the_same_on_the_leaderboard_model_page_model_api_and_admin(cl
     assert before["newcomer-1"] is None and before["xenon-1"] == 1
     # Deprecating the leader re-ranks the others at once, everywhere; the deprecated model keeps
     # the rank the board with deprecated models shows.
-    assert operator_client.post(
-        "/admin/arena/arenamodel/", {"action": "deprecate", "_selected_action": [board["x"].pk]}
-    ).status_code == 302
+    assert (
+        operator_client.post(
+            "/admin/arena/arenamodel/", {"action": "deprecate", "_selected_action": [board["x"].pk]}
+        ).status_code
+        == 302
+    )
     after = _ranks_everywhere(client, operator_client, names)
     assert after["yarrow-2"] == 1 and after["xenon-1"] == 1
 

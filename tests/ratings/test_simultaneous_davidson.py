@@ -53,7 +53,7 @@ def test_max_abs_quantile_of_equicorrelated_normals_matches_one_dimensional_quad
     cov = np.full((m, m), rho) + (1 - rho) * np.eye(m)
     c = E.max_abs_quantile(cov)
     w = np.linspace(-8, 8, 4001)
-    dens = np.exp(-w**2 / 2) / math.sqrt(2 * math.pi)
+    dens = np.exp(-(w**2) / 2) / math.sqrt(2 * math.pi)
     cdf = np.vectorize(_normal_cdf)
     s = math.sqrt(1 - rho)
     inner = (cdf((c - math.sqrt(rho) * w) / s) - cdf((-c - math.sqrt(rho) * w) / s)) ** m
@@ -250,8 +250,8 @@ def test_sandwich_matches_finite_difference_scores_per_battle():
     scores = np.zeros((len(a), 5))
     for k, e in enumerate(np.eye(5)):
         for r in range(len(a)):
-            up = per_battle_nll((x0 + h * e)[:4], (x0 + h * e)[4], a[r:r + 1], b[r:r + 1], y[r:r + 1])
-            dn = per_battle_nll((x0 - h * e)[:4], (x0 - h * e)[4], a[r:r + 1], b[r:r + 1], y[r:r + 1])
+            up = per_battle_nll((x0 + h * e)[:4], (x0 + h * e)[4], a[r : r + 1], b[r : r + 1], y[r : r + 1])
+            dn = per_battle_nll((x0 - h * e)[:4], (x0 - h * e)[4], a[r : r + 1], b[r : r + 1], y[r : r + 1])
             scores[r, k] = (up - dn) / (2 * h)
     meat = scores.T @ scores
 
@@ -261,8 +261,10 @@ def test_sandwich_matches_finite_difference_scores_per_battle():
     def scores_sum(x, a, b, y):
         g = np.zeros(5)
         for k, e in enumerate(np.eye(5)):
-            g[k] = (per_battle_nll((x + h * e)[:4], (x + h * e)[4], a, b, y)
-                    - per_battle_nll((x - h * e)[:4], (x - h * e)[4], a, b, y)) / (2 * h)
+            g[k] = (
+                per_battle_nll((x + h * e)[:4], (x + h * e)[4], a, b, y)
+                - per_battle_nll((x - h * e)[:4], (x - h * e)[4], a, b, y)
+            ) / (2 * h)
         return g
 
     bread = np.column_stack([(total_grad(x0 + 1e-4 * e) - total_grad(x0 - 1e-4 * e)) / 2e-4 for e in np.eye(5)])
@@ -285,7 +287,9 @@ def test_davidson_bootstrap_is_seeded_and_agrees_with_the_sandwich():
     ratio = (one.upper - one.lower) / (sand.upper - sand.lower)
     assert np.all((ratio > 0.8) & (ratio < 1.25))
     assert one.tie_param["lower"] < one.tie_param["nu"] < one.tie_param["upper"]
-    width_ratio = (one.tie_param["upper"] - one.tie_param["lower"]) / (sand.tie_param["upper"] - sand.tie_param["lower"])
+    width_ratio = (one.tie_param["upper"] - one.tie_param["lower"]) / (
+        sand.tie_param["upper"] - sand.tie_param["lower"]
+    )
     assert 0.75 < width_ratio < 1.3
 
 
@@ -294,8 +298,13 @@ def test_davidson_bootstrap_is_seeded_and_agrees_with_the_sandwich():
 
 
 def run(*args):
-    return subprocess.run([sys.executable, str(ROOT / "manage.py"), "rate_battles", *args],
-                          capture_output=True, text=True, cwd=ROOT, timeout=120)
+    return subprocess.run(
+        [sys.executable, str(ROOT / "manage.py"), "rate_battles", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
 
 
 @pytest.fixture
@@ -304,9 +313,12 @@ def csv_file(tmp_path):
     names = ["m0", "m1", "m2", "m3", "m4"]
     word = {1.0: "model_a", 0.0: "model_b", 0.5: "tie"}
     path = tmp_path / "battles.csv"
-    path.write_text("model_a,model_b,winner\n" + "".join(
-        f"{names[i]},{names[j]},{word[s]}\n" for i, j, s in zip(a.tolist(), b.tolist(), y.tolist(), strict=True)
-    ))
+    path.write_text(
+        "model_a,model_b,winner\n"
+        + "".join(
+            f"{names[i]},{names[j]},{word[s]}\n" for i, j, s in zip(a.tolist(), b.tolist(), y.tolist(), strict=True)
+        )
+    )
     return path
 
 
@@ -321,7 +333,9 @@ def test_command_simultaneous_and_davidson(csv_file):
     for r in sim["models"]:
         assert r["rating"] == by[r["model"]]["rating"]
         assert r["upper"] - r["lower"] > by[r["model"]]["upper"] - by[r["model"]]["lower"]
-    dav = json.loads(run(str(csv_file), "--ties", "davidson", "--ci", "bootstrap", "--seed", "1", "--rounds", "30").stdout)
+    dav = json.loads(
+        run(str(csv_file), "--ties", "davidson", "--ci", "bootstrap", "--seed", "1", "--rounds", "30").stdout
+    )
     assert dav["ties"] == "davidson" and plain["ties"] == "half"
     assert set(dav["tie_param"]) == {"nu", "lower", "upper"}
     assert dav["tie_param"]["lower"] < dav["tie_param"]["nu"] < dav["tie_param"]["upper"]

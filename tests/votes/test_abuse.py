@@ -51,7 +51,9 @@ def test_browser_vote_without_the_csrf_token_is_refused_and_not_stored(demo_mode
     assert not Vote.objects.exists()
     token = browser.cookies["csrftoken"].value
     honest = browser.post(
-        f"/api/v1/battles/{battle_id}/vote/", data={"winner": "a"}, content_type="application/json",
+        f"/api/v1/battles/{battle_id}/vote/",
+        data={"winner": "a"},
+        content_type="application/json",
         headers={"X-CSRFToken": token},
     )
     assert honest.status_code == 201, honest.content
@@ -78,8 +80,9 @@ def test_signed_in_session_votes_need_the_csrf_token(demo_models):
     battle = browser.post("/api/v1/battles/", data={}, content_type="application/json", headers={"X-CSRFToken": token})
     assert battle.status_code == 201
 
-    forged = browser.post(f"/api/v1/battles/{battle.json()['id']}/vote/", data={"winner": "b"},
-                          content_type="application/json")
+    forged = browser.post(
+        f"/api/v1/battles/{battle.json()['id']}/vote/", data={"winner": "b"}, content_type="application/json"
+    )
 
     assert forged.status_code == 403
     assert not Vote.objects.exists()
@@ -149,8 +152,11 @@ def test_staff_are_not_rate_limited(settings, demo_models):
     limits(settings, "battle", voter="1/m", address="1/m")
     staff = Client()
     staff.force_login(User.objects.create_user("op", is_staff=True))
-    assert [staff.post("/api/v1/battles/", data={}, content_type="application/json").status_code
-            for _ in range(3)] == [201, 201, 201]
+    assert [staff.post("/api/v1/battles/", data={}, content_type="application/json").status_code for _ in range(3)] == [
+        201,
+        201,
+        201,
+    ]
 
 
 def test_rate_limit_settings_are_validated_when_read():
@@ -249,8 +255,12 @@ def test_a_banned_voter_can_neither_open_battles_nor_vote(demo_models):
 
 
 def keyed_vote(client, battle_id, winner, key):
-    return client.post(f"/api/v1/battles/{battle_id}/vote/", data={"winner": winner},
-                       content_type="application/json", headers={"Idempotency-Key": key})
+    return client.post(
+        f"/api/v1/battles/{battle_id}/vote/",
+        data={"winner": winner},
+        content_type="application/json",
+        headers={"Idempotency-Key": key},
+    )
 
 
 def test_a_retried_vote_with_the_same_key_records_one_vote_and_the_same_answer(demo_models):
@@ -327,8 +337,9 @@ def test_simultaneous_retries_with_one_key_store_one_vote(live_server, demo_mode
     def post(i):
         with httpx.Client(base_url=live_server.url, headers={"Authorization": f"Token {token}"}, timeout=30) as http:
             barrier.wait(timeout=10)
-            responses[i] = http.post(f"/api/v1/battles/{battle_id}/vote/", json={"winner": "tie"},
-                                     headers={"Idempotency-Key": "once"})
+            responses[i] = http.post(
+                f"/api/v1/battles/{battle_id}/vote/", json={"winner": "tie"}, headers={"Idempotency-Key": "once"}
+            )
 
     threads = [threading.Thread(target=post, args=(i,)) for i in range(4)]
     for t in threads:
@@ -369,8 +380,14 @@ def test_two_processes_submitting_the_same_vote_at_the_same_moment_store_exactly
     start = time.time() + 3.0  # both processes are up and connected by then
     env = worker_env()
     racers = [
-        subprocess.Popen([sys.executable, "-c", RACER, battle.voter.key, str(battle.id), str(start), winner],
-                         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "-c", RACER, battle.voter.key, str(battle.id), str(start), winner],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for winner in ("a", "b")
     ]
     outcomes = []

@@ -15,8 +15,10 @@ from votes.services import vote_record
 
 # 39 Han characters (plus two commas and a full stop), and its English translation.
 CHINESE = "人工智能正在改变我们的生活方式，它可以帮助医生准确地诊断疾病，也能让学生高效地学习。"
-ENGLISH = ("Artificial intelligence is changing the way we live: it can help doctors diagnose "
-           "diseases accurately, and help students learn efficiently.")
+ENGLISH = (
+    "Artificial intelligence is changing the way we live: it can help doctors diagnose "
+    "diseases accurately, and help students learn efficiently."
+)
 
 
 def test_each_han_character_is_a_token():

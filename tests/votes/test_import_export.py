@@ -450,7 +450,16 @@ def test_import_export_import_into_an_empty_database_gives_the_same_leaderboard(
 
     count, rows, views = leaderboard()
     assert {"overall", "coding", "multi_turn", "lang:en"} <= {key for key, _ in views}
-    columns = ("model_a__name", "model_b__name", "winner", "language", "is_code", "prompt_tokens", "turns", *STYLE_FIELDS)
+    columns = (
+        "model_a__name",
+        "model_b__name",
+        "winner",
+        "language",
+        "is_code",
+        "prompt_tokens",
+        "turns",
+        *STYLE_FIELDS,
+    )
     features = sorted(Vote.objects.filter(excluded=False).values_list(*columns))
     path = export_to(tmp_path / "exported.jsonl", include_excluded=True)
 

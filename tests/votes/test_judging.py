@@ -172,9 +172,7 @@ def test_the_daily_budget_stops_judging_and_the_next_day_resumes_where_it_stoppe
 def test_the_concurrency_cap_is_claimed_under_the_judges_lock(fake_judge):
     judge = make_judge(fake_judge, "longer", name="capped", max_concurrency=1)
     a, b = voted_battle("a"), voted_battle("a")
-    ids = [
-        JudgeVote.objects.create(judge=judge, battle=x, model_a=x.model_a, model_b=x.model_b).id for x in (a, b)
-    ]
+    ids = [JudgeVote.objects.create(judge=judge, battle=x, model_a=x.model_a, model_b=x.model_b).id for x in (a, b)]
     state, _ = judging.claim(ids[0])
     assert state == "claimed"
     assert judging.claim(ids[1])[0] == "busy"
@@ -295,7 +293,9 @@ def test_judge_battles_refuses_unknown_or_paused_judges_and_sets():
 
     with pytest.raises(CommandError, match="no judge 'nobody'"):
         call_command("judge_battles", "--judge", "nobody")
-    Judge.objects.create(name="resting", status=Judge.Status.PAUSED, provider_settings={"base_url": "http://x", "model": "m"})
+    Judge.objects.create(
+        name="resting", status=Judge.Status.PAUSED, provider_settings={"base_url": "http://x", "model": "m"}
+    )
     with pytest.raises(CommandError, match="paused"):
         call_command("judge_battles", "--judge", "resting")
     Judge.objects.create(name="ok", provider_settings={"base_url": "http://x", "model": "m"})
@@ -306,8 +306,9 @@ def test_judge_battles_refuses_unknown_or_paused_judges_and_sets():
 
 
 @pytest.mark.django_db
-def test_a_vote_queues_its_judging_after_commit_and_reveals_nothing(fake_judge, client, demo_models,
-                                                                   django_capture_on_commit_callbacks):
+def test_a_vote_queues_its_judging_after_commit_and_reveals_nothing(
+    fake_judge, client, demo_models, django_capture_on_commit_callbacks
+):
     from arena.celery import app
     from tests.arena.helpers import open_battle, vote
 

@@ -22,8 +22,9 @@ def test_second_vote_row_for_the_same_battle_is_refused_by_the_database():
     battle = first.battle
 
     with pytest.raises(IntegrityError), transaction.atomic():
-        Vote.objects.create(battle=battle, voter=battle.voter, model_a=battle.model_a, model_b=battle.model_b,
-                            winner="b")
+        Vote.objects.create(
+            battle=battle, voter=battle.voter, model_a=battle.model_a, model_b=battle.model_b, winner="b"
+        )
 
     assert list(Vote.objects.filter(battle=battle).values_list("winner", flat=True)) == ["a"]
 
@@ -49,8 +50,9 @@ def test_votes_without_a_battle_may_repeat():
     # Imported votes have no battle here; the unique index must not treat NULLs as equal.
     b = VoteFactory().battle
     for _ in range(2):
-        Vote.objects.create(battle=None, voter=b.voter, model_a=b.model_a, model_b=b.model_b, winner="a",
-                            source=Vote.Source.IMPORT)
+        Vote.objects.create(
+            battle=None, voter=b.voter, model_a=b.model_a, model_b=b.model_b, winner="a", source=Vote.Source.IMPORT
+        )
     assert Vote.objects.filter(battle=None).count() == 2
 
 

@@ -6,34 +6,77 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('arena', '0001_initial'),
+        ("arena", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Vote',
+            name="Vote",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('winner', models.CharField(choices=[('a', 'model A'), ('b', 'model B'), ('tie', 'tie'), ('both_bad', 'both bad')], max_length=8)),
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('excluded', models.BooleanField(db_index=True, default=False)),
-                ('exclusion_reason', models.CharField(blank=True, max_length=64)),
-                ('excluded_at', models.DateTimeField(blank=True, null=True)),
-                ('battle', models.OneToOneField(on_delete=django.db.models.deletion.PROTECT, related_name='vote', to='arena.battle')),
-                ('excluded_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to=settings.AUTH_USER_MODEL)),
-                ('model_a', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='arena.arenamodel')),
-                ('model_b', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='arena.arenamodel')),
-                ('voter', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='votes', to='arena.voter')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "winner",
+                    models.CharField(
+                        choices=[("a", "model A"), ("b", "model B"), ("tie", "tie"), ("both_bad", "both bad")],
+                        max_length=8,
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                ("excluded", models.BooleanField(db_index=True, default=False)),
+                ("exclusion_reason", models.CharField(blank=True, max_length=64)),
+                ("excluded_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "battle",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="vote", to="arena.battle"
+                    ),
+                ),
+                (
+                    "excluded_by",
+                    models.ForeignKey(
+                        blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to=settings.AUTH_USER_MODEL
+                    ),
+                ),
+                (
+                    "model_a",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="+", to="arena.arenamodel"
+                    ),
+                ),
+                (
+                    "model_b",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="+", to="arena.arenamodel"
+                    ),
+                ),
+                (
+                    "voter",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="votes", to="arena.voter"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at'],
-                'indexes': [models.Index(fields=['excluded', 'model_a', 'model_b', 'winner'], name='votes_vote_aggregate')],
-                'constraints': [models.CheckConstraint(condition=models.Q(('winner__in', ['a', 'b', 'tie', 'both_bad'])), name='votes_vote_winner_valid'), models.CheckConstraint(condition=models.Q(('excluded', False), models.Q(('exclusion_reason', ''), _negated=True), _connector='OR'), name='votes_vote_exclusion_has_reason')],
+                "ordering": ["-created_at"],
+                "indexes": [
+                    models.Index(fields=["excluded", "model_a", "model_b", "winner"], name="votes_vote_aggregate")
+                ],
+                "constraints": [
+                    models.CheckConstraint(
+                        condition=models.Q(("winner__in", ["a", "b", "tie", "both_bad"])),
+                        name="votes_vote_winner_valid",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            ("excluded", False), models.Q(("exclusion_reason", ""), _negated=True), _connector="OR"
+                        ),
+                        name="votes_vote_exclusion_has_reason",
+                    ),
+                ],
             },
         ),
     ]

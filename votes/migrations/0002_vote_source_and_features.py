@@ -6,56 +6,65 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('arena', '0001_initial'),
-        ('votes', '0001_initial'),
+        ("arena", "0001_initial"),
+        ("votes", "0001_initial"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='vote',
-            name='external_key',
+            model_name="vote",
+            name="external_key",
             field=models.CharField(blank=True, max_length=64, null=True, unique=True),
         ),
         migrations.AddField(
-            model_name='vote',
-            name='is_code',
+            model_name="vote",
+            name="is_code",
             field=models.BooleanField(default=False),
         ),
         migrations.AddField(
-            model_name='vote',
-            name='language',
+            model_name="vote",
+            name="language",
             field=models.CharField(blank=True, db_index=True, max_length=8),
         ),
         migrations.AddField(
-            model_name='vote',
-            name='prompt_tokens',
+            model_name="vote",
+            name="prompt_tokens",
             field=models.PositiveIntegerField(default=0),
         ),
         migrations.AddField(
-            model_name='vote',
-            name='source',
-            field=models.CharField(choices=[('arena', 'voted in this arena'), ('import', 'imported')], default='arena', max_length=8),
+            model_name="vote",
+            name="source",
+            field=models.CharField(
+                choices=[("arena", "voted in this arena"), ("import", "imported")], default="arena", max_length=8
+            ),
         ),
         migrations.AddField(
-            model_name='vote',
-            name='style',
-            field=models.JSONField(blank=True, help_text='[tokens, headers, list_items, bold] of side a, then of side b', null=True),
+            model_name="vote",
+            name="style",
+            field=models.JSONField(
+                blank=True, help_text="[tokens, headers, list_items, bold] of side a, then of side b", null=True
+            ),
         ),
         migrations.AddField(
-            model_name='vote',
-            name='turns',
+            model_name="vote",
+            name="turns",
             field=models.PositiveSmallIntegerField(default=1),
         ),
         migrations.AlterField(
-            model_name='vote',
-            name='battle',
-            field=models.OneToOneField(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='vote', to='arena.battle'),
+            model_name="vote",
+            name="battle",
+            field=models.OneToOneField(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="vote",
+                to="arena.battle",
+            ),
         ),
         migrations.AlterField(
-            model_name='vote',
-            name='created_at',
+            model_name="vote",
+            name="created_at",
             field=models.DateTimeField(db_index=True, default=django.utils.timezone.now),
         ),
     ]

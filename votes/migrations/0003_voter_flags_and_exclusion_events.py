@@ -7,49 +7,98 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('arena', '0001_initial'),
-        ('votes', '0002_vote_source_and_features'),
+        ("arena", "0001_initial"),
+        ("votes", "0002_vote_source_and_features"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='VoteExclusionEvent',
+            name="VoteExclusionEvent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('action', models.CharField(choices=[('exclude', 'excluded'), ('reinstate', 'reinstated')], max_length=10)),
-                ('reason', models.CharField(max_length=64)),
-                ('at', models.DateTimeField(db_index=True, default=django.utils.timezone.now)),
-                ('by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('vote', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='exclusion_events', to='votes.vote')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "action",
+                    models.CharField(choices=[("exclude", "excluded"), ("reinstate", "reinstated")], max_length=10),
+                ),
+                ("reason", models.CharField(max_length=64)),
+                ("at", models.DateTimeField(db_index=True, default=django.utils.timezone.now)),
+                (
+                    "by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "vote",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="exclusion_events", to="votes.vote"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['at', 'id'],
+                "ordering": ["at", "id"],
             },
         ),
         migrations.CreateModel(
-            name='VoterFlag',
+            name="VoterFlag",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('votes_tested', models.PositiveIntegerField(default=0)),
-                ('fisher_statistic', models.FloatField(default=0.0, help_text="M = Σ −2 log p over the voter's votes")),
-                ('outcome_p', models.FloatField(default=1.0, help_text='Fisher combination of the per-vote outcome p-values')),
-                ('side_p', models.FloatField(default=1.0, help_text='side-bias test (A vs B choices), two-sided')),
-                ('favour_p', models.FloatField(default=1.0, help_text="favouritism test (one model's points), Bonferroni over models")),
-                ('p_value', models.FloatField(default=1.0, help_text='the three tests combined (Bonferroni over 3)')),
-                ('adjusted_p', models.FloatField(default=1.0, help_text="after Holm's correction over the voters tested in the run")),
-                ('score', models.FloatField(db_index=True, default=0.0, help_text='−log10(adjusted_p), capped at 300')),
-                ('scored_at', models.DateTimeField(blank=True, null=True)),
-                ('flagged', models.BooleanField(db_index=True, default=False)),
-                ('manual', models.BooleanField(default=False)),
-                ('changed_at', models.DateTimeField(blank=True, help_text='when ``flagged`` last changed', null=True)),
-                ('changed_by', models.ForeignKey(blank=True, help_text='who last changed ``flagged``; empty = the detector', null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('voter', models.OneToOneField(on_delete=django.db.models.deletion.PROTECT, related_name='anomaly', to='arena.voter')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("votes_tested", models.PositiveIntegerField(default=0)),
+                ("fisher_statistic", models.FloatField(default=0.0, help_text="M = Σ −2 log p over the voter's votes")),
+                (
+                    "outcome_p",
+                    models.FloatField(default=1.0, help_text="Fisher combination of the per-vote outcome p-values"),
+                ),
+                ("side_p", models.FloatField(default=1.0, help_text="side-bias test (A vs B choices), two-sided")),
+                (
+                    "favour_p",
+                    models.FloatField(
+                        default=1.0, help_text="favouritism test (one model's points), Bonferroni over models"
+                    ),
+                ),
+                ("p_value", models.FloatField(default=1.0, help_text="the three tests combined (Bonferroni over 3)")),
+                (
+                    "adjusted_p",
+                    models.FloatField(
+                        default=1.0, help_text="after Holm's correction over the voters tested in the run"
+                    ),
+                ),
+                ("score", models.FloatField(db_index=True, default=0.0, help_text="−log10(adjusted_p), capped at 300")),
+                ("scored_at", models.DateTimeField(blank=True, null=True)),
+                ("flagged", models.BooleanField(db_index=True, default=False)),
+                ("manual", models.BooleanField(default=False)),
+                ("changed_at", models.DateTimeField(blank=True, help_text="when ``flagged`` last changed", null=True)),
+                (
+                    "changed_by",
+                    models.ForeignKey(
+                        blank=True,
+                        help_text="who last changed ``flagged``; empty = the detector",
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "voter",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="anomaly", to="arena.voter"
+                    ),
+                ),
             ],
             options={
-                'constraints': [models.CheckConstraint(condition=models.Q(('adjusted_p__gte', 0), ('adjusted_p__lte', 1)), name='votes_voterflag_adjusted_p_range')],
+                "constraints": [
+                    models.CheckConstraint(
+                        condition=models.Q(("adjusted_p__gte", 0), ("adjusted_p__lte", 1)),
+                        name="votes_voterflag_adjusted_p_range",
+                    )
+                ],
             },
         ),
     ]

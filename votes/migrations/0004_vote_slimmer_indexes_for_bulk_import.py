@@ -6,50 +6,59 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('arena', '0001_initial'),
-        ('votes', '0003_voter_flags_and_exclusion_events'),
+        ("arena", "0001_initial"),
+        ("votes", "0003_voter_flags_and_exclusion_events"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='vote',
-            name='excluded',
+            model_name="vote",
+            name="excluded",
             field=models.BooleanField(default=False),
         ),
         migrations.AlterField(
-            model_name='vote',
-            name='excluded_by',
-            field=models.ForeignKey(blank=True, db_index=False, null=True, on_delete=django.db.models.deletion.SET_NULL, to=settings.AUTH_USER_MODEL),
+            model_name="vote",
+            name="excluded_by",
+            field=models.ForeignKey(
+                blank=True,
+                db_index=False,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AlterField(
-            model_name='vote',
-            name='external_key',
+            model_name="vote",
+            name="external_key",
             field=models.CharField(blank=True, max_length=64, null=True),
         ),
         migrations.AlterField(
-            model_name='vote',
-            name='language',
+            model_name="vote",
+            name="language",
             field=models.CharField(blank=True, max_length=8),
         ),
         migrations.AlterField(
-            model_name='vote',
-            name='model_a',
-            field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='arena.arenamodel'),
+            model_name="vote",
+            name="model_a",
+            field=models.ForeignKey(
+                db_index=False, on_delete=django.db.models.deletion.PROTECT, related_name="+", to="arena.arenamodel"
+            ),
         ),
         migrations.AlterField(
-            model_name='vote',
-            name='model_b',
-            field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='arena.arenamodel'),
+            model_name="vote",
+            name="model_b",
+            field=models.ForeignKey(
+                db_index=False, on_delete=django.db.models.deletion.PROTECT, related_name="+", to="arena.arenamodel"
+            ),
         ),
         migrations.AddIndex(
-            model_name='vote',
-            index=models.Index(fields=['language'], name='votes_vote_language'),
+            model_name="vote",
+            index=models.Index(fields=["language"], name="votes_vote_language"),
         ),
         migrations.AddConstraint(
-            model_name='vote',
-            constraint=models.UniqueConstraint(fields=('external_key',), name='votes_vote_external_key_unique'),
+            model_name="vote",
+            constraint=models.UniqueConstraint(fields=("external_key",), name="votes_vote_external_key_unique"),
         ),
     ]

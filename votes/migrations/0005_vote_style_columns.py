@@ -7,7 +7,6 @@ STYLE_FIELDS = [f"style_{side}_{feature}" for side in "ab" for feature in ("toke
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
         ("votes", "0004_vote_slimmer_indexes_for_bulk_import"),
     ]

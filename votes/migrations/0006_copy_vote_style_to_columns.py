@@ -10,11 +10,7 @@ BATCH = 5000
 
 
 def _valid(style) -> bool:
-    return (
-        isinstance(style, list)
-        and len(style) == 8
-        and all(type(v) is int and 0 <= v < 2**31 for v in style)
-    )
+    return isinstance(style, list) and len(style) == 8 and all(type(v) is int and 0 <= v < 2**31 for v in style)
 
 
 def forwards(apps, schema_editor):
@@ -51,7 +47,6 @@ def backwards(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
         ("votes", "0005_vote_style_columns"),
     ]

@@ -4,7 +4,6 @@ from django.db import migrations
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
         ("votes", "0006_copy_vote_style_to_columns"),
     ]

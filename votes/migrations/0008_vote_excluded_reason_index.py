@@ -5,16 +5,19 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('arena', '0003_battle_streaming_since'),
-        ('votes', '0007_remove_vote_style'),
+        ("arena", "0003_battle_streaming_since"),
+        ("votes", "0007_remove_vote_style"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddIndex(
-            model_name='vote',
-            index=models.Index(condition=models.Q(('excluded', True)), fields=['exclusion_reason', '-created_at'], name='votes_vote_excluded_reason'),
+            model_name="vote",
+            index=models.Index(
+                condition=models.Q(("excluded", True)),
+                fields=["exclusion_reason", "-created_at"],
+                name="votes_vote_excluded_reason",
+            ),
         ),
     ]

@@ -6,43 +6,132 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('arena', '0008_judges'),
-        ('votes', '0008_vote_excluded_reason_index'),
+        ("arena", "0008_judges"),
+        ("votes", "0008_vote_excluded_reason_index"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='JudgeVote',
+            name="JudgeVote",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('turns', models.PositiveSmallIntegerField(default=1, help_text='turns of the conversation judged')),
-                ('status', models.CharField(choices=[('pending', 'waiting (queued, over the concurrency cap or the daily budget)'), ('running', 'being judged'), ('done', 'judged'), ('failed', 'failed')], default='pending', max_length=8)),
-                ('verdict', models.CharField(blank=True, choices=[('a', 'model A'), ('b', 'model B'), ('tie', 'tie')], max_length=4)),
-                ('verdict_ab', models.CharField(blank=True, choices=[('a', 'model A'), ('b', 'model B'), ('tie', 'tie')], max_length=4)),
-                ('verdict_ba', models.CharField(blank=True, choices=[('a', 'model A'), ('b', 'model B'), ('tie', 'tie')], max_length=4)),
-                ('reason_ab', models.TextField(blank=True)),
-                ('reason_ba', models.TextField(blank=True)),
-                ('raw_ab', models.TextField(blank=True)),
-                ('raw_ba', models.TextField(blank=True)),
-                ('latency_ab', models.FloatField(blank=True, null=True)),
-                ('latency_ba', models.FloatField(blank=True, null=True)),
-                ('calls', models.PositiveSmallIntegerField(default=0, help_text='calls made, retries included')),
-                ('error', models.TextField(blank=True)),
-                ('created_at', models.DateTimeField(db_index=True, default=django.utils.timezone.now)),
-                ('started_at', models.DateTimeField(blank=True, null=True)),
-                ('judged_at', models.DateTimeField(blank=True, null=True)),
-                ('battle', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='judge_votes', to='arena.battle')),
-                ('judge', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='votes', to='arena.judge')),
-                ('model_a', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='arena.arenamodel')),
-                ('model_b', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='arena.arenamodel')),
-                ('question', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='judge_votes', to='arena.question')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("turns", models.PositiveSmallIntegerField(default=1, help_text="turns of the conversation judged")),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("pending", "waiting (queued, over the concurrency cap or the daily budget)"),
+                            ("running", "being judged"),
+                            ("done", "judged"),
+                            ("failed", "failed"),
+                        ],
+                        default="pending",
+                        max_length=8,
+                    ),
+                ),
+                (
+                    "verdict",
+                    models.CharField(
+                        blank=True, choices=[("a", "model A"), ("b", "model B"), ("tie", "tie")], max_length=4
+                    ),
+                ),
+                (
+                    "verdict_ab",
+                    models.CharField(
+                        blank=True, choices=[("a", "model A"), ("b", "model B"), ("tie", "tie")], max_length=4
+                    ),
+                ),
+                (
+                    "verdict_ba",
+                    models.CharField(
+                        blank=True, choices=[("a", "model A"), ("b", "model B"), ("tie", "tie")], max_length=4
+                    ),
+                ),
+                ("reason_ab", models.TextField(blank=True)),
+                ("reason_ba", models.TextField(blank=True)),
+                ("raw_ab", models.TextField(blank=True)),
+                ("raw_ba", models.TextField(blank=True)),
+                ("latency_ab", models.FloatField(blank=True, null=True)),
+                ("latency_ba", models.FloatField(blank=True, null=True)),
+                ("calls", models.PositiveSmallIntegerField(default=0, help_text="calls made, retries included")),
+                ("error", models.TextField(blank=True)),
+                ("created_at", models.DateTimeField(db_index=True, default=django.utils.timezone.now)),
+                ("started_at", models.DateTimeField(blank=True, null=True)),
+                ("judged_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "battle",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="judge_votes",
+                        to="arena.battle",
+                    ),
+                ),
+                (
+                    "judge",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="votes", to="arena.judge"
+                    ),
+                ),
+                (
+                    "model_a",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="+", to="arena.arenamodel"
+                    ),
+                ),
+                (
+                    "model_b",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="+", to="arena.arenamodel"
+                    ),
+                ),
+                (
+                    "question",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="judge_votes",
+                        to="arena.question",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at'],
-                'indexes': [models.Index(fields=['judge', 'status'], name='votes_judgevote_status'), models.Index(fields=['question', 'model_a', 'model_b', 'turns'], name='votes_judgevote_pair')],
-                'constraints': [models.UniqueConstraint(condition=models.Q(('battle__isnull', False)), fields=('judge', 'battle'), name='votes_judgevote_one_per_battle'), models.UniqueConstraint(condition=models.Q(('battle__isnull', True)), fields=('judge', 'question', 'model_a', 'model_b', 'turns'), name='votes_judgevote_one_per_pair'), models.CheckConstraint(condition=models.Q(('battle__isnull', False), ('question__isnull', False), _connector='OR'), name='votes_judgevote_has_conversation'), models.CheckConstraint(condition=models.Q(('model_a', models.F('model_b')), _negated=True), name='votes_judgevote_distinct_models'), models.CheckConstraint(condition=models.Q(models.Q(('status', 'done'), _negated=True), ('verdict__in', ['a', 'b', 'tie']), _connector='OR'), name='votes_judgevote_done_has_verdict')],
+                "ordering": ["-created_at"],
+                "indexes": [
+                    models.Index(fields=["judge", "status"], name="votes_judgevote_status"),
+                    models.Index(fields=["question", "model_a", "model_b", "turns"], name="votes_judgevote_pair"),
+                ],
+                "constraints": [
+                    models.UniqueConstraint(
+                        condition=models.Q(("battle__isnull", False)),
+                        fields=("judge", "battle"),
+                        name="votes_judgevote_one_per_battle",
+                    ),
+                    models.UniqueConstraint(
+                        condition=models.Q(("battle__isnull", True)),
+                        fields=("judge", "question", "model_a", "model_b", "turns"),
+                        name="votes_judgevote_one_per_pair",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(("battle__isnull", False), ("question__isnull", False), _connector="OR"),
+                        name="votes_judgevote_has_conversation",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(("model_a", models.F("model_b")), _negated=True),
+                        name="votes_judgevote_distinct_models",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            models.Q(("status", "done"), _negated=True),
+                            ("verdict__in", ["a", "b", "tie"]),
+                            _connector="OR",
+                        ),
+                        name="votes_judgevote_done_has_verdict",
+                    ),
+                ],
             },
         ),
     ]

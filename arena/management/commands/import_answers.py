@@ -12,7 +12,8 @@ class Command(BaseCommand):
         parser.add_argument("directory")
         parser.add_argument("--name", help="answer set name (default: the directory name)")
         parser.add_argument(
-            "--models", metavar="FILE",
+            "--models",
+            metavar="FILE",
             help='model metadata, one JSON object a line: {"name", "organization", "license", "url"} '
             "(default: DIRECTORY/model_info.jsonl when present)",
         )

@@ -53,12 +53,43 @@ class Command(BaseCommand):
         procs = {
             # The production server (ASGI: a live stream is a coroutine, not a
             # thread), one process; whitenoise serves /static/.
-            "web": [py, "-m", "uvicorn", "arena.asgi:application", "--host", host, "--port", str(port),
-                    "--no-access-log"],
-            "worker": [py, "-m", "celery", "-A", "arena", "worker", "--loglevel", "INFO", "--concurrency", "2",
-                       "--without-gossip", "--without-mingle"],
-            "beat": [py, "-m", "celery", "-A", "arena", "beat", "--loglevel", "INFO",
-                     "--schedule", str(settings.VAR_DIR / "celerybeat-schedule")],
+            "web": [
+                py,
+                "-m",
+                "uvicorn",
+                "arena.asgi:application",
+                "--host",
+                host,
+                "--port",
+                str(port),
+                "--no-access-log",
+            ],
+            "worker": [
+                py,
+                "-m",
+                "celery",
+                "-A",
+                "arena",
+                "worker",
+                "--loglevel",
+                "INFO",
+                "--concurrency",
+                "2",
+                "--without-gossip",
+                "--without-mingle",
+            ],
+            "beat": [
+                py,
+                "-m",
+                "celery",
+                "-A",
+                "arena",
+                "beat",
+                "--loglevel",
+                "INFO",
+                "--schedule",
+                str(settings.VAR_DIR / "celerybeat-schedule"),
+            ],
         }
         if not settings.DEBUG:  # whitenoise serves app static files from STATIC_ROOT only
             subprocess.run([py, "manage.py", "collectstatic", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True)
@@ -108,9 +139,7 @@ class Command(BaseCommand):
                     lived = now - started[name]
                     backoff[name] = 1.0 if lived > 60 else min(30.0, backoff[name] * 2)
                     restart_at[name] = now + backoff[name]
-                    self.stderr.write(
-                        f"{name} exited with status {p.returncode}; restarting in {backoff[name]:.0f} s"
-                    )
+                    self.stderr.write(f"{name} exited with status {p.returncode}; restarting in {backoff[name]:.0f} s")
                 time.sleep(0.5)
         finally:
             for p in running.values():

@@ -32,7 +32,9 @@ class Command(BaseCommand):
         if found is None:
             raise CommandError(f"no judge {judge!r}; register it in the admin under Judges")
         if found.status != Judge.Status.ACTIVE:
-            raise CommandError(f"judge {judge!r} is paused ({found.paused_reason or 'by an operator'}); activate it first")
+            raise CommandError(
+                f"judge {judge!r} is paused ({found.paused_reason or 'by an operator'}); activate it first"
+            )
         if answer_set is not None and not AnswerSet.objects.filter(name=answer_set).exists():
             raise CommandError(f"no answer set {answer_set!r}")
         if limit is not None and limit < 1:

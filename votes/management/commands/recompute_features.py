@@ -54,7 +54,9 @@ class Command(BaseCommand):
                         {"prompt": battle.prompt, "a": battle.response_a, "b": battle.response_b}
                     ]
                     fresh = text_features(
-                        battle.prompt, [t["a"] for t in conversation], [t["b"] for t in conversation],
+                        battle.prompt,
+                        [t["a"] for t in conversation],
+                        [t["b"] for t in conversation],
                         n_turns=len(conversation),
                     )
                     if any(getattr(vote, f) != fresh[f] for f in FIELDS):
