@@ -62,6 +62,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT))
 
 import bench_recompute  # noqa: E402 - the scratch-database helpers, after sys.path
+from bench_live import free_port, pct  # noqa: E402 - the same port and percentile helpers
 
 PY = sys.executable
 # ../shared/data beside the checkout (or beside its parent, for a git worktree).
@@ -75,21 +76,6 @@ MT_BENCH = next(
 )
 WINNERS = ["a", "b", "tie", "both_bad"]
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def pct(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    values = sorted(values)
-    return values[min(len(values) - 1, round(q / 100 * (len(values) - 1)))]
 
 
 # --- setup ------------------------------------------------------------------------------

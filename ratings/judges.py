@@ -31,7 +31,7 @@ from django.db.models import Count, Max, Sum
 from arena.models import Judge
 from votes.models import JudgeVote, Vote
 
-from . import engine
+from . import engine, recompute
 from .models import JudgeBoard, Snapshot
 
 log = logging.getLogger(__name__)
@@ -172,23 +172,8 @@ def board_rows(judge_votes: list[dict]) -> tuple[list[dict], list[str]]:
     pc = engine.aggregate(a, b, y, len(ids))
     names = [str(mid) for mid in ids]
     lb = engine.leaderboard(pc, names=names, ci="sandwich", simultaneous=True)
-    rows = []
-    for i in np.flatnonzero(lb.active):
-        rows.append({
-            "model_id": int(ids[i]),
-            "rating": round(float(lb.rating[i]), 4),
-            "lower": round(float(lb.lower[i]), 4),
-            "upper": round(float(lb.upper[i]), 4),
-            "rank": int(lb.rank[i]),
-            "battles": int(lb.battles[i]),
-            "wins": int(lb.wins[i]),
-            "losses": int(lb.losses[i]),
-            "ties": int(lb.ties[i]),
-            "flags": lb.flags.get(int(i), []),
-            **({"lower_sim": round(float(lb.sim_lower[i]), 4), "upper_sim": round(float(lb.sim_upper[i]), 4)}
-               if lb.sim_lower is not None else {}),
-        })  # fmt: skip
-    rows.sort(key=lambda r: (r["rank"], -r["rating"], r["model_id"]))
+    # The snapshot views' rows, made as the recompute makes them (θ included).
+    rows, _ = recompute.rows_of(lb, names, ids, lb.active)
     return rows, list(lb.warnings)
 
 

@@ -348,7 +348,7 @@ def counts_fingerprint(pc: engine.PairCounts, names: list[str]) -> str:
     return digest.hexdigest()
 
 
-def _rows(lb, names, model_ids, active) -> tuple[list[dict], dict[int, int]]:
+def rows_of(lb, names, model_ids, active) -> tuple[list[dict], dict[int, int]]:
     """Stored rows hold the model id and numbers only: names and registry
     details are joined when read (ratings.selectors.joined), so an edit in
     the registry never waits for a recompute."""
@@ -397,7 +397,7 @@ def _view(key, label, pc, names, model_ids, *, ci, rounds, seed) -> ViewResult:
     lb = engine.leaderboard(
         pc, names=names, ci=ci, rounds=rounds, seed=seed, simultaneous=True, ties=settings.RATINGS_TIES
     )
-    rows, position = _rows(lb, names, model_ids, lb.active)
+    rows, position = rows_of(lb, names, model_ids, lb.active)
     return ViewResult(
         key=key,
         label=label,
@@ -449,7 +449,7 @@ def _style_view(
         beta_l2=beta_l2,
         theta0=theta0,
     )
-    rows, position = _rows(lb, names, model_ids, lb.active)
+    rows, position = rows_of(lb, names, model_ids, lb.active)
     return ViewResult(
         key="overall",
         label="Overall, style controlled",

@@ -26,7 +26,9 @@ import re
 import threading
 import time
 from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+
+from tests.fake_openai import LocalChatServer
 
 ANSWER_RE = {
     side: re.compile(
@@ -57,7 +59,7 @@ def verdict_text(rule: str, prompt: str) -> str:
     raise ValueError(rule)
 
 
-class FakeJudge:
+class FakeJudge(LocalChatServer):
     def __init__(self):
         self.calls: Counter[str] = Counter()
         self.lock = threading.Lock()
@@ -65,34 +67,7 @@ class FakeJudge:
         self.max_in_flight: Counter[str] = Counter()
         self.prompts: list[tuple[str, str]] = []  # (model, user prompt)
         self.requests: list[dict] = []  # request bodies
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                length = int(self.headers.get("Content-Length", "0"))
-                body = json.loads(self.rfile.read(length) or b"{}")
-                outer.handle(self, body)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-
-    def start(self) -> FakeJudge:
-        self.thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self._serve()
 
     def handle(self, h: BaseHTTPRequestHandler, body: dict) -> None:
         rule = str(body.get("model", ""))

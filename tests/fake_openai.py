@@ -30,12 +30,12 @@ class Script:
     requests: list = field(default_factory=list)
 
 
-class FakeOpenAI:
-    def __init__(self):
-        self.scripts: dict[str, Script] = {}
-        self.lock = threading.Lock()
-        self.in_flight = 0
-        self.max_in_flight = 0
+class LocalChatServer:
+    """A real HTTP server on 127.0.0.1 (a free port) whose POSTs go to
+    ``self.handle(handler, body)``: the plumbing the fake provider and the
+    fake judge (tests/fake_judge.py) share."""
+
+    def _serve(self) -> None:
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -53,17 +53,29 @@ class FakeOpenAI:
         self.httpd.daemon_threads = True
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
+    def handle(self, handler: BaseHTTPRequestHandler, body: dict) -> None:
+        raise NotImplementedError
+
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
 
-    def start(self) -> FakeOpenAI:
+    def start(self):
         self.thread.start()
         return self
 
     def stop(self) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+class FakeOpenAI(LocalChatServer):
+    def __init__(self):
+        self.scripts: dict[str, Script] = {}
+        self.lock = threading.Lock()
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self._serve()
 
     def script(self, model: str, **kwargs) -> Script:
         s = Script(**kwargs)
