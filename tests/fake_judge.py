@@ -90,24 +90,14 @@ class FakeJudge(LocalChatServer):
             if rule.startswith("flaky-"):
                 rule = "fail" if n <= int(rule[6:]) else "longer"
             if rule == "fail":
-                payload = json.dumps({"error": {"message": "scripted judge failure"}}).encode()
-                h.send_response(500)
-                h.send_header("Content-Type", "application/json")
-                h.send_header("Content-Length", str(len(payload)))
-                h.end_headers()
-                h.wfile.write(payload)
+                self.send_json(h, 500, {"error": {"message": "scripted judge failure"}})
                 return
             text = verdict_text(rule, prompt)
             if not stream:
-                payload = json.dumps({
+                self.send_json(h, 200, {
                     "id": "x", "object": "chat.completion", "model": body.get("model", ""),
                     "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
-                }).encode()  # fmt: skip
-                h.send_response(200)
-                h.send_header("Content-Type", "application/json")
-                h.send_header("Content-Length", str(len(payload)))
-                h.end_headers()
-                h.wfile.write(payload)
+                })  # fmt: skip
                 return
             h.send_response(200)
             h.send_header("Content-Type", "text/event-stream")

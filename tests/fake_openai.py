@@ -56,6 +56,15 @@ class LocalChatServer:
     def handle(self, handler: BaseHTTPRequestHandler, body: dict) -> None:
         raise NotImplementedError
 
+    @staticmethod
+    def send_json(h: BaseHTTPRequestHandler, status: int, data: dict) -> None:
+        payload = json.dumps(data).encode()
+        h.send_response(status)
+        h.send_header("Content-Type", "application/json")
+        h.send_header("Content-Length", str(len(payload)))
+        h.end_headers()
+        h.wfile.write(payload)
+
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
@@ -92,12 +101,7 @@ class FakeOpenAI(LocalChatServer):
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
             if script.status != 200:
-                payload = json.dumps({"error": {"message": "scripted failure", "code": script.status}}).encode()
-                h.send_response(script.status)
-                h.send_header("Content-Type", "application/json")
-                h.send_header("Content-Length", str(len(payload)))
-                h.end_headers()
-                h.wfile.write(payload)
+                self.send_json(h, script.status, {"error": {"message": "scripted failure", "code": script.status}})
                 return
             messages = body.get("messages") or []
             last = next((m["content"] for m in reversed(messages) if m.get("role") == "user"), "")
