@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -41,28 +40,11 @@ WINNERS = {"model_a": "a", "model_b": "b", "tie": "tie", "tie (bothbad)": "both_
 
 
 def prepare(url: str) -> None:
-    if url.startswith("postgres"):
-        import bench_recompute
+    """bench_rotation's scratch database and in-process Django (DEBUG on, as a
+    development run), with the judging's loggers quiet."""
+    import bench_rotation
 
-        bench_recompute.recreate(url)
-    else:
-        path = Path(url.removeprefix("sqlite:///"))
-        shutil.rmtree(path.parent, ignore_errors=True)
-        path.parent.mkdir(parents=True)
-    os.environ["DATABASE_URL"] = url
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "arena.settings")
-    os.environ.setdefault("ARENA_VAR_DIR", "/tmp/arena-bench-judge/var")
-    os.environ["ARENA_DAILY_VOTE_CAP"] = "0"  # an expert cast hundreds of votes
-    os.environ.pop("REDIS_URL", None)  # keep the queued recomputes off the shared Redis
-    os.environ.pop("REDIS_CACHE_URL", None)
-    sys.path.insert(0, str(ROOT))
-    import django
-
-    django.setup()
-    import logging
-
-    for name in ("ratings", "httpx", "votes", "celery"):
-        logging.getLogger(name).setLevel(logging.WARNING)
+    bench_rotation.prepare(url, var_dir="/tmp/arena-bench-judge/var", quiet=("ratings", "httpx", "votes", "celery"))
 
 
 def conversation(conv: list[dict], turns: int) -> list[dict]:
@@ -150,7 +132,9 @@ def main(argv=None) -> int:
             f"(two orders per battle), judge votes by status {states}"
         )
         print("path: vote_record -> on_commit -> votes.judge_battle.apply_async (Celery eager) -> httpx -> fake judge")
-        print(f"judging wall time: {judged_s:.1f} s ({len(rows) / judged_s:.0f} battles/s; loaded machine)")
+        print(
+            f"judging wall time: {judged_s:.1f} s ({len(rows) / judged_s:.0f} battles/s; load average {os.getloadavg()[0]:.1f})"
+        )
         print(f"battles judged:            {fig['battles_judged']}")
         print(f"human votes compared:      {fig['both_voted']}")
         print(f"agreement (no ties):       {fig['agreement']:.4f} over {fig['agreement_battles']} battles")

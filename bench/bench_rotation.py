@@ -36,7 +36,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 DEFAULT_SQLITE = "sqlite:////tmp/arena-bench-rotation/db.sqlite3"
 
 
-def prepare(url: str) -> None:
+def prepare(url: str, *, var_dir: str = "/tmp/arena-bench-rotation/var", quiet: tuple[str, ...] = ("ratings",)) -> None:
+    """A fresh scratch database (PostgreSQL through bench_recompute, or a new
+    SQLite file), Django set up for an in-process development run, and the
+    loggers in ``quiet`` turned down to warnings. Also bench_judge's."""
     if url.startswith("postgres"):
         import bench_recompute
 
@@ -48,8 +51,8 @@ def prepare(url: str) -> None:
     os.environ["DATABASE_URL"] = url
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "arena.settings")
     os.environ.setdefault("DEBUG", "true")  # a development run: DEBUG is off unless set
-    os.environ.setdefault("ARENA_VAR_DIR", "/tmp/arena-bench-rotation/var")
-    os.environ["ARENA_DAILY_VOTE_CAP"] = "0"  # one voter votes well over the default 1,000 a day here
+    os.environ.setdefault("ARENA_VAR_DIR", var_dir)
+    os.environ["ARENA_DAILY_VOTE_CAP"] = "0"  # one voter (or one expert) votes well over the default 1,000 a day
     os.environ.pop("REDIS_URL", None)  # votes queue recomputes; keep them off the shared Redis
     os.environ.pop("REDIS_CACHE_URL", None)
     sys.path.insert(0, str(ROOT))
@@ -58,7 +61,8 @@ def prepare(url: str) -> None:
     django.setup()
     import logging
 
-    logging.getLogger("ratings").setLevel(logging.WARNING)  # one line per snapshot would drown the figures
+    for name in quiet:  # one line per snapshot (or per judging) would drown the figures
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def ms(values: list[float]) -> str:
