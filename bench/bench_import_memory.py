@@ -64,6 +64,9 @@ def peak(cmd: list[str], cwd: str, env: dict) -> tuple[float, float, str]:
 def measure(code_dir: str, label: str, path: str, database: str) -> None:
     env = {**os.environ, "DATABASE_URL": database, "ARENA_VAR_DIR": tempfile.mkdtemp(prefix="arena-mem-"),
            "DJANGO_SETTINGS_MODULE": "arena.settings"}  # fmt: skip
+    # A development run, as the figures were measured (DEBUG is off unless set,
+    # and then the commands refuse the development SECRET_KEY).
+    env.setdefault("DEBUG", "true")
     env.pop("REDIS_URL", None)  # no broker: the import's recompute request goes to the filesystem broker
     env.pop("REDIS_CACHE_URL", None)
     recreate(database)
