@@ -11,12 +11,11 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Count
-from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
-from . import sampling, standings
+from . import sampling, sql, standings
 from .leaks import battle_leaks
 from .models import Answer, ArenaModel, Battle, Question, Voter
 
@@ -91,6 +90,7 @@ def reset_caches() -> None:
     after a rolled-back transaction on SQLite)."""
     with _index_lock:
         _answer_index.update(fingerprint=None, pairs=None, derived={})
+        _candidate_models.update(rows=None, models=None)
     standings.reset()
 
 
@@ -108,23 +108,47 @@ def _answer_pairs(fingerprint: tuple) -> dict[int, set[int]]:
     return pairs
 
 
+# The candidate models' columns that sampling and the leak check read, and
+# the answer index's fingerprint, in one raw round trip per open: building
+# the queryset and 31 model instances through the ORM on every open cost more
+# than the rest of the open's reads. The instances are rebuilt from the rows
+# only when they change; equal rows mean equal instances.
+_CANDIDATE_COLUMNS = ("id", "name", "display_name", "organization", "identity_words", "weight")
+_candidate_models: dict = {"rows": None, "models": None}
+
+
+def _candidate_rows() -> tuple:
+    models, answers = ArenaModel._meta.db_table, Answer._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {', '.join(_CANDIDATE_COLUMNS)}, "
+            f"(SELECT COUNT(*) FROM {answers}), (SELECT MAX(id) FROM {answers}) "
+            f"FROM {models} WHERE status = %s AND weight > 0 AND provider_kind = %s ORDER BY id",
+            [ArenaModel.Status.ACTIVE, ArenaModel.Provider.ANSWER_SET],
+        )
+        return tuple(cursor.fetchall())
+
+
 def _answer_set_candidates() -> Candidates:
-    answers = Answer._meta.db_table
-    models = list(
-        ArenaModel.objects.filter(
-            status=ArenaModel.Status.ACTIVE, weight__gt=0, provider_kind=ArenaModel.Provider.ANSWER_SET
-        )
-        # What sampling and the leak check read; the JSON settings stay unread.
-        .only("id", "name", "display_name", "organization", "identity_words", "weight")
-        # The answer index's fingerprint, in the same round trip.
-        .annotate(
-            answers_n=RawSQL(f"SELECT COUNT(*) FROM {answers}", ()),  # noqa: S611 - a table name from the model, no input
-            answers_last=RawSQL(f"SELECT MAX(id) FROM {answers}", ()),  # noqa: S611 - a table name from the model, no input
-        )
-    )
-    if not models:
+    rows = _candidate_rows()
+    if not rows:
         return Candidates([], {}, {})
-    fingerprint = (models[0].answers_n, models[0].answers_last)
+    with _index_lock:
+        cached = _candidate_models["models"] if _candidate_models["rows"] == rows else None
+    if cached is None:
+        read = sql.reader(None, None, None, None, (ArenaModel, "identity_words"), None)
+        # Model.from_db takes the values in the model's field order.
+        order = [f.attname for f in ArenaModel._meta.concrete_fields if f.attname in _CANDIDATE_COLUMNS]
+        at = [_CANDIDATE_COLUMNS.index(name) for name in order]
+        cached = []
+        for row in rows:
+            values = read(row[: len(_CANDIDATE_COLUMNS)])
+            cached.append(ArenaModel.from_db("default", order, [values[k] for k in at]))
+        cached.sort(key=lambda m: (m.name.lower(), m.name))  # the registry's order (ArenaModel.Meta)
+        with _index_lock:
+            _candidate_models.update(rows=rows, models=cached)
+    models = cached
+    fingerprint = (rows[0][-2], rows[0][-1])
     pairs = _answer_pairs(fingerprint)
     key = (fingerprint, tuple(m.id for m in models))
     derived = _answer_index["derived"].get(key)
@@ -249,10 +273,10 @@ def voter_history(voter: Voter) -> tuple[Counter, dict[int, set[int]]]:
     """
     seen: Counter = Counter()
     revealed: dict[int, set[int]] = defaultdict(set)
-    rows = (
-        Battle.objects.filter(voter=voter, question__isnull=False)
-        .order_by()
-        .values_list("question_id", "model_a_id", "model_b_id", "status")
+    rows = sql.fetchall(
+        f"SELECT question_id, model_a_id, model_b_id, status FROM {Battle._meta.db_table} "
+        "WHERE voter_id = %s AND question_id IS NOT NULL",
+        [voter.pk],
     )
     for question_id, model_a, model_b, status in rows:
         seen[question_id] += 1
@@ -334,24 +358,34 @@ def _battle_create(voter: Voter, client_hash: str, rng: random.Random) -> Battle
     with transaction.atomic():
         # One open at a time per voter, so two concurrent opens read each
         # other's battle and keep the rotation. The ban is read here too.
-        locked = Voter.objects.select_for_update().filter(pk=voter.pk).values("banned").first()
-        if locked is None or locked["banned"]:
+        locked = sql.fetchone(
+            f"SELECT banned FROM {Voter._meta.db_table} WHERE id = %s{sql.for_update()}",
+            [voter.pk],
+        )
+        if locked is None or locked[0]:
             raise VoterBanned("this voter may not open battles")
         seen, revealed = voter_history(voter)
         question_id, positions = next_question(models, questions, seen, revealed, rng, candidates.shared)
         model_a, model_b = choose_pair([models[k] for k in positions], rng, _restrict_inputs(inputs, positions))
+        read = sql.reader(None, (Answer, "turns"), (Question, "turns"))
         answers = {
-            a.model_id: a
-            for a in Answer.objects.filter(question_id=question_id, model__in=[model_a, model_b]).select_related(
-                "question"
+            model_id: (answer_turns, question_turns)
+            for model_id, answer_turns, question_turns in map(
+                read,
+                sql.fetchall(
+                    f"SELECT a.model_id, a.turns, q.turns FROM {Answer._meta.db_table} a "
+                    f"JOIN {Question._meta.db_table} q ON q.id = a.question_id "
+                    "WHERE a.question_id = %s AND a.model_id IN (%s, %s)",
+                    [question_id, model_a.id, model_b.id],
+                ),
             )
         }
         if len(answers) < 2:
             # An answer deleted since this process indexed them: index afresh, pick again.
             reset_caches()
             raise _StaleAnswerIndex
-        question = answers[model_a.id].question
-        turns = conversation(question, answers[model_a.id], answers[model_b.id])
+        question = Question(id=question_id, turns=answers[model_a.id][1])
+        turns = conversation(question, Answer(turns=answers[model_a.id][0]), Answer(turns=answers[model_b.id][0]))
         return Battle.objects.create(
             voter=voter,
             model_a=model_a,

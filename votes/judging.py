@@ -462,17 +462,19 @@ def new_pairs(judge: Judge, *, answer_set: str | None = None, limit: int | None 
     return created
 
 
-def request_judging(battle_id) -> bool:
+def request_judging(battle_id, checked: bool = False) -> bool:
     """Queue the judging of a just-voted battle, after the vote's commit.
 
     Never fails or slows the vote beyond one small query: no active judge,
     no message; a sick broker costs at most ARENA_REDIS_TIMEOUT (the same
     guarded publish as the recompute request) and the sweep never sees such
     a battle, which is acceptable: agreement is measured on the battles
-    judged. Returns whether a task was queued.
+    judged. ``checked``: the caller already saw an active judge (the vote
+    reads it with the voter's row, so a vote without judges costs nothing
+    here). Returns whether a task was queued.
     """
     try:
-        if not Judge.objects.filter(status=Judge.Status.ACTIVE).exists():
+        if not checked and not Judge.objects.filter(status=Judge.Status.ACTIVE).exists():
             return False
     except Exception:  # noqa: BLE001 - the vote is stored; judging is optional
         log.warning("could not check for active judges; battle %s not queued for judging", battle_id)

@@ -13,7 +13,8 @@ from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from arena.models import Battle, Voter
+from arena import sql
+from arena.models import ArenaModel, Battle, Judge, Voter
 
 # The battle errors are the battle domain's; re-exported here for callers of vote_record.
 from arena.services import AlreadyVoted, ArenaError, BattleNotFound, BattleSkipped
@@ -46,12 +47,28 @@ class DailyCapReached(ArenaError):
     code = "daily_cap_reached"
 
 
-# What the vote reads of the battle and its two models (the reveal needs
-# the names only; the registry's JSON columns are left unread).
-BATTLE_COLUMNS = (
-    "id", "voter_id", "status", "prompt", "response_a", "response_b", "turns", "identity_leak", "ready_at",
-    "created_at", "model_a__id", "model_a__name", "model_b__id", "model_b__name",
-)  # fmt: skip
+def _vote_statements() -> dict:
+    """The vote's reads and writes as fixed SQL (arena/sql.py): the ORM's
+    build-and-compile of the same five statements was most of a vote's CPU
+    (issue #14). Table names come from the models."""
+    voter, battle, model, judge, vote = (m._meta.db_table for m in (Voter, Battle, ArenaModel, Judge, Vote))
+    return {
+        # The voter row is this voter's mutex; whether any judge is active
+        # rides along (request_judging needs it after the commit).
+        "voter": f"SELECT v.banned, EXISTS (SELECT 1 FROM {judge} j WHERE j.status = %s) "
+        f"FROM {voter} v WHERE v.id = %s{sql.for_update('v')}",
+        # The battle with its models' names (the reveal), locked.
+        "battle": f"SELECT b.status, b.prompt, b.response_a, b.response_b, b.turns, b.identity_leak, "
+        f"b.ready_at, b.created_at, b.model_a_id, ma.name, b.model_b_id, mb.name FROM {battle} b "
+        f"JOIN {model} ma ON ma.id = b.model_a_id JOIN {model} mb ON mb.id = b.model_b_id "
+        f"WHERE b.id = %s AND b.voter_id = %s{sql.for_update('b')}",
+        "cap": f"SELECT COUNT(*) FROM {vote} WHERE voter_id = %s AND created_at >= %s",
+        "voted": f"UPDATE {battle} SET status = %s WHERE id = %s",
+    }
+
+
+BATTLE_READER = (None, None, None, None, (Battle, "turns"), (Battle, "identity_leak"), (Battle, "ready_at"),
+                 (Battle, "created_at"), None, None, None, None)  # fmt: skip
 
 
 def vote_record(*, battle_id: uuid.UUID | str, voter: Voter, winner: str) -> Vote:
@@ -61,7 +78,8 @@ def vote_record(*, battle_id: uuid.UUID | str, voter: Voter, winner: str) -> Vot
     within ARENA_VOTE_WINDOW_SECONDS of their completion, under the voter's
     daily cap. Raises BattleNotFound (also for someone else's battle, so
     battle ids of other voters can't be probed), AlreadyVoted, BattleExpired,
-    DailyCapReached, VoteRejected.
+    DailyCapReached, VoteRejected. The returned vote's model_a and model_b
+    carry the models' ids and names (the reveal).
     """
     try:
         battle_id = uuid.UUID(str(battle_id))
@@ -69,71 +87,75 @@ def vote_record(*, battle_id: uuid.UUID | str, voter: Voter, winner: str) -> Vot
         raise BattleNotFound("no such battle for this voter") from None
     if winner not in Vote.Winner.values:
         raise VoteRejected(f"winner must be one of {', '.join(Vote.Winner.values)}")
+    statements = _vote_statements()
+    battle_key = sql.param(Battle, "id", battle_id)
     try:
         with transaction.atomic():
             # The voter row is this voter's mutex: every per-voter rule below
             # (banned, the daily cap) is read-then-insert, and two simultaneous
             # votes must not both pass a count that each would push over the cap.
-            locked = Voter.objects.select_for_update().filter(pk=voter.pk).values("banned").first()
+            locked = sql.fetchone(statements["voter"], [Judge.Status.ACTIVE, voter.pk])
             if locked is None:
                 raise BattleNotFound("no such battle for this voter")
+            banned, judges_active = locked
             # The models come with the battle: the reveal is read inside this
             # transaction, so nothing after the commit touches the database.
-            battle = (
-                Battle.objects.select_for_update(of=("self",))
-                .select_related("model_a", "model_b")
-                .only(*BATTLE_COLUMNS)
-                .filter(id=battle_id, voter=voter)
-                .first()
-            )
-            if battle is None:
+            row = sql.fetchone(statements["battle"], [battle_key, voter.pk])
+            if row is None:
                 raise BattleNotFound("no such battle for this voter")
+            (status, prompt, response_a, response_b, turns, identity_leak, ready_at, created_at,
+             model_a_id, model_a_name, model_b_id, model_b_name) = sql.reader(*BATTLE_READER)(row)  # fmt: skip
             # A vote stored for a battle not marked voted (none is, but the
             # database is the judge) fails the unique index below: AlreadyVoted.
-            if battle.status == Battle.Status.VOTED:
+            if status == Battle.Status.VOTED:
                 raise AlreadyVoted("this battle already has a vote")
-            if battle.status == Battle.Status.SKIPPED:
+            if status == Battle.Status.SKIPPED:
                 raise BattleSkipped("this battle was skipped; open a new one")
-            if battle.status == Battle.Status.PENDING:
+            if status == Battle.Status.PENDING:
                 raise VoteRejected("the answers are not complete yet; vote when both have finished")
-            if battle.status != Battle.Status.READY:
+            if status != Battle.Status.READY:
                 raise VoteRejected("this battle cannot be voted on: one of the answers failed")
-            if locked["banned"]:
+            if banned:
                 raise VoteRejected("this voter may not vote")
             now = timezone.now()
             window = settings.ARENA_VOTE_WINDOW_SECONDS
-            if window and now - (battle.ready_at or battle.created_at) > timedelta(seconds=window):
+            if window and now - (ready_at or created_at) > timedelta(seconds=window):
                 raise BattleExpired("this battle is too old to vote on; open a new one")
             cap = settings.ARENA_DAILY_VOTE_CAP
-            if cap and Vote.objects.filter(voter=voter, created_at__gte=now - timedelta(days=1)).count() >= cap:
-                raise DailyCapReached(f"this voter has cast {cap} votes in the last 24 hours, the daily cap")
-            conversation = battle.turns or [{"prompt": battle.prompt, "a": battle.response_a, "b": battle.response_b}]
+            if cap:
+                since = sql.param(Vote, "created_at", now - timedelta(days=1))
+                if sql.fetchone(statements["cap"], [voter.pk, since])[0] >= cap:
+                    raise DailyCapReached(f"this voter has cast {cap} votes in the last 24 hours, the daily cap")
+            conversation = turns or [{"prompt": prompt, "a": response_a, "b": response_b}]
+            model_a = ArenaModel.from_db("default", ["id", "name"], [model_a_id, model_a_name])
+            model_b = ArenaModel.from_db("default", ["id", "name"], [model_b_id, model_b_name])
             vote = Vote.objects.create(
-                battle=battle,
+                battle_id=battle_id,
                 voter=voter,
-                model_a=battle.model_a,
-                model_b=battle.model_b,
+                model_a=model_a,
+                model_b=model_b,
                 winner=winner,
                 created_at=now,
                 **text_features(
-                    battle.prompt,
+                    prompt,
                     [t["a"] for t in conversation],
                     [t["b"] for t in conversation],
                     n_turns=len(conversation),
                 ),
-                **leak_exclusion(battle, now),
+                **leak_exclusion(identity_leak, now),
             )
-            Battle.objects.filter(id=battle.id).update(status=Battle.Status.VOTED)
+            sql.execute(statements["voted"], [Battle.Status.VOTED, battle_key])
             transaction.on_commit(request_recompute)
-            transaction.on_commit(lambda: request_judging(battle_id))  # judges, if any (votes/judging.py)
+            if judges_active:  # judges, if any (votes/judging.py)
+                transaction.on_commit(lambda: request_judging(battle_id, checked=True))
     except IntegrityError as exc:  # a concurrent submit won the unique index
         raise AlreadyVoted("this battle already has a vote") from exc
     return vote
 
 
-def leak_exclusion(battle: Battle, now) -> dict:
+def leak_exclusion(identity_leak: bool, now) -> dict:
     """A battle whose answers named a model or maker is stored but excluded."""
-    if not battle.identity_leak:
+    if not identity_leak:
         return {}
     return {"excluded": True, "exclusion_reason": ExclusionReason.IDENTITY_LEAK, "excluded_at": now}
 

@@ -1,23 +1,24 @@
-"""The ASGI entry point (the Procfile's web line): Django's ASGI handler with
-the request's sync work in one thread hop.
+"""The ASGI entry point (the Procfile's web line): Django's request handling
+with the request's sync work in one hop to a fixed pool of threads.
 
 Django's own ASGIHandler builds an async middleware chain. Every middleware
 here is sync underneath (sessions, CSRF, auth, messages; ApiErrorMiddleware
 is sync only), and so are the views (DRF has no async views): Django runs
 each ``process_request``/``process_response`` and the view through a
-``sync_to_async`` hop of its own, about twenty trips between the event loop
-and the request's thread per request, each waiting for a turn of the loop.
-That measured as most of the web process's CPU on the vote path, and with
-hundreds of live streams on the loop every turn takes milliseconds (issue
-#14).
+``sync_to_async`` hop of its own, and it wraps every request in a
+``ThreadSensitiveContext``, which makes a new single-thread executor (a new
+OS thread) per request, then fires ``request_started``/``request_finished``
+through further hops. On the vote path that machinery cost more CPU than the
+views (issue #14: 20 ms per open + vote against 11.5 ms for the same views
+called directly).
 
-This handler runs the middleware chain and the view as Django does under
-WSGI, in one call on the request's thread (the one Django's
-``ThreadSensitiveContext`` gives every request). What stays on the loop is
-what belongs there: reading the body and sending the response, including an
-async iterator's stream (arena.live.stream_turn), which the loop drives for
-as long as the answers take; a waiting stream costs a coroutine, not a
-thread.
+This handler keeps on the loop only what belongs there: reading the body and
+sending the response, including an async iterator's stream
+(arena.live.stream_turn), which the loop drives for as long as the answers
+take, so a waiting stream costs a coroutine, not a thread. Everything else
+(the request signals, building the request, the sync middleware chain and
+the view, closing a plain response) runs as Django runs it under WSGI, in
+one call on one of ``WEB_THREADS`` long-lived threads.
 
 Database connections are given back (to the pool) as soon as the response
 is built, before it is sent: a stream holds no connection for its minutes
@@ -27,13 +28,40 @@ pool).
 
 from __future__ import annotations
 
+import asyncio
 import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
-from asgiref.sync import sync_to_async
-from django.core.handlers.asgi import ASGIHandler
+from django.conf import settings
+from django.core import signals
+from django.core.exceptions import RequestAborted
+from django.core.handlers.asgi import ASGIHandler, get_script_prefix
 from django.db import connections
+from django.http import FileResponse
+from django.urls import set_script_prefix
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "arena.project.settings")
+
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def request_threads() -> ThreadPoolExecutor:
+    """The process's request threads (WEB_THREADS of them), made on first use."""
+    global _pool
+    if _pool is None:
+        with _pool_lock:
+            if _pool is None:
+                _pool = ThreadPoolExecutor(max_workers=settings.WEB_THREADS, thread_name_prefix="request")
+    return _pool
+
+
+def release_connections() -> None:
+    """Give this thread's database connections back (to the pool) now."""
+    for connection in connections.all(initialized_only=True):
+        if not connection.in_atomic_block:
+            connection.close()
 
 
 class ArenaASGIHandler(ASGIHandler):
@@ -41,18 +69,58 @@ class ArenaASGIHandler(ASGIHandler):
         # The sync chain, as under WSGI: no per-middleware thread hops.
         super().load_middleware(is_async=False)
 
-    async def get_response_async(self, request):
-        return await sync_to_async(self._respond, thread_sensitive=True)(request)
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":  # lifespan: not supported, as Django's own handler
+            return await super().__call__(scope, receive, send)
+        try:
+            body_file = await self.read_body(receive)
+        except RequestAborted:
+            return
+        loop = asyncio.get_running_loop()
+        try:
+            response = await loop.run_in_executor(request_threads(), self._respond, scope, body_file)
+            if response.streaming:
+                await self._stream(response, receive, send)
+                await loop.run_in_executor(request_threads(), response.close)  # request_finished
+            else:
+                await self.send_response(response, send)
+        finally:
+            body_file.close()
 
-    def _respond(self, request):
-        response = self.get_response(request)
-        # Give the connections back now, not after a stream's minutes. Closed
-        # even within CONN_MAX_AGE: every request runs on a thread of its own,
-        # so a kept connection would never be used again.
-        for connection in connections.all(initialized_only=True):
-            if not connection.in_atomic_block:
-                connection.close()
+    def _respond(self, scope, body_file):
+        """On a request thread: what Django's WSGI handler does for a request."""
+        set_script_prefix(get_script_prefix(scope))
+        signals.request_started.send(sender=self.__class__, scope=scope)
+        request, response = self.create_request(scope, body_file)
+        try:
+            if request is not None:
+                response = self.get_response(request)
+                response._handler_class = self.__class__
+                if isinstance(response, FileResponse):
+                    response.block_size = self.chunk_size
+        finally:
+            # Given back now, not after a stream's minutes.
+            release_connections()
+        if not response.streaming:
+            # The body is built: its closers and request_finished run here,
+            # on this thread, rather than through one more hop after sending.
+            response.close()
         return response
+
+    async def _stream(self, response, receive, send):
+        """Send a streaming response while watching for the client leaving:
+        a disconnect cancels the stream (its iterator sees CancelledError),
+        as in Django's own handler."""
+        sending = asyncio.create_task(self.send_response(response, send))
+        listening = asyncio.create_task(self.listen_for_disconnect(receive))
+        await asyncio.wait((sending, listening), return_when=asyncio.FIRST_COMPLETED)
+        for task in (listening, sending):
+            if not task.done():
+                task.cancel()
+            try:
+                await task
+            except (asyncio.CancelledError, RequestAborted):
+                pass
 
 
 def get_asgi_application() -> ArenaASGIHandler:

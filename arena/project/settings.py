@@ -176,6 +176,10 @@ if DATABASES["default"]["ENGINE"] == "arena.pgbackend" and env_int("DB_POOL_MAX_
         # 503 the way connect_timeout does without a pool.
         "timeout": env_int("DB_POOL_TIMEOUT", 5),
     }
+# Threads per web process that run requests' sync work (arena/project/asgi.py):
+# middleware, view and queries. A thread waits on the database, so a few more
+# than cores; each holds a pooled connection only while its request runs.
+WEB_THREADS = env_int("WEB_THREADS", 8)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- cache (rate limits, debounce flags): shared by every process ----------
@@ -378,6 +382,13 @@ STORAGES = {
 WHITENOISE_USE_FINDERS = DEBUG
 STATIC_ROOT.mkdir(exist_ok=True)  # whitenoise warns about a missing root before collectstatic
 
+# Sessions live in the signed cookie itself (the voter's key and id; a staff
+# member's login): no database read per request, which was one of the vote
+# path's costs (issue #14). The cookie is signed with SECRET_KEY, so it can't
+# be forged, only replayed: logging out clears it in the browser, but a copied
+# cookie stays valid until SESSION_COOKIE_AGE. For sessions the server can
+# revoke, SESSION_ENGINE=django.contrib.sessions.backends.db (README).
+SESSION_ENGINE = env_str("SESSION_ENGINE", "django.contrib.sessions.backends.signed_cookies")
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG)

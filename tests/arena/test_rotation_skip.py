@@ -8,6 +8,7 @@ import copy
 import random
 
 import pytest
+from django.conf import settings
 from django.test import Client
 
 from arena import sampling
@@ -333,6 +334,8 @@ def test_a_ready_live_battle_can_be_skipped_but_not_while_it_streams(client):
     session = client.session
     voter = voter_for_session(session)
     session.save()
+    # A signed-cookie session's key is its content: the client takes the new cookie.
+    client.cookies[settings.SESSION_COOKIE_NAME] = session.session_key
     streaming = Battle.objects.create(
         voter=voter,
         model_a=a,

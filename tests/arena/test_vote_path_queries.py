@@ -20,15 +20,16 @@ from votes.models import Vote
 
 pytestmark = pytest.mark.django_db
 
-# An open: the session; the active models with the answer index's fingerprint;
-# the newest snapshot; then in one transaction (2 statements: begin and
-# commit, or a savepoint's pair inside a test's transaction) the voter's row
-# lock, their history, the two answers, and the battle's insert.
-OPEN_QUERIES = 9
-# A vote: the session; then in one transaction the voter's row lock, the
-# battle with its models' names, the daily cap's count, the vote's insert and
-# the battle's status update.
-VOTE_QUERIES = 8
+# An open: the active models' rows with the answer index's fingerprint; the
+# newest snapshot; then in one transaction (2 statements: begin and commit,
+# or a savepoint's pair inside a test's transaction) the voter's row lock,
+# their history, the two answers, and the battle's insert. The session is
+# the signed cookie (no query).
+OPEN_QUERIES = 8
+# A vote: in one transaction the voter's row lock (with whether any judge is
+# active), the battle with its models' names, the daily cap's count, the
+# vote's insert and the battle's status update.
+VOTE_QUERIES = 7
 
 
 @pytest.fixture

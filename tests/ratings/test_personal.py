@@ -9,6 +9,7 @@ import random
 
 import numpy as np
 import pytest
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.test import Client
 
@@ -134,6 +135,8 @@ def session_client(voter: Voter) -> Client:
     session = c.session
     session["voter_key"] = voter.key
     session.save()
+    # A signed-cookie session's key is its content: the client takes the new cookie.
+    c.cookies[settings.SESSION_COOKIE_NAME] = session.session_key
     return c
 
 
