@@ -386,18 +386,20 @@ def _battle_create(voter: Voter, client_hash: str, rng: random.Random) -> Battle
             raise _StaleAnswerIndex
         question = Question(id=question_id, turns=answers[model_a.id][1])
         turns = conversation(question, Answer(turns=answers[model_a.id][0]), Answer(turns=answers[model_b.id][0]))
-        return Battle.objects.create(
-            voter=voter,
-            model_a=model_a,
-            model_b=model_b,
-            question=question,
-            prompt=turns[0]["prompt"],
-            response_a=turns[0]["a"],
-            response_b=turns[0]["b"],
-            turns=turns,
-            identity_leak=battle_leaks(turns, model_a, model_b),
-            client_hash=client_hash,
-            ready_at=timezone.now(),
+        return sql.insert(
+            Battle(
+                voter=voter,
+                model_a=model_a,
+                model_b=model_b,
+                question=question,
+                prompt=turns[0]["prompt"],
+                response_a=turns[0]["a"],
+                response_b=turns[0]["b"],
+                turns=turns,
+                identity_leak=battle_leaks(turns, model_a, model_b),
+                client_hash=client_hash,
+                ready_at=timezone.now(),
+            )
         )
 
 

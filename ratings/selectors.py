@@ -18,6 +18,7 @@ import numpy as np
 from django.conf import settings
 from django.db import connection
 
+from arena import sql
 from arena.models import ArenaModel
 from arena.standings import SamplingStandings
 from votes.models import Vote
@@ -46,17 +47,27 @@ def counted_votes():
     return Vote.objects.filter(excluded=False)
 
 
+# HEAD_COLUMNS in the model's field order (as Model.from_db takes them).
+_HEAD_ORDER = tuple(f.attname for f in Snapshot._meta.concrete_fields if f.attname in HEAD_COLUMNS)
+_HEAD_CONVERT = tuple((Snapshot, name) for name in _HEAD_ORDER)
+
+
 def newest_snapshot(ci: str | None = None) -> Snapshot | None:
     """The newest published snapshot (of the ``ci`` interval method if
     given): its header, without the row list. The one reader of "the newest
     snapshot"; raw SQL because on the hot leaderboard path compiling the ORM
     query cost as much as running it."""
     where, params = ("WHERE ci = %s ", [ci]) if ci else ("", [])
-    sql = (
-        f"SELECT {', '.join(HEAD_COLUMNS)} FROM {Snapshot._meta.db_table} {where}"
-        "ORDER BY created_at DESC, id DESC LIMIT 1"
+    row = sql.fetchone(
+        f"SELECT {', '.join(_HEAD_ORDER)} FROM {Snapshot._meta.db_table} {where}"
+        "ORDER BY created_at DESC, id DESC LIMIT 1",
+        params,
     )
-    return next(iter(Snapshot.objects.raw(sql, params)), None)
+    if row is None:
+        return None
+    # (Model.from_db, not a RawQuerySet: on the vote path building the raw
+    # queryset cost more than the query.)
+    return Snapshot.from_db(connection.alias, _HEAD_ORDER, sql.reader(*_HEAD_CONVERT)(row))
 
 
 def snapshot_view(

@@ -129,7 +129,7 @@ def vote_record(*, battle_id: uuid.UUID | str, voter: Voter, winner: str) -> Vot
             conversation = turns or [{"prompt": prompt, "a": response_a, "b": response_b}]
             model_a = ArenaModel.from_db("default", ["id", "name"], [model_a_id, model_a_name])
             model_b = ArenaModel.from_db("default", ["id", "name"], [model_b_id, model_b_name])
-            vote = Vote.objects.create(
+            vote = Vote(
                 battle_id=battle_id,
                 voter=voter,
                 model_a=model_a,
@@ -144,6 +144,7 @@ def vote_record(*, battle_id: uuid.UUID | str, voter: Voter, winner: str) -> Vot
                 ),
                 **leak_exclusion(identity_leak, now),
             )
+            sql.insert(vote)
             sql.execute(statements["voted"], [Battle.Status.VOTED, battle_key])
             transaction.on_commit(request_recompute)
             if judges_active:  # judges, if any (votes/judging.py)
