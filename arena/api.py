@@ -111,12 +111,16 @@ class BattleCreateApi(VoterApi):
         "POST its stream/ to receive both answers.",
     )
     def post(self, request):
-        body = BattleCreateIn(data=request.data)  # no body: {}; a JSON null or list: 400
-        body.is_valid(raise_exception=True)
+        data = request.data
+        if isinstance(data, dict) and not data:
+            prompt = ""  # the page's open, {} (or no body): nothing to validate
+        else:
+            body = BattleCreateIn(data=data)  # a JSON null or list: 400
+            body.is_valid(raise_exception=True)
+            prompt = body.validated_data.get("prompt", "")
         voter = current_voter(request)
         integrity.check_rate("battle", request, voter)
         client_hash = integrity.request_address_hash(request)
-        prompt = body.validated_data.get("prompt", "")
         if prompt.strip():
             battle = live.live_battle_create(voter=voter, prompt=prompt, client_hash=client_hash)
         else:

@@ -138,7 +138,7 @@ def _count_in_redis(hits: list[tuple[str, int]]) -> list[int]:
     script = _scripts.get(id(client))
     if script is None:
         script = _scripts.setdefault(id(client), client.register_script(_COUNT_SCRIPT))
-    keys = [cache.make_and_validate_key(key) for key, _ in hits]
+    keys = [cache.make_key(key) for key, _ in hits]  # ours: no memcached-style validation
     return [int(n) for n in script(keys=keys, args=[ttl for _, ttl in hits], client=client)]
 
 

@@ -11,6 +11,7 @@ import io
 from django.conf import settings
 from rest_framework import exceptions, status
 from rest_framework.exceptions import ParseError
+from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.parsers import JSONParser
 
 # Deeper than any body the API accepts (a vote is one level); far below the
@@ -69,3 +70,22 @@ def _depth_exceeds(value, limit: int) -> bool:
             children = item.values() if isinstance(item, dict) else item
             stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
     return False
+
+
+class ArenaContentNegotiation(DefaultContentNegotiation):
+    """DRF's negotiation, answered at once for what API clients send (no
+    Accept, ``*/*`` or ``application/json``, no format override): the JSON
+    renderer, as DRF would choose. Parsing the Accept list on every request
+    was a measurable part of a vote (issue #14)."""
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        accept = request.META.get("HTTP_ACCEPT", "*/*")
+        if (
+            accept in ("*/*", "application/json")
+            and not format_suffix
+            and self.settings.URL_FORMAT_OVERRIDE not in request.query_params
+            and renderers
+            and renderers[0].media_type == "application/json"
+        ):
+            return renderers[0], renderers[0].media_type
+        return super().select_renderer(request, renderers, format_suffix)

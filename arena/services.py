@@ -264,7 +264,7 @@ class NothingLeftToShow(ArenaError):
     code = "nothing_left_to_show"
 
 
-def voter_history(voter: Voter) -> tuple[Counter, dict[int, set[int]]]:
+def voter_history(voter: Voter, db: sql.Block | None = None) -> tuple[Counter, dict[int, set[int]]]:
     """For each question: how many battles were opened for this voter on it
     (voted, skipped or abandoned), and the models whose answer to it were
     revealed to them (by a vote: the reveal names both models).
@@ -273,11 +273,11 @@ def voter_history(voter: Voter) -> tuple[Counter, dict[int, set[int]]]:
     """
     seen: Counter = Counter()
     revealed: dict[int, set[int]] = defaultdict(set)
-    rows = sql.fetchall(
+    statement = (
         f"SELECT question_id, model_a_id, model_b_id, status FROM {Battle._meta.db_table} "
-        "WHERE voter_id = %s AND question_id IS NOT NULL",
-        [voter.pk],
+        "WHERE voter_id = %s AND question_id IS NOT NULL"
     )
+    rows = db.all(statement, [voter.pk]) if db is not None else sql.fetchall(statement, [voter.pk])
     for question_id, model_a, model_b, status in rows:
         seen[question_id] += 1
         if status == Battle.Status.VOTED:
@@ -355,30 +355,24 @@ def _battle_create(voter: Voter, client_hash: str, rng: random.Random) -> Battle
     if len(models) < 2:
         raise NoBattleAvailable("no two active models share an answered question; load an answer set first")
     inputs = sampling_inputs(models)
-    with transaction.atomic():
+    with transaction.atomic(), sql.block() as db:
         # One open at a time per voter, so two concurrent opens read each
         # other's battle and keep the rotation. The ban is read here too.
-        locked = sql.fetchone(
-            f"SELECT banned FROM {Voter._meta.db_table} WHERE id = %s{sql.for_update()}",
-            [voter.pk],
-        )
+        locked = db.one(f"SELECT banned FROM {Voter._meta.db_table} WHERE id = %s{db.for_update()}", [voter.pk])
         if locked is None or locked[0]:
             raise VoterBanned("this voter may not open battles")
-        seen, revealed = voter_history(voter)
+        seen, revealed = voter_history(voter, db)
         question_id, positions = next_question(models, questions, seen, revealed, rng, candidates.shared)
         model_a, model_b = choose_pair([models[k] for k in positions], rng, _restrict_inputs(inputs, positions))
-        read = sql.reader(None, (Answer, "turns"), (Question, "turns"))
+        read = db.reader(None, (Answer, "turns"), (Question, "turns"))
+        rows = db.all(
+            f"SELECT a.model_id, a.turns, q.turns FROM {Answer._meta.db_table} a "
+            f"JOIN {Question._meta.db_table} q ON q.id = a.question_id "
+            "WHERE a.question_id = %s AND a.model_id IN (%s, %s)",
+            [question_id, model_a.id, model_b.id],
+        )
         answers = {
-            model_id: (answer_turns, question_turns)
-            for model_id, answer_turns, question_turns in map(
-                read,
-                sql.fetchall(
-                    f"SELECT a.model_id, a.turns, q.turns FROM {Answer._meta.db_table} a "
-                    f"JOIN {Question._meta.db_table} q ON q.id = a.question_id "
-                    "WHERE a.question_id = %s AND a.model_id IN (%s, %s)",
-                    [question_id, model_a.id, model_b.id],
-                ),
-            )
+            model_id: (answer_turns, question_turns) for model_id, answer_turns, question_turns in map(read, rows)
         }
         if len(answers) < 2:
             # An answer deleted since this process indexed them: index afresh, pick again.
@@ -386,7 +380,7 @@ def _battle_create(voter: Voter, client_hash: str, rng: random.Random) -> Battle
             raise _StaleAnswerIndex
         question = Question(id=question_id, turns=answers[model_a.id][1])
         turns = conversation(question, Answer(turns=answers[model_a.id][0]), Answer(turns=answers[model_b.id][0]))
-        return sql.insert(
+        return db.insert(
             Battle(
                 voter=voter,
                 model_a=model_a,

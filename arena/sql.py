@@ -6,111 +6,130 @@ helpers run a fixed statement instead, on SQLite and PostgreSQL alike:
 parameters go through the field's own database preparation and values come
 back through the same converters the ORM applies (a JSON column parsed, a
 SQLite timestamp made a datetime), so a row reads the same as through the ORM.
+
+``with sql.block() as db:`` gives one cursor for a run of statements (a
+cursor, and each look-up of the thread's connection, cost measurable CPU
+per statement); the module functions are the same for a single statement.
 """
 
 from __future__ import annotations
 
-from django.db import connection
+from contextlib import contextmanager
+
+from django.db import DEFAULT_DB_ALIAS, connections
 
 
-def for_update(of: str = "") -> str:
-    """`` FOR UPDATE [OF alias]`` where the database has row locks (SQLite
-    has none: it serialises writers by itself)."""
-    if not connection.features.has_select_for_update:
-        return ""
-    if of and connection.features.has_select_for_update_of:
-        return f" FOR UPDATE OF {of}"
-    return " FOR UPDATE"
+class Block:
+    """Statements on one connection through one cursor."""
+
+    def __init__(self, connection, cursor):
+        self.connection, self.cursor = connection, cursor
+
+    def for_update(self, of: str = "") -> str:
+        """`` FOR UPDATE [OF alias]`` where the database has row locks (SQLite
+        has none: it serialises writers by itself)."""
+        features = self.connection.features
+        if not features.has_select_for_update:
+            return ""
+        if of and features.has_select_for_update_of:
+            return f" FOR UPDATE OF {of}"
+        return " FOR UPDATE"
+
+    def param(self, model, field_name: str, value):
+        """``value`` as the database takes it for that column (a UUID on SQLite is hex text)."""
+        return model._meta.get_field(field_name).get_db_prep_value(value, self.connection, prepared=False)
+
+    def one(self, statement: str, params=()) -> tuple | None:
+        self.cursor.execute(statement, params)
+        return self.cursor.fetchone()
+
+    def all(self, statement: str, params=()) -> list[tuple]:
+        self.cursor.execute(statement, params)
+        return self.cursor.fetchall()
+
+    def run(self, statement: str, params=()) -> int:
+        self.cursor.execute(statement, params)
+        return self.cursor.rowcount
+
+    def reader(self, *columns):
+        """A function turning a row of these columns into their Python values.
+        ``columns``: (model, field name) for a column that may need converting,
+        None for one read as it comes (an id, a text, a count)."""
+        connection = self.connection
+        steps = []
+        for position, column in enumerate(columns):
+            if column is None:
+                continue
+            model, name = column
+            expression = model._meta.get_field(name).get_col(model._meta.db_table)
+            converters = connection.ops.get_db_converters(expression) + expression.get_db_converters(connection)
+            if converters:
+                steps.append((position, converters, expression))
+
+        def read(row):
+            if not steps:
+                return row
+            values = list(row)
+            for position, converters, expression in steps:
+                value = values[position]
+                for convert in converters:
+                    value = convert(value, expression, connection)
+                values[position] = value
+            return values
+
+        return read
+
+    def insert(self, instance):
+        """INSERT ``instance`` (a new, unsaved model instance) with one fixed
+        statement per model: its values prepared as the ORM prepares them
+        (field defaults, ``auto_now_add``), its generated id set back on it.
+        No model signals are sent (none is connected to the models inserted
+        this way)."""
+        connection = self.connection
+        meta = instance._meta
+        auto = meta.auto_field
+        returning = auto is not None and connection.features.can_return_columns_from_insert
+        key = (type(instance), connection.vendor)
+        prepared = _inserts.get(key)
+        if prepared is None:
+            quote = connection.ops.quote_name
+            fields = [f for f in meta.concrete_fields if f is not auto]
+            statement = (
+                f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "
+                f"VALUES ({', '.join(['%s'] * len(fields))})"
+            )
+            if returning:
+                statement += f" RETURNING {quote(auto.column)}"
+            prepared = _inserts[key] = (statement, fields)
+        statement, fields = prepared
+        self.cursor.execute(statement, [f.get_db_prep_save(f.pre_save(instance, True), connection) for f in fields])
+        if auto is not None:
+            setattr(instance, auto.attname, self.cursor.fetchone()[0] if returning else self.cursor.lastrowid)
+        instance._state.adding = False
+        instance._state.db = connection.alias
+        return instance
 
 
-def param(model, field_name: str, value):
-    """``value`` as the database takes it for that column (a UUID on SQLite is hex text)."""
-    return model._meta.get_field(field_name).get_db_prep_value(value, connection, prepared=False)
+_inserts: dict = {}
 
 
-def fetchall(sql: str, params=()) -> list[tuple]:
+@contextmanager
+def block(using: str = DEFAULT_DB_ALIAS):
+    connection = connections[using]
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.fetchall()
+        yield Block(connection, cursor)
 
 
-def fetchone(sql: str, params=()) -> tuple | None:
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.fetchone()
+def fetchone(statement: str, params=()) -> tuple | None:
+    with block() as db:
+        return db.one(statement, params)
 
 
-def execute(sql: str, params=()) -> int:
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.rowcount
+def fetchall(statement: str, params=()) -> list[tuple]:
+    with block() as db:
+        return db.all(statement, params)
 
 
 def reader(*columns):
-    """A function turning a row of these columns into their Python values.
-    ``columns``: (model, field name) for a column that may need converting,
-    None for one read as it comes (an id, a text, a count)."""
-    steps = []
-    for position, column in enumerate(columns):
-        if column is None:
-            continue
-        model, name = column
-        expression = model._meta.get_field(name).get_col(model._meta.db_table)
-        converters = connection.ops.get_db_converters(expression) + expression.get_db_converters(connection)
-        if converters:
-            steps.append((position, converters, expression))
-
-    def read(row):
-        if not steps:
-            return row
-        values = list(row)
-        for position, converters, expression in steps:
-            value = values[position]
-            for convert in converters:
-                value = convert(value, expression, connection)
-            values[position] = value
-        return values
-
-    return read
-
-
-def insert(instance):
-    """INSERT ``instance`` (a new, unsaved model instance) with one fixed
-    statement per model: its values prepared as the ORM prepares them (field
-    defaults, ``auto_now_add``), its generated id set back on it. No model
-    signals are sent (none is connected to the models inserted this way)."""
-    meta = instance._meta
-    auto = meta.auto_field
-    fields = [f for f in meta.concrete_fields if f is not auto]
-    statement = _insert_sql(type(instance), connection.vendor)
-    values = [f.get_db_prep_save(f.pre_save(instance, True), connection) for f in fields]
-    with connection.cursor() as cursor:
-        cursor.execute(statement, values)
-        if auto is not None:
-            if connection.features.can_return_columns_from_insert:
-                setattr(instance, auto.attname, cursor.fetchone()[0])
-            else:
-                setattr(instance, auto.attname, cursor.lastrowid)
-    instance._state.adding = False
-    instance._state.db = connection.alias
-    return instance
-
-
-_insert_statements: dict = {}
-
-
-def _insert_sql(model, vendor: str) -> str:
-    key = (model, vendor)
-    statement = _insert_statements.get(key)
-    if statement is None:
-        meta = model._meta
-        auto = meta.auto_field
-        quote = connection.ops.quote_name
-        columns = [quote(f.column) for f in meta.concrete_fields if f is not auto]
-        statement = (
-            f"INSERT INTO {quote(meta.db_table)} ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(columns))})"
-        )
-        if auto is not None and connection.features.can_return_columns_from_insert:
-            statement += f" RETURNING {quote(auto.column)}"
-        _insert_statements[key] = statement
-    return statement
+    """Block.reader on the default connection (for a row read by fetchone/fetchall)."""
+    return Block(connections[DEFAULT_DB_ALIAS], None).reader(*columns)

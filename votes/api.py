@@ -62,22 +62,25 @@ class BattleVoteApi(VoterApi):
         summary="Vote on your battle; reveals the models",
     )
     def post(self, request, battle_id):
-        body = VoteIn(data=request.data)
-        body.is_valid(raise_exception=True)
+        data = request.data
+        if isinstance(data, dict) and data.get("winner") in WINNERS:
+            verdict = {"winner": data["winner"]}  # what VoteIn gives, without building it
+        else:
+            body = VoteIn(data=data)  # the serializer's own errors
+            body.is_valid(raise_exception=True)
+            verdict = dict(body.validated_data)
         voter = current_voter(request)
         integrity.check_rate("vote", request, voter)
 
         def handle() -> tuple[int, dict]:
-            vote = vote_record(battle_id=battle_id, voter=voter, winner=body.validated_data["winner"])
+            vote = vote_record(battle_id=battle_id, voter=voter, winner=verdict["winner"])
             return status.HTTP_201_CREATED, {
                 "winner": vote.winner,
                 "model_a": vote.model_a.name,
                 "model_b": vote.model_b.name,
             }
 
-        code, payload, replayed = integrity.idempotent(
-            request, voter, {"battle": str(battle_id), **body.validated_data}, handle
-        )
+        code, payload, replayed = integrity.idempotent(request, voter, {"battle": str(battle_id), **verdict}, handle)
         headers = {"Idempotent-Replayed": "true"} if replayed else None
         return Response(payload, status=code, headers=headers)
 

@@ -47,7 +47,7 @@ class DailyCapReached(ArenaError):
     code = "daily_cap_reached"
 
 
-def _vote_statements() -> dict:
+def _vote_statements(db: sql.Block) -> dict:
     """The vote's reads and writes as fixed SQL (arena/sql.py): the ORM's
     build-and-compile of the same five statements was most of a vote's CPU
     (issue #14). Table names come from the models."""
@@ -56,12 +56,12 @@ def _vote_statements() -> dict:
         # The voter row is this voter's mutex; whether any judge is active
         # rides along (request_judging needs it after the commit).
         "voter": f"SELECT v.banned, EXISTS (SELECT 1 FROM {judge} j WHERE j.status = %s) "
-        f"FROM {voter} v WHERE v.id = %s{sql.for_update('v')}",
+        f"FROM {voter} v WHERE v.id = %s{db.for_update('v')}",
         # The battle with its models' names (the reveal), locked.
         "battle": f"SELECT b.status, b.prompt, b.response_a, b.response_b, b.turns, b.identity_leak, "
         f"b.ready_at, b.created_at, b.model_a_id, ma.name, b.model_b_id, mb.name FROM {battle} b "
         f"JOIN {model} ma ON ma.id = b.model_a_id JOIN {model} mb ON mb.id = b.model_b_id "
-        f"WHERE b.id = %s AND b.voter_id = %s{sql.for_update('b')}",
+        f"WHERE b.id = %s AND b.voter_id = %s{db.for_update('b')}",
         "cap": f"SELECT COUNT(*) FROM {vote} WHERE voter_id = %s AND created_at >= %s",
         "voted": f"UPDATE {battle} SET status = %s WHERE id = %s",
     }
@@ -87,24 +87,24 @@ def vote_record(*, battle_id: uuid.UUID | str, voter: Voter, winner: str) -> Vot
         raise BattleNotFound("no such battle for this voter") from None
     if winner not in Vote.Winner.values:
         raise VoteRejected(f"winner must be one of {', '.join(Vote.Winner.values)}")
-    statements = _vote_statements()
-    battle_key = sql.param(Battle, "id", battle_id)
     try:
-        with transaction.atomic():
+        with transaction.atomic(), sql.block() as db:
+            statements = _vote_statements(db)
+            battle_key = db.param(Battle, "id", battle_id)
             # The voter row is this voter's mutex: every per-voter rule below
             # (banned, the daily cap) is read-then-insert, and two simultaneous
             # votes must not both pass a count that each would push over the cap.
-            locked = sql.fetchone(statements["voter"], [Judge.Status.ACTIVE, voter.pk])
+            locked = db.one(statements["voter"], [Judge.Status.ACTIVE, voter.pk])
             if locked is None:
                 raise BattleNotFound("no such battle for this voter")
             banned, judges_active = locked
             # The models come with the battle: the reveal is read inside this
             # transaction, so nothing after the commit touches the database.
-            row = sql.fetchone(statements["battle"], [battle_key, voter.pk])
+            row = db.one(statements["battle"], [battle_key, voter.pk])
             if row is None:
                 raise BattleNotFound("no such battle for this voter")
             (status, prompt, response_a, response_b, turns, identity_leak, ready_at, created_at,
-             model_a_id, model_a_name, model_b_id, model_b_name) = sql.reader(*BATTLE_READER)(row)  # fmt: skip
+             model_a_id, model_a_name, model_b_id, model_b_name) = db.reader(*BATTLE_READER)(row)  # fmt: skip
             # A vote stored for a battle not marked voted (none is, but the
             # database is the judge) fails the unique index below: AlreadyVoted.
             if status == Battle.Status.VOTED:
@@ -123,8 +123,8 @@ def vote_record(*, battle_id: uuid.UUID | str, voter: Voter, winner: str) -> Vot
                 raise BattleExpired("this battle is too old to vote on; open a new one")
             cap = settings.ARENA_DAILY_VOTE_CAP
             if cap:
-                since = sql.param(Vote, "created_at", now - timedelta(days=1))
-                if sql.fetchone(statements["cap"], [voter.pk, since])[0] >= cap:
+                since = db.param(Vote, "created_at", now - timedelta(days=1))
+                if db.one(statements["cap"], [voter.pk, since])[0] >= cap:
                     raise DailyCapReached(f"this voter has cast {cap} votes in the last 24 hours, the daily cap")
             conversation = turns or [{"prompt": prompt, "a": response_a, "b": response_b}]
             model_a = ArenaModel.from_db("default", ["id", "name"], [model_a_id, model_a_name])
@@ -144,8 +144,8 @@ def vote_record(*, battle_id: uuid.UUID | str, voter: Voter, winner: str) -> Vot
                 ),
                 **leak_exclusion(identity_leak, now),
             )
-            sql.insert(vote)
-            sql.execute(statements["voted"], [Battle.Status.VOTED, battle_key])
+            db.insert(vote)
+            db.run(statements["voted"], [Battle.Status.VOTED, battle_key])
             transaction.on_commit(request_recompute)
             if judges_active:  # judges, if any (votes/judging.py)
                 transaction.on_commit(lambda: request_judging(battle_id, checked=True))

@@ -29,7 +29,9 @@ pool).
 from __future__ import annotations
 
 import asyncio
+import io
 import os
+import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -86,6 +88,28 @@ class ArenaASGIHandler(ASGIHandler):
                 await self.send_response(response, send)
         finally:
             body_file.close()
+
+    async def read_body(self, receive):
+        """The body in memory when it came in one message within
+        FILE_UPLOAD_MAX_MEMORY_SIZE (every API request), else Django's
+        spooled file: making a SpooledTemporaryFile per request cost more
+        than reading a vote's few bytes."""
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise RequestAborted()
+        body = message.get("body", b"")
+        if not message.get("more_body", False) and len(body) <= settings.FILE_UPLOAD_MAX_MEMORY_SIZE:
+            return io.BytesIO(body)
+        spooled = tempfile.SpooledTemporaryFile(max_size=settings.FILE_UPLOAD_MAX_MEMORY_SIZE, mode="w+b")  # noqa: SIM115 - closed by __call__
+        spooled.write(body)
+        while message.get("more_body", False):
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                spooled.close()
+                raise RequestAborted()
+            spooled.write(message.get("body", b""))
+        spooled.seek(0)
+        return spooled
 
     def _respond(self, scope, body_file):
         """On a request thread: what Django's WSGI handler does for a request."""
