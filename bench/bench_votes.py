@@ -2,8 +2,9 @@
 """Votes per second through the production web command: N voters, each in a
 session of their own, open a battle and vote on it, over and over.
 
-    .venv/bin/python bench/bench_votes.py [--voters 10 50] [--seconds 20] [--compare]
-        [--database postgres://postgres@127.0.0.1:5432/arena_bench_votes] [--answers DIR]
+    .venv/bin/python bench/bench_votes.py [--voters 10 50] [--workers 1 2] [--rate 0 100 200]
+        [--seconds 20] [--compare] [--database postgres://postgres@127.0.0.1:5432/arena_bench_votes]
+        [--answers DIR]
 
 Needs PostgreSQL and Redis. It creates (and drops at the end) a scratch
 database with bench_recompute's helpers, imports an answer set (the real
@@ -13,9 +14,10 @@ over generated votes, so sampling sees established models as in production.
 Redis: REDIS_URL / REDIS_CACHE_URL as exported (use databases of your own).
 
 The web is the ``Procfile``'s ``web:`` line run by /bin/sh exactly as written,
-with WEB_CONCURRENCY=1 (one web process), DEBUG off, against that database and
-Redis. No Celery worker runs: the votes queue recomputes that nobody takes
-(the queue is emptied at the end), so the figures are the web process's own.
+with WEB_CONCURRENCY=1 and 2 (--workers: one web process, and the Procfile's
+default of two), DEBUG off, against that database and Redis. No Celery
+worker runs: the votes queue recomputes that nobody takes (the queue is
+emptied at the end), so the figures are the web process's own.
 
 Each voter is a separate session (its own ``sessionid`` and ``csrftoken``
 cookies and its own keep-alive connection, as a browser tab): GET
@@ -32,12 +34,22 @@ ARENA_VOTE_RATE (30/m) and ARENA_BATTLE_RATE (60/m) are human speeds a
 script passes in two seconds. The daily cap stays on at 1,000,000, so its
 count query runs as in production.
 
-For each N: a warm-up (not reported), then --seconds of measurement. Printed:
-votes/s (votes answered 201 within the window), p50/p95 of the open, of the
-vote and of the pair (open + vote, what one voter waits), errors by status,
-and the web process's CPU per vote (from /proc). --compare runs the same
-against the previous deployment form too: WSGI under gunicorn's gthread
-worker (one process, 8 threads).
+Two kinds of load, for each N voters (--rate): 0, each voter opens and votes
+back to back, as fast as it is answered, which measures the most votes/s
+the server gives; and R > 0, the N voters together offer R votes/s on a
+fixed schedule (each one open + vote every N/R s), which measures the
+latency at that load. (Back to back, N voters that wait L s per vote give
+exactly N / L votes/s, so "p95 < 100 ms at 50 voters" can only be met
+back to back at over 500 votes/s; at a given offered rate it is what a
+voter waits.) Paced latencies run from the scheduled start: a server that
+falls behind shows it in the latencies, not only in fewer votes.
+
+For each row: a warm-up (not reported), then --seconds of measurement.
+Printed: votes/s (votes answered 201 within the window), p50/p95 of the
+open, of the vote and of the pair (open + vote, what one voter waits),
+errors by status, the web processes' and PostgreSQL's CPU per vote (from
+/proc). --compare runs the same against the previous deployment form too:
+WSGI under gunicorn's gthread worker (one process, 8 threads).
 
 Target (issue #14): ≥ 200 votes/s with p95 < 100 ms at 50 voters.
 """
@@ -228,6 +240,23 @@ class Web:
         self.log.close()
 
 
+def postgres_cpu_seconds(database_url: str) -> float:
+    """CPU of the PostgreSQL backends serving this database (on this machine)."""
+    name = f" {urlparse(database_url).path.lstrip('/')} "
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if name not in (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace") + " ":
+                continue
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        except OSError:
+            pass
+    return total / CLK_TCK
+
+
 # --- a minimal HTTP/1.1 keep-alive client --------------------------------------------------
 
 
@@ -321,11 +350,24 @@ class Voter:
             raise RuntimeError(f"csrf: {status} {body[:200]!r}")
         self.headers = {"X-CSRFToken": cookies["csrftoken"]}
 
-    async def run(self, until: float, record: list, errors: dict, sessions: list) -> None:
+    async def run(self, until: float, record: list, errors: dict, sessions: list, pace: float = 0.0) -> None:
+        """Open and vote until ``until``: back to back (``pace`` 0), or one
+        open + vote every ``pace`` seconds on a fixed schedule. Paced, each
+        latency runs from the scheduled start, so a server that falls behind
+        shows it in the figures rather than in fewer requests (no
+        coordinated omission)."""
         await self.new_session()
         sessions[0] += 1
+        scheduled = time.perf_counter() + self.rng.random() * pace  # voters spread over the first period
         while time.perf_counter() < until:
-            t0 = time.perf_counter()
+            if pace:
+                delay = scheduled - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                t0 = scheduled
+                scheduled += pace
+            else:
+                t0 = time.perf_counter()
             status, body, _ = await self.conn.request("POST", "/api/v1/battles/", b"{}", self.headers)
             t1 = time.perf_counter()
             if status != 201:
@@ -350,7 +392,9 @@ class Voter:
             self.conn.close()
 
 
-async def load(port: int, n: int, warmup: float, seconds: float, web: Web, seed: int) -> dict:
+async def load(port: int, n: int, warmup: float, seconds: float, web: Web, seed: int, rate: float = 0.0) -> dict:
+    """``rate``: the offered votes/s of all voters together (0: each votes as
+    fast as it is answered)."""
     rng = random.Random(seed)
     voters = [Voter(port, random.Random(rng.random())) for _ in range(n)]
     record: list = []
@@ -362,12 +406,13 @@ async def load(port: int, n: int, warmup: float, seconds: float, web: Web, seed:
 
     async def cpu_marks():
         await asyncio.sleep(max(0.0, window_start - time.perf_counter()))
-        cpu["start"] = web.cpu_seconds()
+        cpu["start"], cpu["pg_start"] = web.cpu_seconds(), postgres_cpu_seconds(web.env["DATABASE_URL"])
         await asyncio.sleep(max(0.0, window_end - time.perf_counter()))
-        cpu["end"] = web.cpu_seconds()
+        cpu["end"], cpu["pg_end"] = web.cpu_seconds(), postgres_cpu_seconds(web.env["DATABASE_URL"])
 
     client_cpu0 = time.process_time()
-    await asyncio.gather(cpu_marks(), *(v.run(window_end, record, errors, sessions) for v in voters))
+    pace = n / rate if rate else 0.0
+    await asyncio.gather(cpu_marks(), *(v.run(window_end, record, errors, sessions, pace) for v in voters))
     client_cpu = time.process_time() - client_cpu0
     for v in voters:
         v.close()
@@ -377,6 +422,7 @@ async def load(port: int, n: int, warmup: float, seconds: float, web: Web, seed:
     pairs = [r[2] - r[0] for r in inside]
     web_cpu = cpu["end"] - cpu["start"]
     return {
+        "rate": rate,
         "voters": n,
         "votes": len(inside),
         "votes_per_s": len(inside) / seconds,
@@ -386,6 +432,7 @@ async def load(port: int, n: int, warmup: float, seconds: float, web: Web, seed:
         "errors": errors,
         "sessions": sessions[0],
         "web_cpu_ms_per_vote": 1000 * web_cpu / max(1, len(inside)),
+        "pg_cpu_ms_per_vote": 1000 * (cpu["pg_end"] - cpu["pg_start"]) / max(1, len(inside)),
         "web_cpu_share": web_cpu / seconds,
         "client_cpu_share": client_cpu / (warmup + seconds),
     }
@@ -407,13 +454,16 @@ def run_config(label: str, command: str, args, env: dict[str, str], port: int, c
     web = Web(command, env, log, cwd).start(port)
     rows = []
     try:
-        for n in args.voters:
-            result = asyncio.run(load(port, n, args.warmup, args.seconds, web, seed=n))
+        for n, rate in [(n, rate) for rate in args.rate for n in args.voters]:
+            result = asyncio.run(load(port, n, args.warmup, args.seconds, web, seed=n, rate=rate))
             result["config"] = label
             rows.append(result)
+            offered = f"{rate:g}/s" if rate else "max"
             print(
-                f"{label:<8} {n:>6} {result['votes']:>6} {result['votes_per_s']:>8.1f} {ms(result['open']):>13} "
+                f"{label:<8} {env['WEB_CONCURRENCY']:>5} {offered:>7} {n:>6} {result['votes']:>6} "
+                f"{result['votes_per_s']:>8.1f} {ms(result['open']):>13} "
                 f"{ms(result['vote']):>13} {ms(result['pair']):>13} {result['web_cpu_ms_per_vote']:>8.2f} "
+                f"{result['pg_cpu_ms_per_vote']:>7.2f} "
                 f"{100 * result['web_cpu_share']:>6.0f}% {100 * result['client_cpu_share']:>6.0f}%  "
                 f"{result['errors'] or ''}",
                 flush=True,
@@ -427,6 +477,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--database", default="postgres://postgres@127.0.0.1:5432/arena_bench_votes")
     parser.add_argument("--voters", type=int, nargs="+", default=[10, 50])
+    parser.add_argument(
+        "--workers", type=int, nargs="+", default=[1, 2], help="WEB_CONCURRENCY: web processes (Procfile default 2)"
+    )
+    parser.add_argument(
+        "--rate",
+        type=float,
+        nargs="+",
+        default=[0, 100, 200],
+        help="offered votes/s of all voters together, on a fixed schedule; 0: back to back (the maximum)",
+    )
     parser.add_argument("--seconds", type=float, default=20.0, help="measured window per N")
     parser.add_argument("--warmup", type=float, default=3.0, help="unreported seconds before each window")
     parser.add_argument("--answers", type=Path, help="an answer set directory (FastChat llm_judge layout)")
@@ -449,31 +509,33 @@ def main() -> None:
     port = free_port()
     env = server_env(args, port)
     print("# setting up:", prepare(args, env), flush=True)
-    configs = [("asgi", procfile_web())]
+    configs = [("asgi", procfile_web(), workers) for workers in args.workers]
     if args.compare:
         gthread = "gunicorn arena.wsgi:application -k gthread --workers 1 --threads 8 --bind 0.0.0.0:${PORT}"
-        configs.append(("gthread", gthread))
-    for label, command in configs:
-        print(f"# {label}: {command}  (WEB_CONCURRENCY=1)")
+        configs.append(("gthread", gthread, 1))
+    for label, command in dict.fromkeys((label, command) for label, command, _ in configs):
+        print(f"# {label}: {command}")
     print(
         f"# load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; warm-up {args.warmup:g} s, "
         f"window {args.seconds:g} s per row",
         flush=True,
     )
     print(
-        f"{'config':<8} {'voters':>6} {'votes':>6} {'votes/s':>8} {'open p50/p95':>13} {'vote p50/p95':>13} "
-        f"{'pair p50/p95':>13} {'cpu ms/v':>8} {'web':>7} {'client':>7}  errors"
+        f"{'config':<8} {'procs':>5} {'offered':>7} {'voters':>6} {'votes':>6} {'votes/s':>8} {'open p50/p95':>13} "
+        f"{'vote p50/p95':>13} "
+        f"{'pair p50/p95':>13} {'cpu ms/v':>8} {'pg ms/v':>7} {'web':>7} {'client':>7}  errors"
     )
     try:
-        for label, command in configs:
-            run_config(label, command, args, env, port, ROOT)
+        for label, command, workers in configs:
+            run_config(label, command, args, {**env, "WEB_CONCURRENCY": str(workers)}, port, ROOT)
     finally:
         clear_queue(args.redis_url)
         if not args.keep:
             bench_recompute.drop(args.database)
     print(f"# load average at the end {os.getloadavg()[0]:.1f}")
     print(
-        "# latencies in ms; cpu ms/v: the web process's CPU per vote pair (open + vote); web/client: share of one core"
+        "# latencies in ms; cpu ms/v: the web processes' CPU per vote pair (open + vote), pg ms/v: PostgreSQL's; "
+        "web/client: share of one core"
     )
     print("# target (issue #14): ≥ 200 votes/s with pair p95 < 100 ms at 50 voters")
 
