@@ -264,20 +264,27 @@ class NothingLeftToShow(ArenaError):
     code = "nothing_left_to_show"
 
 
-def voter_history(voter: Voter, db: sql.Block | None = None) -> tuple[Counter, dict[int, set[int]]]:
+def voter_history(voter: Voter) -> tuple[Counter, dict[int, set[int]]]:
     """For each question: how many battles were opened for this voter on it
     (voted, skipped or abandoned), and the models whose answer to it were
     revealed to them (by a vote: the reveal names both models).
 
-    One query over the voter's battles, through the battle's voter index.
+    One query over the voter's battles, through the battle's voter index
+    (the open reads the same rows with the voter's row lock).
     """
+    return _history(
+        sql.fetchall(
+            f"SELECT question_id, model_a_id, model_b_id, status FROM {Battle._meta.db_table} "
+            "WHERE voter_id = %s AND question_id IS NOT NULL",
+            [voter.pk],
+        )
+    )
+
+
+def _history(rows) -> tuple[Counter, dict[int, set[int]]]:
+    """voter_history from the rows (question, model a, model b, status) of the voter's battles."""
     seen: Counter = Counter()
     revealed: dict[int, set[int]] = defaultdict(set)
-    statement = (
-        f"SELECT question_id, model_a_id, model_b_id, status FROM {Battle._meta.db_table} "
-        "WHERE voter_id = %s AND question_id IS NOT NULL"
-    )
-    rows = db.all(statement, [voter.pk]) if db is not None else sql.fetchall(statement, [voter.pk])
     for question_id, model_a, model_b, status in rows:
         seen[question_id] += 1
         if status == Battle.Status.VOTED:
@@ -358,10 +365,17 @@ def _battle_create(voter: Voter, client_hash: str, rng: random.Random) -> Battle
     with transaction.atomic(), sql.block() as db:
         # One open at a time per voter, so two concurrent opens read each
         # other's battle and keep the rotation. The ban is read here too.
-        locked = db.one(f"SELECT banned FROM {Voter._meta.db_table} WHERE id = %s{db.for_update()}", [voter.pk])
-        if locked is None or locked[0]:
+        # The voter's row, locked, with their history in the same round trip
+        # (one row per battle; a voter without one still gets their row).
+        rows = db.all(
+            f"SELECT v.banned, b.question_id, b.model_a_id, b.model_b_id, b.status FROM {Voter._meta.db_table} v "
+            f"LEFT JOIN {Battle._meta.db_table} b ON b.voter_id = v.id AND b.question_id IS NOT NULL "
+            f"WHERE v.id = %s{db.for_update('v')}",
+            [voter.pk],
+        )
+        if not rows or rows[0][0]:
             raise VoterBanned("this voter may not open battles")
-        seen, revealed = voter_history(voter, db)
+        seen, revealed = _history([row[1:] for row in rows if row[1] is not None])
         question_id, positions = next_question(models, questions, seen, revealed, rng, candidates.shared)
         model_a, model_b = choose_pair([models[k] for k in positions], rng, _restrict_inputs(inputs, positions))
         read = db.reader(None, (Answer, "turns"), (Question, "turns"))

@@ -79,12 +79,14 @@ class Block:
 
         return read
 
-    def insert(self, instance):
+    def insert(self, instance, also: tuple[str, list] | None = None):
         """INSERT ``instance`` (a new, unsaved model instance) with one fixed
         statement per model: its values prepared as the ORM prepares them
         (field defaults, ``auto_now_add``), its generated id set back on it.
         No model signals are sent (none is connected to the models inserted
-        this way)."""
+        this way). ``also``: a further write (statement, params) that goes
+        with it, on PostgreSQL in the same round trip (a data-modifying WITH).
+        """
         connection = self.connection
         meta = instance._meta
         auto = meta.auto_field
@@ -102,9 +104,20 @@ class Block:
                 statement += f" RETURNING {quote(auto.column)}"
             prepared = _inserts[key] = (statement, fields)
         statement, fields = prepared
-        self.cursor.execute(statement, [f.get_db_prep_save(f.pre_save(instance, True), connection) for f in fields])
+        values = [f.get_db_prep_save(f.pre_save(instance, True), connection) for f in fields]
+        if also is not None and returning and connection.vendor == "postgresql":
+            also_statement, also_params = also
+            quote = connection.ops.quote_name
+            statement = (
+                f"WITH inserted AS ({statement}), also AS ({also_statement}) SELECT {quote(auto.column)} FROM inserted"
+            )
+            values += list(also_params)
+            also = None
+        self.cursor.execute(statement, values)
         if auto is not None:
             setattr(instance, auto.attname, self.cursor.fetchone()[0] if returning else self.cursor.lastrowid)
+        if also is not None:
+            self.run(*also)
         instance._state.adding = False
         instance._state.db = connection.alias
         return instance

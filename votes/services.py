@@ -53,22 +53,24 @@ def _vote_statements(db: sql.Block) -> dict:
     (issue #14). Table names come from the models."""
     voter, battle, model, judge, vote = (m._meta.db_table for m in (Voter, Battle, ArenaModel, Judge, Vote))
     return {
-        # The voter row is this voter's mutex; whether any judge is active
-        # rides along (request_judging needs it after the commit).
-        "voter": f"SELECT v.banned, EXISTS (SELECT 1 FROM {judge} j WHERE j.status = %s) "
-        f"FROM {voter} v WHERE v.id = %s{db.for_update('v')}",
-        # The battle with its models' names (the reveal), locked.
+        # The voter's row (this voter's mutex) and the battle with its models'
+        # names (the reveal), both locked, in that order (the order of FOR
+        # UPDATE OF), in one round trip; whether any judge is active rides
+        # along (request_judging needs it after the commit). No row: no such
+        # voter, or no such battle of theirs.
         "battle": f"SELECT b.status, b.prompt, b.response_a, b.response_b, b.turns, b.identity_leak, "
-        f"b.ready_at, b.created_at, b.model_a_id, ma.name, b.model_b_id, mb.name FROM {battle} b "
+        f"b.ready_at, b.created_at, b.model_a_id, ma.name, b.model_b_id, mb.name, v.banned, "
+        f"EXISTS (SELECT 1 FROM {judge} j WHERE j.status = %s) "
+        f"FROM {voter} v JOIN {battle} b ON b.voter_id = v.id "
         f"JOIN {model} ma ON ma.id = b.model_a_id JOIN {model} mb ON mb.id = b.model_b_id "
-        f"WHERE b.id = %s AND b.voter_id = %s{db.for_update('b')}",
+        f"WHERE v.id = %s AND b.id = %s{db.for_update('v, b')}",
         "cap": f"SELECT COUNT(*) FROM {vote} WHERE voter_id = %s AND created_at >= %s",
         "voted": f"UPDATE {battle} SET status = %s WHERE id = %s",
     }
 
 
 BATTLE_READER = (None, None, None, None, (Battle, "turns"), (Battle, "identity_leak"), (Battle, "ready_at"),
-                 (Battle, "created_at"), None, None, None, None)  # fmt: skip
+                 (Battle, "created_at"), None, None, None, None, (Voter, "banned"), None)  # fmt: skip
 
 
 def vote_record(*, battle_id: uuid.UUID | str, voter: Voter, winner: str) -> Vote:
@@ -94,17 +96,14 @@ def vote_record(*, battle_id: uuid.UUID | str, voter: Voter, winner: str) -> Vot
             # The voter row is this voter's mutex: every per-voter rule below
             # (banned, the daily cap) is read-then-insert, and two simultaneous
             # votes must not both pass a count that each would push over the cap.
-            locked = db.one(statements["voter"], [Judge.Status.ACTIVE, voter.pk])
-            if locked is None:
-                raise BattleNotFound("no such battle for this voter")
-            banned, judges_active = locked
             # The models come with the battle: the reveal is read inside this
             # transaction, so nothing after the commit touches the database.
-            row = db.one(statements["battle"], [battle_key, voter.pk])
+            row = db.one(statements["battle"], [Judge.Status.ACTIVE, voter.pk, battle_key])
             if row is None:
                 raise BattleNotFound("no such battle for this voter")
             (status, prompt, response_a, response_b, turns, identity_leak, ready_at, created_at,
-             model_a_id, model_a_name, model_b_id, model_b_name) = db.reader(*BATTLE_READER)(row)  # fmt: skip
+             model_a_id, model_a_name, model_b_id, model_b_name, banned, judges_active) = db.reader(
+                *BATTLE_READER)(row)  # fmt: skip
             # A vote stored for a battle not marked voted (none is, but the
             # database is the judge) fails the unique index below: AlreadyVoted.
             if status == Battle.Status.VOTED:
@@ -144,8 +143,7 @@ def vote_record(*, battle_id: uuid.UUID | str, voter: Voter, winner: str) -> Vot
                 ),
                 **leak_exclusion(identity_leak, now),
             )
-            db.insert(vote)
-            db.run(statements["voted"], [Battle.Status.VOTED, battle_key])
+            db.insert(vote, also=(statements["voted"], [Battle.Status.VOTED, battle_key]))
             transaction.on_commit(request_recompute)
             if judges_active:  # judges, if any (votes/judging.py)
                 transaction.on_commit(lambda: request_judging(battle_id, checked=True))
