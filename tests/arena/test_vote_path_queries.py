@@ -32,6 +32,7 @@ OPEN_QUERIES = 7
 # PostgreSQL, a data-modifying WITH; two on SQLite).
 VOTE_QUERIES = 5 if connection.vendor == "postgresql" else 6
 
+
 @pytest.fixture
 def established_arena(demo_models, settings):
     """The demo arena with a published snapshot in which every model has its
