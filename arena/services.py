@@ -78,9 +78,13 @@ class Candidates:
 
 # Which questions each model answered, kept per process: reading every
 # (model, question) pair on each open cost more than the rest of the open
-# (80 × 31 rows for MT-bench). Checked on every open against the table's row
-# count and highest id (one index-only query), so an import, a deleted model
-# or answer set is seen on the next open; derived per set of active models.
+# (80 × 31 rows for MT-bench). Checked on every open against the table's
+# highest id (read backwards from the primary key: no scan), so an import is
+# seen on the next open. A deleted answer is seen when it would be shown: the
+# open finds it gone, indexes afresh and picks again (_StaleAnswerIndex); a
+# deleted or paused model leaves the candidates at once (their rows are read
+# on every open). (Counting the rows as well cost PostgreSQL a scan of the
+# whole answers table per open.) Derived per set of active models.
 _index_lock = threading.Lock()
 _answer_index: dict = {"fingerprint": None, "pairs": None, "derived": {}}
 
@@ -122,7 +126,7 @@ def _candidate_rows() -> tuple:
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT {', '.join(_CANDIDATE_COLUMNS)}, "
-            f"(SELECT COUNT(*) FROM {answers}), (SELECT MAX(id) FROM {answers}) "
+            f"(SELECT MAX(id) FROM {answers}) "
             f"FROM {models} WHERE status = %s AND weight > 0 AND provider_kind = %s ORDER BY id",
             [ArenaModel.Status.ACTIVE, ArenaModel.Provider.ANSWER_SET],
         )
@@ -148,7 +152,7 @@ def _answer_set_candidates() -> Candidates:
         with _index_lock:
             _candidate_models.update(rows=rows, models=cached)
     models = cached
-    fingerprint = (rows[0][-2], rows[0][-1])
+    fingerprint = (rows[0][-1],)
     pairs = _answer_pairs(fingerprint)
     key = (fingerprint, tuple(m.id for m in models))
     derived = _answer_index["derived"].get(key)

@@ -131,3 +131,19 @@ def test_the_answer_index_follows_the_registry_and_new_answers_on_the_next_open(
     assert len(sql) == OPEN_QUERIES + 1, "\n".join(sql)  # the fingerprint moved: the index is read again
     _, sql = counted(lambda: open_battle(client, headers))
     assert len(sql) == OPEN_QUERIES
+
+
+def test_a_deleted_answer_is_never_shown_and_never_fails_an_open(established_arena):
+    """The process's answer index is checked against the answers' highest id
+    only: a deleted answer is found gone when it would be shown, and the open
+    indexes afresh and picks again, so no open fails and none shows it."""
+    from arena.models import Answer, Battle
+
+    client, headers = page_session()
+    cast(client, headers, open_battle(client, headers))  # the index is built
+    gone_model = established_arena[0]
+    Answer.objects.filter(model=gone_model).delete()
+    for _ in range(12):
+        battle = Battle.objects.get(id=open_battle(client, headers))
+        assert gone_model.id not in (battle.model_a_id, battle.model_b_id)
+        cast(client, headers, str(battle.id))
