@@ -39,7 +39,6 @@ from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
-import httpx
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import close_old_connections, connections, transaction
@@ -49,6 +48,7 @@ from django.utils import timezone
 from .leaks import battle_leaks
 from .metrics import observe_astream
 from .models import ArenaModel, Battle, Voter
+from .provider_http import StreamClient
 from .providers import OpenAICompatible, ProviderError
 from .rendering import render_markdown
 from .services import ArenaError, BattleNotFound, NoBattleAvailable, VoterBanned, choose_pair
@@ -200,9 +200,7 @@ def _messages(turns: list[dict], side: str) -> list[dict[str, str]]:
     return messages
 
 
-async def _answer(
-    model: ArenaModel, side: str, messages: list[dict], out: asyncio.Queue, client: httpx.AsyncClient
-) -> None:
+async def _answer(model: ArenaModel, side: str, messages: list[dict], out: asyncio.Queue, client: StreamClient) -> None:
     """One side, as a task: stream its deltas into ``out``, never raise.
     Cancelling the task (the voter left, or the turn's deadline passed)
     closes the provider's connection, so no answer runs on unseen."""
@@ -221,18 +219,19 @@ async def _answer(
         out.put_nowait((side, "error", ProviderError("stream", f"{type(exc).__name__}: {exc}")))
 
 
-# One HTTP client per event loop, shared by every side of every stream: a
-# client costs ~20 ms of CPU to build and holds the connection pool. Keyed
-# weakly, so a loop that ends (a test's) takes its client with it.
+# One HTTP client per event loop, shared by every side of every stream
+# (arena.provider_http: keep-alive connections per provider, far cheaper per
+# request and per read than httpx). Keyed weakly, so a loop that ends (a
+# test's) takes its client with it.
 _clients: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def provider_client() -> httpx.AsyncClient:
+def provider_client() -> StreamClient:
     loop = asyncio.get_running_loop()
     client = _clients.get(loop)
     if client is None:
         # No pool cap: the per-model cap is max_concurrency, checked at the claim.
-        client = httpx.AsyncClient(limits=httpx.Limits(max_connections=None, max_keepalive_connections=100))
+        client = StreamClient()
         _clients[loop] = client
     return client
 
