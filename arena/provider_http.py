@@ -72,6 +72,7 @@ class _Connection(asyncio.Protocol):
         self.parser = httptools.HttpResponseParser(self)
         self.header_list: list[tuple[bytes, bytes]] = []
         self.headers_done = False
+        self.keep_alive = False
         self.complete = False
         self.body: list[bytes] = []
         self.buffered = 0
@@ -81,6 +82,7 @@ class _Connection(asyncio.Protocol):
         self.received = False
         self.last_read = self.loop.time()
         self.read_timeout = 0.0
+        self.on_drained = None  # set while the rest of a response nobody reads is let through
 
     # -- asyncio.Protocol --------------------------------------------------------
 
@@ -113,14 +115,32 @@ class _Connection(asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         self.headers_done = True
+        # Read now: once the message is complete the parser no longer knows.
+        self.keep_alive = self.parser.should_keep_alive()
 
     def on_body(self, body: bytes) -> None:
-        self.body.append(body)
-        self.buffered += len(body)
+        if self.on_drained is None:
+            self.body.append(body)
+            self.buffered += len(body)
 
     def on_message_complete(self) -> None:
         self.complete = True
         self._cancel_timer()
+        drained, self.on_drained = self.on_drained, None
+        if drained is not None:
+            drained()
+
+    def drain(self, then, timeout: float) -> None:
+        """Discard the rest of this response, then call ``then`` (to keep the
+        connection), unless it takes longer than ``timeout`` (close it)."""
+        self.body.clear()
+        self.buffered = 0
+        if self.paused:
+            self.paused = False
+            self.transport.resume_reading()
+        self._cancel_timer()
+        self.on_drained = then
+        self.timer = self.loop.call_later(timeout, self.close)
 
     # -- for the reader ----------------------------------------------------------
 
@@ -176,6 +196,8 @@ class _Connection(asyncio.Protocol):
 class Response:
     """A response whose body is read as it comes (``read``), then ``close``d."""
 
+    DRAIN_SECONDS = 5.0
+
     def __init__(self, client: StreamClient, key: tuple, conn: _Connection):
         self._client, self._key, self._conn = client, key, conn
         self.status = conn.parser.get_status_code()
@@ -183,7 +205,6 @@ class Response:
         chunked = b"chunked" in self.headers.get(b"transfer-encoding", b"").lower()
         # Neither a length nor chunks: the body ends when the server closes.
         self._until_close = not chunked and b"content-length" not in self.headers
-        self._done = False
 
     async def read(self) -> bytes:
         """The body's bytes received since the last call; b"" at its end.
@@ -202,11 +223,9 @@ class Response:
             if conn.error is not None:
                 raise conn.error
             if conn.complete:
-                self._done = True
                 return b""
             if conn.closed:
                 if self._until_close:
-                    self._done = True
                     return b""
                 raise ProtocolError("the connection dropped before the response's end")
             await conn.wait()
@@ -220,14 +239,22 @@ class Response:
             data += piece
         return data
 
-    def close(self) -> None:
+    def close(self, *, drain: bool = False) -> None:
         """Give the connection back for the next request if the response was
-        read to its end, else close it."""
+        read to its end, else close it. ``drain``: the reader has all it needs
+        (an answer's ``[DONE]``) though the body has not ended yet; the rest
+        (a chunked body's last bytes, usually just behind) is let through and
+        the connection kept if it ends within DRAIN_SECONDS."""
         conn, self._conn = self._conn, None
         if conn is None:
             return
-        if self._done and conn.complete and not conn.closed and conn.parser.should_keep_alive():
+        if conn.closed or conn.error is not None or not conn.keep_alive:
+            conn.close()
+        elif conn.complete:
             self._client._put_idle(self._key, conn)
+        elif drain and not self._until_close:
+            key, client = self._key, self._client
+            conn.drain(lambda: client._put_idle(key, conn), self.DRAIN_SECONDS)
         else:
             conn.close()
 

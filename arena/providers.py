@@ -224,7 +224,9 @@ class OpenAICompatible:
             raise self._transport_error(exc) from exc
         finally:
             if resp is not None:
-                resp.close()
+                # After [DONE] the connection is kept for the next answer; an
+                # answer left half way (the voter left) closes it.
+                resp.close(drain=finished)
         if not finished:
             raise ProviderError("stream", f"{url}: the stream ended before [DONE]")
 
