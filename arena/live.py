@@ -39,12 +39,12 @@ from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import close_old_connections, connections, transaction
 from django.db.models import Count, F, Q
 from django.utils import timezone
 
+from . import live_sql
 from .leaks import battle_leaks
 from .metrics import observe_astream
 from .models import ArenaModel, Battle, Voter
@@ -266,21 +266,23 @@ def reset_db_pool() -> None:
             wrapper.connection = None
 
 
-def _with_connection(fn, *args, **kwargs):
+def _with_connection(fn, *args):
     # What Django does around each request: drop a connection that is broken
     # or past CONN_MAX_AGE before using it, and after.
     _pool_connections.update(connections.all(initialized_only=True))
     close_old_connections()
     try:
-        return fn(*args, **kwargs)
+        return fn(*args)
     finally:
         close_old_connections()
         _pool_connections.update(connections.all(initialized_only=True))
 
 
-async def in_db_thread(fn, *args, **kwargs):
-    """Run ``fn`` (database work, in its own transactions) on the stream pool."""
-    return await sync_to_async(_with_connection, thread_sensitive=False, executor=_pool())(fn, *args, **kwargs)
+async def in_db_thread(fn, *args):
+    """Run ``fn`` (database work, in its own transactions) on the stream pool.
+    A plain executor call: no context copied in and out (sync_to_async's),
+    which nothing here reads."""
+    return await asyncio.get_running_loop().run_in_executor(_pool(), _with_connection, fn, *args)
 
 
 def sse(event: str, data: dict) -> bytes:
@@ -299,11 +301,11 @@ def claim_stream(battle_id, voter: Voter) -> Battle:
         # vote takes on the rows it references, so opening battles and voting
         # never wait on (or deadlock with) a claim. Rows of one table are
         # always locked in id order, everywhere in this module.
-        battle = _own_battle(
-            battle_id,
-            voter,
-            Battle.objects.select_for_update(of=("self",), no_key=True).select_related("model_a", "model_b"),
-        )
+        # One statement, composed once (arena.live_sql): the ORM's compiling
+        # of this select_related query was most of a claim's CPU.
+        battle = live_sql.claim_battle(battle_id, voter.id)
+        if battle is None:
+            raise BattleNotFound("no such battle for this voter")
         if battle.status not in (Battle.Status.PENDING, Battle.Status.FAILED):
             raise TurnRefused("this turn is already answered")
         if battle.model_a.provider_kind != ArenaModel.Provider.OPENAI:
@@ -324,7 +326,7 @@ def claim_stream(battle_id, voter: Voter) -> Battle:
             busy = _in_flight(models)
             if not all(_has_slot(m, busy) for m in models):
                 raise ModelsBusy()
-        Battle.objects.filter(id=battle.id).update(status=Battle.Status.PENDING, failure="", streaming_since=now)
+        live_sql.mark_streaming(battle.id, now)
         battle.status, battle.failure, battle.streaming_since = Battle.Status.PENDING, "", now
     return battle
 
@@ -334,10 +336,9 @@ def _release(battle: Battle, turns: list[dict]) -> None:
     operators, and for the leak rule), free the slots; the battle stays
     pending and the page streams the turn afresh on return. A stream that
     lost its claim matches no row and writes nothing."""
-    Battle.objects.filter(id=battle.id, status=Battle.Status.PENDING, streaming_since=battle.streaming_since).update(
-        turns=turns,
-        identity_leak=battle.identity_leak or battle_leaks(turns, battle.model_a, battle.model_b),
-        streaming_since=None,
+    live_sql.update_claimed(
+        battle,
+        {"turns": turns, "identity_leak": battle.identity_leak or battle_leaks(turns, battle.model_a, battle.model_b)},
     )
 
 
@@ -474,9 +475,7 @@ def _store_turn(battle: Battle, turns: list[dict], errors: dict[str, ProviderErr
         fields["status"] = Battle.Status.READY
         fields["ready_at"] = now
     with transaction.atomic():
-        written = Battle.objects.filter(
-            id=battle.id, status=Battle.Status.PENDING, streaming_since=battle.streaming_since
-        ).update(**fields)
+        written = live_sql.update_claimed(battle, fields)
         if not written:
             log.warning("battle %s moved on while its turn streamed; this stream's answers are dropped", battle.id)
             return Battle.objects.filter(id=battle.id).values_list("status", flat=True).first() or "failed"
@@ -490,7 +489,7 @@ def _store_turn(battle: Battle, turns: list[dict], errors: dict[str, ProviderErr
 
 def _model_health(model: ArenaModel, error: ProviderError | None, now) -> None:
     if error is None:
-        ArenaModel.objects.filter(id=model.id, consecutive_failures__gt=0).update(consecutive_failures=0)
+        live_sql.reset_failures(model.id)
         return
     if error.kind not in MODEL_FAULTS:
         return
