@@ -200,7 +200,47 @@ def _messages(turns: list[dict], side: str) -> list[dict[str, str]]:
     return messages
 
 
-async def _answer(model: ArenaModel, side: str, messages: list[dict], out: asyncio.Queue, client: StreamClient) -> None:
+class _Inbox:
+    """What the two sides of a stream send it: a list and, while the stream
+    waits, one future. Cheaper than an asyncio.Queue and a timeout context
+    per wait (both showed in the web process's profile under 500 streams):
+    a wait makes one future, and a timer only when a coalesced delta is due."""
+
+    __slots__ = ("items", "loop", "waiter")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop):
+        self.items: list[tuple] = []
+        self.loop = loop
+        self.waiter: asyncio.Future | None = None
+
+    def put_nowait(self, item: tuple) -> None:
+        self.items.append(item)
+        self.wake()
+
+    def wake(self) -> None:
+        waiter, self.waiter = self.waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def take(self) -> list[tuple]:
+        items, self.items = self.items, []
+        return items
+
+    async def wait(self, until: float) -> None:
+        """Until something arrives, ``wake`` is called, or the loop's clock reaches ``until``."""
+        if self.items:
+            return
+        waiter = self.waiter = self.loop.create_future()
+        timer = self.loop.call_at(until, self.wake) if until != math.inf else None
+        try:
+            await waiter
+        finally:
+            self.waiter = None
+            if timer is not None:
+                timer.cancel()
+
+
+async def _answer(model: ArenaModel, side: str, messages: list[dict], out: _Inbox, client: StreamClient) -> None:
     """One side, as a task: stream its deltas into ``out``, never raise.
     Cancelling the task (the voter left, or the turn's deadline passed)
     closes the provider's connection, so no answer runs on unseen."""
@@ -364,7 +404,7 @@ async def stream_turn(battle: Battle) -> AsyncIterator[bytes]:
     current = turns[-1]
     current["a"] = current["b"] = ""
     sides = {"a": battle.model_a, "b": battle.model_b}
-    out: asyncio.Queue = asyncio.Queue()
+    out = _Inbox(loop)
     errors: dict[str, ProviderError] = {}
     interval = max(0, settings.ARENA_STREAM_COALESCE_MS) / 1000
     unsent = {"a": "", "b": ""}
@@ -374,6 +414,7 @@ async def stream_turn(battle: Battle) -> AsyncIterator[bytes]:
     deadline = loop.time() + max(1, settings.ARENA_PENDING_STALE_SECONDS - 10)
     stored = False
     tasks: list[asyncio.Task] = []
+    deadline_timer: asyncio.TimerHandle | None = None
 
     def flush(side: str) -> bytes:
         text, unsent[side] = unsent[side], ""
@@ -386,14 +427,18 @@ async def stream_turn(battle: Battle) -> AsyncIterator[bytes]:
             tasks.append(asyncio.create_task(_answer(model, side, _messages(turns, side), out, client)))
         yield sse("start", {"turn": len(turns), "prompt_html": render_markdown(current.get("prompt", ""))})
         pending = set(sides)
+        # One timer for the turn's deadline, not one per wait.
+        deadline_timer = loop.call_at(deadline, out.wake)
         while pending:
             due = min((sent_at[s] + interval for s in sides if unsent[s]), default=math.inf)
-            try:
-                async with asyncio.timeout_at(min(deadline, due)):
-                    items = [await out.get()]
-            except TimeoutError:
-                events = [flush(s) for s in sides if unsent[s] and sent_at[s] + interval <= loop.time()]
-                if loop.time() < deadline:
+            if loop.time() < deadline:
+                await out.wait(due)  # or until the deadline's timer wakes it
+            items = out.take()
+            if not items:  # woken by the clock: a coalesced delta is due, or the deadline passed
+                now = loop.time()
+                # (a timer may fire up to a clock tick early)
+                events = [flush(s) for s in sides if unsent[s] and sent_at[s] + interval <= now + 0.001]
+                if now < deadline:
                     if events:
                         yield b"".join(events)
                     continue
@@ -405,11 +450,9 @@ async def stream_turn(battle: Battle) -> AsyncIterator[bytes]:
                                                      f"{errors[side].public}"}))  # fmt: skip
                 yield b"".join(events)
                 break
-            # Whatever else has arrived meanwhile goes out in the same write:
+            # Whatever has arrived meanwhile goes out in the same write:
             # under load one socket write per event was a large share of the
             # web process's CPU (docs/LIVE.md "Measured").
-            while not out.empty():
-                items.append(out.get_nowait())
             events = []
             for side, kind, payload in items:
                 if kind == "delta":
@@ -443,6 +486,8 @@ async def stream_turn(battle: Battle) -> AsyncIterator[bytes]:
             },
         )
     finally:
+        if deadline_timer is not None:
+            deadline_timer.cancel()
         for task in tasks:
             task.cancel()
         if not stored:

@@ -8,7 +8,9 @@ Needs PostgreSQL and Redis (DATABASE_URL's server, scratch database
 redis://127.0.0.1:6379/3 and /4). It starts:
 
 * bench/fake_provider.py: an OpenAI-compatible server streaming 20 chunks
-  per answer over 10 s (the first chunk 0.5 s after the request);
+  per answer over 10 s (the first chunk 0.5 s after the request), in chunked
+  encoding on kept-alive connections as real providers answer
+  (--provider-close: one connection per answer, closed after it);
 * the web exactly as in production, one process:
   ``gunicorn arena.asgi:application -k uvicorn_worker.UvicornWorker --workers 1``
   (DEBUG off, the battle rate limits raised through the environment);
@@ -323,6 +325,11 @@ def main() -> None:
     parser.add_argument("--ramp", type=float, default=0.0, help="spread the stream starts over this many seconds")
     parser.add_argument("--clients", type=int, default=2, help="client processes sending the streams")
     parser.add_argument("--db", default="arena_bench_live")
+    parser.add_argument(
+        "--provider-close",
+        action="store_true",
+        help="the fake provider closes its connection after each answer (default: kept alive, chunked)",
+    )
     parser.add_argument("--poll", nargs=2, metavar=("URL", "STOP_FILE"), help=argparse.SUPPRESS)
     parser.add_argument("--client", metavar="JOB_FILE", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -352,6 +359,7 @@ def main() -> None:
                 str(CHUNKS),
                 "--seconds",
                 str(SECONDS),
+                *(["--close"] if args.provider_close else []),
             ],
             cwd=ROOT,
             start_new_session=True,
@@ -380,7 +388,8 @@ def main() -> None:
             pass
         how = f"spread evenly over {args.ramp:g} s" if args.ramp else "all at once"
         print(
-            f"provider: {CHUNKS} chunks per answer over {SECONDS:.0f} s, first after {ms(FIRST_CHUNK)} ms; "
+            f"provider: {CHUNKS} chunks per answer over {SECONDS:.0f} s, first after {ms(FIRST_CHUNK)} ms, "
+            f"{'a connection per answer' if args.provider_close else 'connections kept alive'}; "
             f"stream starts {how}, from {args.clients} client processes"
         )
         print(
