@@ -325,6 +325,7 @@ def main() -> None:
     parser.add_argument("--ramp", type=float, default=0.0, help="spread the stream starts over this many seconds")
     parser.add_argument("--clients", type=int, default=2, help="client processes sending the streams")
     parser.add_argument("--db", default="arena_bench_live")
+    parser.add_argument("--app", default="arena.asgi:application", help="the ASGI application (Procfile's by default)")
     parser.add_argument(
         "--provider-close",
         action="store_true",
@@ -367,7 +368,7 @@ def main() -> None:
         procs.append(provider)
         web_cmd = [
             str(Path(PY).parent / "gunicorn"),
-            "arena.asgi:application",
+            args.app,
             "-k",
             "uvicorn_worker.UvicornWorker",
             "--workers",
