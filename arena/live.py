@@ -337,11 +337,12 @@ def claim_stream(battle_id, voter: Voter) -> Battle:
     takes no slot, so battles opened and never streamed block nobody."""
     now = timezone.now()
     horizon = now - timedelta(seconds=settings.ARENA_PENDING_STALE_SECONDS)
-    if not voter.banned and connection.vendor == "postgresql":
+    if connection.vendor == "postgresql":
         # The common case in one statement (arena.live_sql.quick_claim); any
         # other (a cap to count, a refusal to explain) takes the path below.
         battle = live_sql.quick_claim(battle_id, voter.id, now, horizon)
         if battle is not None:
+            voter.banned = False  # as the claim read it
             return battle
     with transaction.atomic():
         # FOR NO KEY UPDATE (here and on the models below): it does not

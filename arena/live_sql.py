@@ -27,7 +27,7 @@ from functools import cache
 
 from django.db import connection
 
-from .models import ArenaModel, Battle
+from .models import ArenaModel, Battle, Voter
 
 
 class _Loader:
@@ -88,8 +88,9 @@ def _quick_claim_statement() -> tuple[str, _Loader, _Loader, _Loader]:
     battle_table, model_table = Battle._meta.db_table, ArenaModel._meta.db_table
     sql = (
         f"UPDATE {battle_table} b SET status = %(pending)s, failure = '', streaming_since = %(now)s "
-        f"FROM {model_table} ma, {model_table} mb "
+        f"FROM {model_table} ma, {model_table} mb, {Voter._meta.db_table} v "
         "WHERE b.id = %(id)s AND b.voter_id = %(voter)s AND ma.id = b.model_a_id AND mb.id = b.model_b_id "
+        "AND v.id = b.voter_id AND NOT v.banned "
         "AND b.status IN (%(pending)s, %(failed)s) "
         "AND (b.streaming_since IS NULL OR b.streaming_since < %(horizon)s) "
         "AND ma.provider_kind = %(openai)s AND ma.status = %(active)s AND mb.status = %(active)s "
@@ -101,7 +102,8 @@ def _quick_claim_statement() -> tuple[str, _Loader, _Loader, _Loader]:
 
 def quick_claim(battle_id, voter_id, now, horizon) -> Battle | None:
     """The whole claim in one statement, for the common case: the voter's
-    battle, pending or failed, not streaming since ``horizon``, on two active
+    (not banned: read here, since the request's voter carries only its id
+    and key, and loading the rest was a query of its own) battle, pending or failed, not streaming since ``horizon``, on two active
     live models without a cap (whose slots need no count, so no model row is
     locked). The battle as claimed, or None if any of that does not hold (the
     caller then takes the checking path, which says why).

@@ -105,3 +105,13 @@ def test_claims_of_one_battle_at_once_give_it_to_one(uncapped):
         results = _claim_at_once(new_battle(), 4)
         assert sum(isinstance(r, Battle) for r in results) == 1, results
         assert sum(isinstance(r, live.BattleBusy) for r in results) == 3, results
+
+
+def test_a_voter_banned_since_the_session_began_is_refused(uncapped):
+    """The request's voter carries only id and key (arena.services.voter_for_session)."""
+    battle = new_battle()
+    Voter.objects.filter(id=battle.voter_id).update(banned=True)
+    session_voter = Voter.from_db("default", ["id", "key"], [battle.voter_id, battle.voter.key])
+    with pytest.raises(VoterBanned):
+        live.claim_stream(battle.id, session_voter)
+    assert Battle.objects.get(id=battle.id).streaming_since is None
