@@ -13,9 +13,9 @@ every stream start and leaderboard request in flight waiting them out; the
 
 ``tune_for_serving`` (called once, when the web's application is imported):
 
-* ``gc.freeze()`` after a collection: what exists at start-up is never
-  walked again (it lives as long as the process anyway; the fork-friendly
-  recipe of CPython's documentation);
+* ``gc.freeze()`` after a collection: what exists at start-up (it lives as
+  long as the process anyway) moves to a permanent generation that no
+  collection walks again;
 * thresholds ``(50_000, 20, 10)`` instead of ``(700, 10, 10)``: the young
   generation is collected after 50,000 new container objects instead of
   700, so the objects of a request or a chunk, short-lived, die before
