@@ -37,18 +37,19 @@ import random
 import weakref
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from datetime import timedelta
 
-import httpx
-from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import close_old_connections, connections, transaction
+from django.db import close_old_connections, connection, connections, transaction
 from django.db.models import Count, F, Q
 from django.utils import timezone
 
+from . import live_sql
 from .leaks import battle_leaks
 from .metrics import observe_astream
 from .models import ArenaModel, Battle, Voter
+from .provider_http import StreamClient
 from .providers import OpenAICompatible, ProviderError
 from .rendering import render_markdown
 from .services import ArenaError, BattleNotFound, NoBattleAvailable, VoterBanned, choose_pair
@@ -200,9 +201,47 @@ def _messages(turns: list[dict], side: str) -> list[dict[str, str]]:
     return messages
 
 
-async def _answer(
-    model: ArenaModel, side: str, messages: list[dict], out: asyncio.Queue, client: httpx.AsyncClient
-) -> None:
+class _Inbox:
+    """What the two sides of a stream send it: a list and, while the stream
+    waits, one future. Cheaper than an asyncio.Queue and a timeout context
+    per wait (both showed in the web process's profile under 500 streams):
+    a wait makes one future, and a timer only when a coalesced delta is due."""
+
+    __slots__ = ("items", "loop", "waiter")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop):
+        self.items: list[tuple] = []
+        self.loop = loop
+        self.waiter: asyncio.Future | None = None
+
+    def put_nowait(self, item: tuple) -> None:
+        self.items.append(item)
+        self.wake()
+
+    def wake(self) -> None:
+        waiter, self.waiter = self.waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def take(self) -> list[tuple]:
+        items, self.items = self.items, []
+        return items
+
+    async def wait(self, until: float) -> None:
+        """Until something arrives, ``wake`` is called, or the loop's clock reaches ``until``."""
+        if self.items:
+            return
+        waiter = self.waiter = self.loop.create_future()
+        timer = self.loop.call_at(until, self.wake) if until != math.inf else None
+        try:
+            await waiter
+        finally:
+            self.waiter = None
+            if timer is not None:
+                timer.cancel()
+
+
+async def _answer(model: ArenaModel, side: str, messages: list[dict], out: _Inbox, client: StreamClient) -> None:
     """One side, as a task: stream its deltas into ``out``, never raise.
     Cancelling the task (the voter left, or the turn's deadline passed)
     closes the provider's connection, so no answer runs on unseen."""
@@ -221,18 +260,19 @@ async def _answer(
         out.put_nowait((side, "error", ProviderError("stream", f"{type(exc).__name__}: {exc}")))
 
 
-# One HTTP client per event loop, shared by every side of every stream: a
-# client costs ~20 ms of CPU to build and holds the connection pool. Keyed
-# weakly, so a loop that ends (a test's) takes its client with it.
+# One HTTP client per event loop, shared by every side of every stream
+# (arena.provider_http: keep-alive connections per provider, far cheaper per
+# request and per read than httpx). Keyed weakly, so a loop that ends (a
+# test's) takes its client with it.
 _clients: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def provider_client() -> httpx.AsyncClient:
+def provider_client() -> StreamClient:
     loop = asyncio.get_running_loop()
     client = _clients.get(loop)
     if client is None:
         # No pool cap: the per-model cap is max_concurrency, checked at the claim.
-        client = httpx.AsyncClient(limits=httpx.Limits(max_connections=None, max_keepalive_connections=100))
+        client = StreamClient()
         _clients[loop] = client
     return client
 
@@ -267,21 +307,23 @@ def reset_db_pool() -> None:
             wrapper.connection = None
 
 
-def _with_connection(fn, *args, **kwargs):
+def _with_connection(fn, *args):
     # What Django does around each request: drop a connection that is broken
     # or past CONN_MAX_AGE before using it, and after.
     _pool_connections.update(connections.all(initialized_only=True))
     close_old_connections()
     try:
-        return fn(*args, **kwargs)
+        return fn(*args)
     finally:
         close_old_connections()
         _pool_connections.update(connections.all(initialized_only=True))
 
 
-async def in_db_thread(fn, *args, **kwargs):
-    """Run ``fn`` (database work, in its own transactions) on the stream pool."""
-    return await sync_to_async(_with_connection, thread_sensitive=False, executor=_pool())(fn, *args, **kwargs)
+async def in_db_thread(fn, *args):
+    """Run ``fn`` (database work, in its own transactions) on the stream pool.
+    A plain executor call: no context copied in and out (sync_to_async's),
+    which nothing here reads."""
+    return await asyncio.get_running_loop().run_in_executor(_pool(), _with_connection, fn, *args)
 
 
 def sse(event: str, data: dict) -> bytes:
@@ -294,23 +336,30 @@ def claim_stream(battle_id, voter: Voter) -> Battle:
     both models must have a free slot (``max_concurrency``). Opening a battle
     takes no slot, so battles opened and never streamed block nobody."""
     now = timezone.now()
+    horizon = now - timedelta(seconds=settings.ARENA_PENDING_STALE_SECONDS)
+    if connection.vendor == "postgresql":
+        # The common case in one statement (arena.live_sql.quick_claim); any
+        # other (a cap to count, a refusal to explain) takes the path below.
+        battle = live_sql.quick_claim(battle_id, voter.id, now, horizon)
+        if battle is not None:
+            voter.banned = False  # as the claim read it
+            return battle
     with transaction.atomic():
         # FOR NO KEY UPDATE (here and on the models below): it does not
         # conflict with the FOR KEY SHARE locks that inserting a battle or a
         # vote takes on the rows it references, so opening battles and voting
         # never wait on (or deadlock with) a claim. Rows of one table are
         # always locked in id order, everywhere in this module.
-        battle = _own_battle(
-            battle_id,
-            voter,
-            Battle.objects.select_for_update(of=("self",), no_key=True).select_related("model_a", "model_b"),
-        )
+        # One statement, composed once (arena.live_sql): the ORM's compiling
+        # of this select_related query was most of a claim's CPU.
+        battle = live_sql.claim_battle(battle_id, voter.id)
+        if battle is None:
+            raise BattleNotFound("no such battle for this voter")
         if battle.status not in (Battle.Status.PENDING, Battle.Status.FAILED):
             raise TurnRefused("this turn is already answered")
         if battle.model_a.provider_kind != ArenaModel.Provider.OPENAI:
             raise TurnRefused("this battle's answers were written in advance")
         _check_still_open(battle, voter)
-        horizon = now - timedelta(seconds=settings.ARENA_PENDING_STALE_SECONDS)
         if battle.streaming_since and battle.streaming_since >= horizon:
             raise BattleBusy("this battle is already being answered in another tab")
         if battle.model_a.max_concurrency or battle.model_b.max_concurrency:
@@ -325,7 +374,7 @@ def claim_stream(battle_id, voter: Voter) -> Battle:
             busy = _in_flight(models)
             if not all(_has_slot(m, busy) for m in models):
                 raise ModelsBusy()
-        Battle.objects.filter(id=battle.id).update(status=Battle.Status.PENDING, failure="", streaming_since=now)
+        live_sql.mark_streaming(battle.id, now)
         battle.status, battle.failure, battle.streaming_since = Battle.Status.PENDING, "", now
     return battle
 
@@ -335,10 +384,9 @@ def _release(battle: Battle, turns: list[dict]) -> None:
     operators, and for the leak rule), free the slots; the battle stays
     pending and the page streams the turn afresh on return. A stream that
     lost its claim matches no row and writes nothing."""
-    Battle.objects.filter(id=battle.id, status=Battle.Status.PENDING, streaming_since=battle.streaming_since).update(
-        turns=turns,
-        identity_leak=battle.identity_leak or battle_leaks(turns, battle.model_a, battle.model_b),
-        streaming_since=None,
+    live_sql.update_claimed(
+        battle,
+        {"turns": turns, "identity_leak": battle.identity_leak or battle_leaks(turns, battle.model_a, battle.model_b)},
     )
 
 
@@ -364,7 +412,7 @@ async def stream_turn(battle: Battle) -> AsyncIterator[bytes]:
     current = turns[-1]
     current["a"] = current["b"] = ""
     sides = {"a": battle.model_a, "b": battle.model_b}
-    out: asyncio.Queue = asyncio.Queue()
+    out = _Inbox(loop)
     errors: dict[str, ProviderError] = {}
     interval = max(0, settings.ARENA_STREAM_COALESCE_MS) / 1000
     unsent = {"a": "", "b": ""}
@@ -374,6 +422,7 @@ async def stream_turn(battle: Battle) -> AsyncIterator[bytes]:
     deadline = loop.time() + max(1, settings.ARENA_PENDING_STALE_SECONDS - 10)
     stored = False
     tasks: list[asyncio.Task] = []
+    deadline_timer: asyncio.TimerHandle | None = None
 
     def flush(side: str) -> bytes:
         text, unsent[side] = unsent[side], ""
@@ -386,14 +435,18 @@ async def stream_turn(battle: Battle) -> AsyncIterator[bytes]:
             tasks.append(asyncio.create_task(_answer(model, side, _messages(turns, side), out, client)))
         yield sse("start", {"turn": len(turns), "prompt_html": render_markdown(current.get("prompt", ""))})
         pending = set(sides)
+        # One timer for the turn's deadline, not one per wait.
+        deadline_timer = loop.call_at(deadline, out.wake)
         while pending:
             due = min((sent_at[s] + interval for s in sides if unsent[s]), default=math.inf)
-            try:
-                async with asyncio.timeout_at(min(deadline, due)):
-                    items = [await out.get()]
-            except TimeoutError:
-                events = [flush(s) for s in sides if unsent[s] and sent_at[s] + interval <= loop.time()]
-                if loop.time() < deadline:
+            if loop.time() < deadline:
+                await out.wait(due)  # or until the deadline's timer wakes it
+            items = out.take()
+            if not items:  # woken by the clock: a coalesced delta is due, or the deadline passed
+                now = loop.time()
+                # (a timer may fire up to a clock tick early)
+                events = [flush(s) for s in sides if unsent[s] and sent_at[s] + interval <= now + 0.001]
+                if now < deadline:
                     if events:
                         yield b"".join(events)
                     continue
@@ -405,11 +458,9 @@ async def stream_turn(battle: Battle) -> AsyncIterator[bytes]:
                                                      f"{errors[side].public}"}))  # fmt: skip
                 yield b"".join(events)
                 break
-            # Whatever else has arrived meanwhile goes out in the same write:
+            # Whatever has arrived meanwhile goes out in the same write:
             # under load one socket write per event was a large share of the
             # web process's CPU (docs/LIVE.md "Measured").
-            while not out.empty():
-                items.append(out.get_nowait())
             events = []
             for side, kind, payload in items:
                 if kind == "delta":
@@ -443,6 +494,8 @@ async def stream_turn(battle: Battle) -> AsyncIterator[bytes]:
             },
         )
     finally:
+        if deadline_timer is not None:
+            deadline_timer.cancel()
         for task in tasks:
             task.cancel()
         if not stored:
@@ -458,8 +511,15 @@ async def stream_turn(battle: Battle) -> AsyncIterator[bytes]:
 
 
 def _store_turn(battle: Battle, turns: list[dict], errors: dict[str, ProviderError]) -> str:
-    """Write the turn's outcome and each model's health in one transaction,
-    unless the battle moved on meanwhile (then return its current status).
+    """Write the turn's outcome, then each model's health, unless the battle
+    moved on meanwhile (then return its current status).
+
+    A failed turn writes both in one transaction (a failure may pause a
+    model). A successful one, the bulk of them, writes each as a statement
+    of its own (autocommit: three round trips instead of five, each a wait
+    for the GIL on a busy web process): a success only resets a model's
+    failure count, and a statement that locks one row at most and commits at
+    once can wait on no one crosswise.
 
     What the voter saw counts for the leak rule even when the turn failed,
     and a leak once seen is never forgotten by a retry."""
@@ -474,10 +534,8 @@ def _store_turn(battle: Battle, turns: list[dict], errors: dict[str, ProviderErr
     else:
         fields["status"] = Battle.Status.READY
         fields["ready_at"] = now
-    with transaction.atomic():
-        written = Battle.objects.filter(
-            id=battle.id, status=Battle.Status.PENDING, streaming_since=battle.streaming_since
-        ).update(**fields)
+    with transaction.atomic() if errors else nullcontext():
+        written = live_sql.update_claimed(battle, fields)
         if not written:
             log.warning("battle %s moved on while its turn streamed; this stream's answers are dropped", battle.id)
             return Battle.objects.filter(id=battle.id).values_list("status", flat=True).first() or "failed"
@@ -491,7 +549,7 @@ def _store_turn(battle: Battle, turns: list[dict], errors: dict[str, ProviderErr
 
 def _model_health(model: ArenaModel, error: ProviderError | None, now) -> None:
     if error is None:
-        ArenaModel.objects.filter(id=model.id, consecutive_failures__gt=0).update(consecutive_failures=0)
+        live_sql.reset_failures(model.id)
         return
     if error.kind not in MODEL_FAULTS:
         return

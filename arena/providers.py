@@ -20,6 +20,8 @@ from dataclasses import dataclass
 
 import httpx
 
+from .provider_http import HTTPStreamError, StreamClient
+
 PUBLIC_MESSAGES = {
     "timeout": "the model took too long to answer",
     "connection": "the model could not be reached",
@@ -171,12 +173,73 @@ class OpenAICompatible:
         if not finished:
             raise ProviderError("stream", f"{url}: the stream ended before [DONE]")
 
-    async def astream(self, messages: list[dict[str, str]], client: httpx.AsyncClient) -> AsyncIterator[str]:
+    async def astream(
+        self, messages: list[dict[str, str]], client: StreamClient | httpx.AsyncClient
+    ) -> AsyncIterator[str]:
         """``stream`` for the event loop: the same deltas and errors, over a
-        shared ``httpx.AsyncClient`` (arena.live keeps one per event loop:
-        building a client costs ~20 ms of CPU, a coroutine costs nothing).
-        Closing the generator (or cancelling its task) closes the
-        provider's connection, so no answer runs on unseen."""
+        shared ``arena.provider_http.StreamClient`` (arena.live keeps one per
+        event loop, with keep-alive connections per provider). A URL the
+        environment sends through a proxy, or an ``httpx.AsyncClient`` given
+        instead, is read with httpx. Closing the generator (or cancelling its
+        task) closes the provider's connection, so no answer runs on unseen."""
+        if isinstance(client, httpx.AsyncClient):
+            async for delta in self._astream_httpx(messages, client):
+                yield delta
+            return
+        if client.uses_proxy(self.url):
+            async for delta in self._astream_httpx(messages, client.httpx_client()):
+                yield delta
+            return
+        url = self.url
+        headers = self.headers()
+        body = json.dumps(self.body(messages), ensure_ascii=False, separators=(",", ":")).encode()
+        finished = False
+        resp = None
+        try:
+            resp = await client.post(
+                url, headers, body, connect_timeout=self.connect_timeout, read_timeout=self.timeout
+            )
+            if resp.status >= 400:
+                text = (await resp.read_all(4096)).decode("utf-8", "replace")[:300]
+                raise ProviderError("http", f"{url} answered {resp.status}: {text}")
+            buffer = b""
+            while chunk := await resp.read():
+                lines, buffer = split_lines(buffer + chunk if buffer else chunk)
+                for line in lines:
+                    if not line:
+                        continue
+                    deltas, done = self._parse_line(line)
+                    for delta in deltas:
+                        yield delta
+                    if done:
+                        finished = True
+                        if line.startswith("data:") and line[5:].strip() == "[DONE]":
+                            return
+            if buffer:  # a last line without its line break
+                deltas, done = self._parse_line(buffer.decode("utf-8", "replace"))
+                for delta in deltas:
+                    yield delta
+                finished = finished or done
+        except HTTPStreamError as exc:
+            raise self._transport_error(exc) from exc
+        finally:
+            if resp is not None:
+                # After [DONE] the connection is kept for the next answer; an
+                # answer left half way (the voter left) closes it.
+                resp.close(drain=finished)
+        if not finished:
+            raise ProviderError("stream", f"{url}: the stream ended before [DONE]")
+
+    def _transport_error(self, exc: HTTPStreamError) -> ProviderError:
+        url = self.url
+        if exc.kind == "timeout":
+            return ProviderError("timeout", f"{url}: timed out ({exc})")
+        if exc.kind == "stream":
+            return ProviderError("stream", f"{url}: connection dropped mid-answer ({exc})")
+        return ProviderError("connection", f"{url}: {exc}")
+
+    async def _astream_httpx(self, messages: list[dict[str, str]], client: httpx.AsyncClient) -> AsyncIterator[str]:
+        """``astream`` over an ``httpx.AsyncClient`` (a proxied provider)."""
         url = self.url
         finished = False
         try:
@@ -186,9 +249,6 @@ class OpenAICompatible:
                 if resp.status_code >= 400:
                     text = (await resp.aread()).decode("utf-8", "replace")[:300]
                     raise ProviderError("http", f"{url} answered {resp.status_code}: {text}")
-                # Lines split from the bytes here: httpx's aiter_lines (bytes
-                # -> text -> lines, a generator each) was the largest
-                # per-chunk cost in the web process's profile under load.
                 buffer = b""
                 async for chunk in resp.aiter_bytes():
                     lines, buffer = split_lines(buffer + chunk)

@@ -8,7 +8,9 @@ Needs PostgreSQL and Redis (DATABASE_URL's server, scratch database
 redis://127.0.0.1:6379/3 and /4). It starts:
 
 * bench/fake_provider.py: an OpenAI-compatible server streaming 20 chunks
-  per answer over 10 s (the first chunk 0.5 s after the request);
+  per answer over 10 s (the first chunk 0.5 s after the request), in chunked
+  encoding on kept-alive connections as real providers answer
+  (--provider-close: one connection per answer, closed after it);
 * the web exactly as in production, one process:
   ``gunicorn arena.asgi:application -k uvicorn_worker.UvicornWorker --workers 1``
   (DEBUG off, the battle rate limits raised through the environment);
@@ -188,28 +190,60 @@ async def open_sessions(client, n: int) -> list[dict]:
     return await asyncio.gather(*(one() for _ in range(n)))
 
 
-async def stream_one(client, battle: dict, delay: float) -> dict:
+async def stream_one(address: tuple[str, int], battle: dict, delay: float) -> dict:
+    """One voter's stream POST on a connection of its own, read as it comes.
+    Plain asyncio streams, not httpx: at N = 500 httpx cost the client
+    processes about as much CPU as the web process they measure, on the same
+    two cores."""
     await asyncio.sleep(delay)
     result = {"ok": False, "ttfe": None, "headers": None, "duration": None, "error": ""}
     t0 = time.perf_counter()
-    event = ""
+    writer = None
     try:
-        async with client.stream("POST", f"/api/v1/battles/{battle['id']}/stream/", headers=battle["headers"]) as r:
-            result["headers"] = time.perf_counter() - t0  # the checks and the claim are done
-            if r.status_code != 200:
-                result["error"] = f"HTTP {r.status_code}: {(await r.aread())[:200]!r}"
-                return result
-            async for line in r.aiter_lines():
-                if line.startswith("event: "):
-                    event = line[7:]
-                    if event == "delta" and result["ttfe"] is None:
-                        result["ttfe"] = time.perf_counter() - t0
-                elif line.startswith("data: ") and event == "end":
-                    result["ok"] = json.loads(line[6:])["status"] == "ready"
-                    if not result["ok"]:
-                        result["error"] = line
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(*address), 30)
+        head = "".join(f"{k}: {v}\r\n" for k, v in battle["headers"].items())
+        writer.write(
+            f"POST /api/v1/battles/{battle['id']}/stream/ HTTP/1.1\r\nHost: {address[0]}:{address[1]}\r\n"
+            f"{head}Content-Length: 0\r\nConnection: close\r\n\r\n".encode()
+        )
+        status_head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 120)
+        result["headers"] = time.perf_counter() - t0  # the checks and the claim are done
+        status = int(status_head.split(b" ", 2)[1])
+        chunked = b"transfer-encoding: chunked" in status_head.lower()
+        body = b""
+        while True:
+            if chunked:
+                size = int((await asyncio.wait_for(reader.readuntil(b"\r\n"), 120)).split(b";")[0], 16)
+                piece = (await asyncio.wait_for(reader.readexactly(size + 2), 120))[:size]
+                if not size:
+                    break
+            else:
+                piece = await asyncio.wait_for(reader.read(65536), 120)
+                if not piece:
+                    break
+            body += piece
+            if result["ttfe"] is None and b"event: delta\n" in body:
+                result["ttfe"] = time.perf_counter() - t0
+            if status != 200:
+                continue
+            end = body.find(b"event: end\ndata: ")
+            if end >= 0 and body.endswith(b"\n\n"):
+                data = json.loads(body[end + 17 :].split(b"\n", 1)[0])
+                result["ok"] = data["status"] == "ready"
+                if not result["ok"]:
+                    result["error"] = f"end: {data}"
+                break
+            if result["ttfe"] is not None:
+                body = body[-64:]  # only the end event is still looked for
+        if status != 200:
+            result["error"] = f"HTTP {status}: {body[:200]!r}"
+        elif not result["ok"] and not result["error"]:
+            result["error"] = "the stream ended without an end event"
     except Exception as exc:  # noqa: BLE001 - counted as a failed stream
         result["error"] = f"{type(exc).__name__}: {exc}"
+    finally:
+        if writer is not None:
+            writer.close()
     result["duration"] = time.perf_counter() - t0
     return result
 
@@ -226,12 +260,10 @@ def client_options(base_url: str) -> dict:
 
 
 async def run_streams(base_url: str, battles: list[dict], start_at: float, delays: list[float]) -> list[dict]:
-    import httpx
-
-    # A fresh client: every stream on a connection of its own, none idle since setup.
-    async with httpx.AsyncClient(**client_options(base_url)) as client:
-        await asyncio.sleep(max(0.0, start_at - time.time()))
-        return await asyncio.gather(*(stream_one(client, b, d) for b, d in zip(battles, delays, strict=True)))
+    # Every stream on a connection of its own, opened when the stream starts.
+    host, port = base_url.split("://", 1)[1].rsplit(":", 1)
+    await asyncio.sleep(max(0.0, start_at - time.time()))
+    return await asyncio.gather(*(stream_one((host, int(port)), b, d) for b, d in zip(battles, delays, strict=True)))
 
 
 async def open_all(base_url: str, n: int) -> list[dict]:
@@ -323,6 +355,12 @@ def main() -> None:
     parser.add_argument("--ramp", type=float, default=0.0, help="spread the stream starts over this many seconds")
     parser.add_argument("--clients", type=int, default=2, help="client processes sending the streams")
     parser.add_argument("--db", default="arena_bench_live")
+    parser.add_argument("--app", default="arena.asgi:application", help="the ASGI application (Procfile's by default)")
+    parser.add_argument(
+        "--provider-close",
+        action="store_true",
+        help="the fake provider closes its connection after each answer (default: kept alive, chunked)",
+    )
     parser.add_argument("--poll", nargs=2, metavar=("URL", "STOP_FILE"), help=argparse.SUPPRESS)
     parser.add_argument("--client", metavar="JOB_FILE", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -352,6 +390,7 @@ def main() -> None:
                 str(CHUNKS),
                 "--seconds",
                 str(SECONDS),
+                *(["--close"] if args.provider_close else []),
             ],
             cwd=ROOT,
             start_new_session=True,
@@ -359,7 +398,7 @@ def main() -> None:
         procs.append(provider)
         web_cmd = [
             str(Path(PY).parent / "gunicorn"),
-            "arena.asgi:application",
+            args.app,
             "-k",
             "uvicorn_worker.UvicornWorker",
             "--workers",
@@ -380,7 +419,8 @@ def main() -> None:
             pass
         how = f"spread evenly over {args.ramp:g} s" if args.ramp else "all at once"
         print(
-            f"provider: {CHUNKS} chunks per answer over {SECONDS:.0f} s, first after {ms(FIRST_CHUNK)} ms; "
+            f"provider: {CHUNKS} chunks per answer over {SECONDS:.0f} s, first after {ms(FIRST_CHUNK)} ms, "
+            f"{'a connection per answer' if args.provider_close else 'connections kept alive'}; "
             f"stream starts {how}, from {args.clients} client processes"
         )
         print(

@@ -713,15 +713,19 @@ def test_a_voter_who_leaves_mid_stream_frees_the_slots_and_the_provider_connecti
     assert all(s.calls == 1 for s in server.scripts.values())
 
 
-def test_battles_opened_and_streamed_on_one_pair_at_once_never_deadlock(server, pair, asgi):
+@pytest.mark.parametrize("cap", [1000, 0], ids=["capped", "uncapped"])
+def test_battles_opened_and_streamed_on_one_pair_at_once_never_deadlock(server, pair, asgi, cap):
     """Opening a battle inserts a row that key-share locks both models while
     claims lock them to count slots: with one lock order and FOR NO KEY
-    UPDATE, many voters doing both at once all finish (no 500, no deadlock)."""
+    UPDATE, many voters doing both at once all finish (no 500, no deadlock).
+    Uncapped, claims take the one-statement path and successful turns store
+    in autocommit statements (arena.live_sql): the same must hold."""
     import threading
 
     for model in pair:
         server.script(model.provider_settings["model"], text="A short answer.")
-    ArenaModel.objects.update(max_concurrency=1000)  # a cap never reached: every claim locks both rows
+    # 1000: a cap never reached, every claim locks both rows; 0: no cap, no model row locked
+    ArenaModel.objects.update(max_concurrency=cap)
     results: list = []
     failures: list = []
 
