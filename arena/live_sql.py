@@ -74,6 +74,11 @@ def claim_battle(battle_id, voter_id) -> Battle | None:
     with connection.cursor() as cursor:
         cursor.execute(sql, [Battle._meta.pk.get_db_prep_value(battle_id, connection), voter_id])
         row = cursor.fetchone()
+    return _battle_with_models(row, b, ma, mb)
+
+
+def _battle_with_models(row, b: _Loader, ma: _Loader, mb: _Loader) -> Battle | None:
+    """The battle of a claim's row, with both its models; None for no row."""
     if row is None:
         return None
     battle = b.build(row, 0, connection)
@@ -128,12 +133,7 @@ def quick_claim(battle_id, voter_id, now, horizon) -> Battle | None:
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()
-    if row is None:
-        return None
-    battle = b.build(row, 0, connection)
-    battle.model_a = ma.build(row, b.width, connection)
-    battle.model_b = mb.build(row, b.width + ma.width, connection)
-    return battle
+    return _battle_with_models(row, b, ma, mb)
 
 
 def mark_streaming(battle_id, now) -> None:

@@ -129,6 +129,40 @@ class OpenAICompatible:
                 finished = True
         return deltas, finished
 
+    def _parse_lines(self, lines) -> tuple[list[str], bool, bool]:
+        """Complete server-sent lines: their text deltas, whether the answer
+        ended (a finish reason or [DONE]), and whether [DONE] itself came
+        (nothing after it is read)."""
+        out: list[str] = []
+        finished = False
+        for line in lines:
+            deltas, done = self._parse_line(line)
+            out.extend(deltas)
+            if done:
+                finished = True
+                if line.startswith("data:") and line[5:].strip() == "[DONE]":
+                    return out, True, True
+        return out, finished, False
+
+    async def _sse_deltas(self, chunks, state: dict) -> AsyncIterator[str]:
+        """The text deltas of a server-sent event stream read as byte
+        ``chunks``, up to [DONE]; ``state["finished"]`` says whether the
+        answer ended (a finish reason or [DONE])."""
+        buffer = b""
+        async for chunk in chunks:
+            lines, buffer = split_lines(buffer + chunk if buffer else chunk)
+            deltas, done, last = self._parse_lines(lines)
+            for delta in deltas:
+                yield delta
+            state["finished"] = state["finished"] or done
+            if last:
+                return
+        if buffer:  # a last line without its line break
+            deltas, done = self._parse_line(buffer.decode("utf-8", "replace"))
+            for delta in deltas:
+                yield delta
+            state["finished"] = state["finished"] or done
+
     def _http_error(self, exc: httpx.HTTPError) -> ProviderError:
         url = self.url
         if isinstance(exc, httpx.TimeoutException):
@@ -202,24 +236,12 @@ class OpenAICompatible:
             if resp.status >= 400:
                 text = (await resp.read_all(4096)).decode("utf-8", "replace")[:300]
                 raise ProviderError("http", f"{url} answered {resp.status}: {text}")
-            buffer = b""
-            while chunk := await resp.read():
-                lines, buffer = split_lines(buffer + chunk if buffer else chunk)
-                for line in lines:
-                    if not line:
-                        continue
-                    deltas, done = self._parse_line(line)
-                    for delta in deltas:
-                        yield delta
-                    if done:
-                        finished = True
-                        if line.startswith("data:") and line[5:].strip() == "[DONE]":
-                            return
-            if buffer:  # a last line without its line break
-                deltas, done = self._parse_line(buffer.decode("utf-8", "replace"))
-                for delta in deltas:
+            state = {"finished": False}
+            try:
+                async for delta in self._sse_deltas(_chunks(resp), state):
                     yield delta
-                finished = finished or done
+            finally:
+                finished = state["finished"]
         except HTTPStreamError as exc:
             raise self._transport_error(exc) from exc
         finally:
@@ -249,22 +271,10 @@ class OpenAICompatible:
                 if resp.status_code >= 400:
                     text = (await resp.aread()).decode("utf-8", "replace")[:300]
                     raise ProviderError("http", f"{url} answered {resp.status_code}: {text}")
-                buffer = b""
-                async for chunk in resp.aiter_bytes():
-                    lines, buffer = split_lines(buffer + chunk)
-                    for line in lines:
-                        deltas, done = self._parse_line(line)
-                        for delta in deltas:
-                            yield delta
-                        if done:
-                            finished = True
-                            if line.startswith("data:") and line[5:].strip() == "[DONE]":
-                                return
-                if buffer:  # a last line without its line break
-                    deltas, done = self._parse_line(buffer.decode("utf-8", "replace"))
-                    for delta in deltas:
-                        yield delta
-                    finished = finished or done
+                state = {"finished": False}
+                async for delta in self._sse_deltas(resp.aiter_bytes(), state):
+                    yield delta
+                finished = state["finished"]
         except ProviderError:
             raise
         except httpx.HTTPError as exc:
@@ -274,3 +284,9 @@ class OpenAICompatible:
 
     def complete(self, messages: list[dict[str, str]]) -> str:
         return "".join(self.stream(messages))
+
+
+async def _chunks(resp) -> AsyncIterator[bytes]:
+    """The body of a provider_http response, chunk by chunk, until it ends."""
+    while chunk := await resp.read():
+        yield chunk
