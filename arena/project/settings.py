@@ -387,9 +387,11 @@ STATIC_ROOT.mkdir(exist_ok=True)  # whitenoise warns about a missing root before
 # member's login): no database read per request, which was one of the vote
 # path's costs (issue #14). The cookie is signed with SECRET_KEY, so it can't
 # be forged, only replayed: logging out clears it in the browser, but a copied
-# cookie stays valid until SESSION_COOKIE_AGE. For sessions the server can
-# revoke, SESSION_ENGINE=django.contrib.sessions.backends.db (README).
-SESSION_ENGINE = env_str("SESSION_ENGINE", "django.contrib.sessions.backends.signed_cookies")
+# cookie stays valid until SESSION_COOKIE_AGE. arena.sessions also carries a
+# database session of an earlier release over into the cookie, once. For
+# sessions the server can revoke, SESSION_ENGINE=django.contrib.sessions.backends.db
+# (README).
+SESSION_ENGINE = env_str("SESSION_ENGINE", "arena.sessions")
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG)
