@@ -139,7 +139,9 @@ class Battle(models.Model):
         SKIPPED = "skipped", "skipped"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    voter = models.ForeignKey(Voter, on_delete=models.PROTECT, related_name="battles")
+    # No index of its own: arena_battle_history leads with voter (issue #14:
+    # every index is written on the open's insert and the vote's update).
+    voter = models.ForeignKey(Voter, on_delete=models.PROTECT, related_name="battles", db_index=False)
     model_a = models.ForeignKey(ArenaModel, on_delete=models.PROTECT, related_name="battles_as_a")
     model_b = models.ForeignKey(ArenaModel, on_delete=models.PROTECT, related_name="battles_as_b")
     question = models.ForeignKey(Question, null=True, blank=True, on_delete=models.SET_NULL)
@@ -149,7 +151,8 @@ class Battle(models.Model):
     # The whole conversation, one {"prompt", "a", "b"} per turn; the fields
     # above repeat its first turn (search, list pages, single-turn votes).
     turns = models.JSONField(default=list, blank=True)
-    status = models.CharField(max_length=8, choices=Status.choices, default=Status.READY, db_index=True)
+    # Indexed as the first column of arena_battle_status_a and _b.
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.READY)
     # An answer named its own model or maker: the vote is kept but excluded
     # (reason identity_leak), as LMArena drops such battles.
     identity_leak = models.BooleanField(default=False)
