@@ -35,17 +35,32 @@ class _Loader:
 
     def __init__(self, model, alias: str):
         self.model = model
-        fields = model._meta.concrete_fields
-        self.attnames = [f.attname for f in fields]
-        self.columns = ", ".join(f'{alias}."{f.column}"' for f in fields)
-        self.converters = [(i, f.from_db_value) for i, f in enumerate(fields) if hasattr(f, "from_db_value")]
-        self.width = len(fields)
+        self.fields = model._meta.concrete_fields
+        self.attnames = [f.attname for f in self.fields]
+        self.columns = ", ".join(f'{alias}."{f.column}"' for f in self.fields)
+        self.width = len(self.fields)
+        self._converters: dict[str, list] = {}
+
+    def converters(self, conn) -> list:
+        """Per column, the converters the ORM applies on this backend: the
+        backend's own (SQLite's timestamps made aware, its booleans) and the
+        field's (JSON parsed)."""
+        found = self._converters.get(conn.vendor)
+        if found is None:
+            found = []
+            for i, field in enumerate(self.fields):
+                col = field.get_col(self.model._meta.db_table)
+                steps = conn.ops.get_db_converters(col) + col.get_db_converters(conn)
+                if steps:
+                    found.append((i, steps, col))
+            self._converters[conn.vendor] = found
+        return found
 
     def build(self, row, start: int, conn):
         values = list(row[start : start + self.width])
-        for i, convert in self.converters:
-            if values[i] is not None:
-                values[i] = convert(values[i], None, conn)
+        for i, steps, col in self.converters(conn):
+            for convert in steps:
+                values[i] = convert(values[i], col, conn)
         return self.model.from_db(conn.alias, self.attnames, values)
 
 
