@@ -28,6 +28,7 @@ from functools import cache
 from django.db import connection
 
 from .models import ArenaModel, Battle, Voter
+from .sql import column_converters, convert_row
 
 
 class _Loader:
@@ -39,28 +40,11 @@ class _Loader:
         self.attnames = [f.attname for f in self.fields]
         self.columns = ", ".join(f'{alias}."{f.column}"' for f in self.fields)
         self.width = len(self.fields)
-        self._converters: dict[str, list] = {}
-
-    def converters(self, conn) -> list:
-        """Per column, the converters the ORM applies on this backend: the
-        backend's own (SQLite's timestamps made aware, its booleans) and the
-        field's (JSON parsed)."""
-        found = self._converters.get(conn.vendor)
-        if found is None:
-            found = []
-            for i, field in enumerate(self.fields):
-                col = field.get_col(self.model._meta.db_table)
-                steps = conn.ops.get_db_converters(col) + col.get_db_converters(conn)
-                if steps:
-                    found.append((i, steps, col))
-            self._converters[conn.vendor] = found
-        return found
+        self.columns_of = tuple((model, f.name) for f in self.fields)
 
     def build(self, row, start: int, conn):
-        values = list(row[start : start + self.width])
-        for i, steps, col in self.converters(conn):
-            for convert in steps:
-                values[i] = convert(values[i], col, conn)
+        # The ORM's converters on this backend (SQLite's timestamps made aware, JSON parsed).
+        values = convert_row(row[start : start + self.width], column_converters(conn, self.columns_of), conn)
         return self.model.from_db(conn.alias, self.attnames, values)
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import Count
 from django.utils import timezone
 
@@ -117,20 +117,25 @@ def _answer_pairs(fingerprint: tuple) -> dict[int, set[int]]:
 # the queryset and 31 model instances through the ORM on every open cost more
 # than the rest of the open's reads. The instances are rebuilt from the rows
 # only when they change; equal rows mean equal instances.
-_CANDIDATE_COLUMNS = ("id", "name", "display_name", "organization", "identity_words", "weight")
+# In the model's field order, as Model.from_db takes them.
+_CANDIDATE_COLUMNS = tuple(
+    f.attname
+    for f in ArenaModel._meta.concrete_fields
+    if f.attname in {"id", "name", "display_name", "organization", "identity_words", "weight"}
+)
 _candidate_models: dict = {"rows": None, "models": None}
 
 
 def _candidate_rows() -> tuple:
     models, answers = ArenaModel._meta.db_table, Answer._meta.db_table
-    with connection.cursor() as cursor:
-        cursor.execute(
+    return tuple(
+        sql.fetchall(
             f"SELECT {', '.join(_CANDIDATE_COLUMNS)}, "
             f"(SELECT MAX(id) FROM {answers}) "
             f"FROM {models} WHERE status = %s AND weight > 0 AND provider_kind = %s ORDER BY id",
             [ArenaModel.Status.ACTIVE, ArenaModel.Provider.ANSWER_SET],
         )
-        return tuple(cursor.fetchall())
+    )
 
 
 def _answer_set_candidates() -> Candidates:
@@ -140,14 +145,10 @@ def _answer_set_candidates() -> Candidates:
     with _index_lock:
         cached = _candidate_models["models"] if _candidate_models["rows"] == rows else None
     if cached is None:
-        read = sql.reader(None, None, None, None, (ArenaModel, "identity_words"), None)
-        # Model.from_db takes the values in the model's field order.
-        order = [f.attname for f in ArenaModel._meta.concrete_fields if f.attname in _CANDIDATE_COLUMNS]
-        at = [_CANDIDATE_COLUMNS.index(name) for name in order]
-        cached = []
-        for row in rows:
-            values = read(row[: len(_CANDIDATE_COLUMNS)])
-            cached.append(ArenaModel.from_db("default", order, [values[k] for k in at]))
+        read = sql.reader(*((ArenaModel, name) for name in _CANDIDATE_COLUMNS))
+        cached = [
+            ArenaModel.from_db("default", _CANDIDATE_COLUMNS, read(row[: len(_CANDIDATE_COLUMNS)])) for row in rows
+        ]
         cached.sort(key=lambda m: (m.name.lower(), m.name))  # the registry's order (ArenaModel.Meta)
         with _index_lock:
             _candidate_models.update(rows=rows, models=cached)

@@ -56,26 +56,10 @@ class Block:
         ``columns``: (model, field name) for a column that may need converting,
         None for one read as it comes (an id, a text, a count)."""
         connection = self.connection
-        steps = []
-        for position, column in enumerate(columns):
-            if column is None:
-                continue
-            model, name = column
-            expression = model._meta.get_field(name).get_col(model._meta.db_table)
-            converters = connection.ops.get_db_converters(expression) + expression.get_db_converters(connection)
-            if converters:
-                steps.append((position, converters, expression))
+        steps = column_converters(connection, columns)
 
         def read(row):
-            if not steps:
-                return row
-            values = list(row)
-            for position, converters, expression in steps:
-                value = values[position]
-                for convert in converters:
-                    value = convert(value, expression, connection)
-                values[position] = value
-            return values
+            return convert_row(row, steps, connection) if steps else row
 
         return read
 
@@ -124,6 +108,40 @@ class Block:
 
 
 _inserts: dict = {}
+_converters: dict = {}
+
+
+def column_converters(connection, columns) -> list:
+    """For a row of ``columns`` ((model, field name), or None for a value read
+    as it comes), the converters the ORM applies on this backend: the
+    backend's own (SQLite's timestamps made aware, its booleans) and the
+    field's (JSON parsed), as (position, converters, column expression).
+    Worked out once per backend and columns."""
+    key = (connection.vendor, tuple(columns))
+    steps = _converters.get(key)
+    if steps is None:
+        steps = []
+        for position, column in enumerate(columns):
+            if column is None:
+                continue
+            model, name = column
+            expression = model._meta.get_field(name).get_col(model._meta.db_table)
+            converters = connection.ops.get_db_converters(expression) + expression.get_db_converters(connection)
+            if converters:
+                steps.append((position, converters, expression))
+        _converters[key] = steps
+    return steps
+
+
+def convert_row(row, steps, connection) -> list:
+    """``row``'s values through ``steps`` (column_converters)."""
+    values = list(row)
+    for position, converters, expression in steps:
+        value = values[position]
+        for convert in converters:
+            value = convert(value, expression, connection)
+        values[position] = value
+    return values
 
 
 @contextmanager
