@@ -6,6 +6,7 @@ LMArena drops them; the voter still gets the reveal."""
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from .models import ArenaModel
 
@@ -24,10 +25,20 @@ def identity_words(model: ArenaModel) -> list[str]:
 
 
 def names_itself(text: str, words: list[str]) -> bool:
-    for word in words:
-        if re.search(rf"(?<![\w-]){re.escape(word)}(?!\w)", text, flags=re.IGNORECASE):
-            return True
-    return False
+    return bool(words) and _names_any(text, tuple(words))
+
+
+@lru_cache(maxsize=4096)
+def _names_any(text: str, words: tuple[str, ...]) -> bool:
+    """Kept per text and words: an answer set's answers are checked on every
+    battle that shows them."""
+    return _identity_pattern(words).search(text) is not None
+
+
+@lru_cache(maxsize=1024)
+def _identity_pattern(words: tuple[str, ...]) -> re.Pattern:
+    """Any of the words, standing alone (not inside a longer word or a hyphenated name)."""
+    return re.compile(rf"(?<![\w-])(?:{'|'.join(map(re.escape, words))})(?!\w)", re.IGNORECASE)
 
 
 def battle_leaks(turns: list[dict], model_a: ArenaModel, model_b: ArenaModel) -> bool:

@@ -16,7 +16,22 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 
+import psycopg
+from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections
+
+
+class _PreparingCursor(psycopg.Cursor):
+    """psycopg's server-binding cursor with every statement prepared (psycopg
+    keeps them per connection, the most recent ``prepared_max``). The ORM's
+    cursors bind on the client and never prepare (a pooler-safe default)."""
+
+    # arena.pgbackend logs its statements as written (psycopg keeps no
+    # composed text for a statement bound on the server).
+    binds_on_server = True
+
+    def execute(self, query, params=None, *, prepare=None, binary=None):
+        return super().execute(query, params, prepare=True if prepare is None else prepare, binary=binary)
 
 
 class Block:
@@ -63,13 +78,18 @@ class Block:
 
         return read
 
-    def insert(self, instance, also: tuple[str, list] | None = None):
+    def insert(self, instance, also: tuple[str, list] | None = None, only_if: tuple[str, list] | None = None):
         """INSERT ``instance`` (a new, unsaved model instance) with one fixed
         statement per model: its values prepared as the ORM prepares them
         (field defaults, ``auto_now_add``), its generated id set back on it.
         No model signals are sent (none is connected to the models inserted
         this way). ``also``: a further write (statement, params) that goes
-        with it, on PostgreSQL in the same round trip (a data-modifying WITH).
+        with it, on PostgreSQL in the same round trip (a data-modifying WITH;
+        the statement must end in its WHERE clause). ``only_if``: a condition
+        (SQL, params) checked in the insert's own statement on PostgreSQL
+        (a fresh snapshot, after the locks the transaction took), in a
+        statement just before it elsewhere; when it is false nothing is
+        written and None is returned.
         """
         connection = self.connection
         meta = instance._meta
@@ -80,26 +100,48 @@ class Block:
         if prepared is None:
             quote = connection.ops.quote_name
             fields = [f for f in meta.concrete_fields if f is not auto]
-            statement = (
-                f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "
-                f"VALUES ({', '.join(['%s'] * len(fields))})"
+            prepared = _inserts[key] = (
+                f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) ",
+                f"({', '.join(['%s'] * len(fields))})",
+                # A SELECT's values have no column to take their type from
+                # (a NULL would be text): each is cast to its column's type.
+                ", ".join(f"%s::{f.db_type(connection)}" for f in fields),
+                f" RETURNING {quote(auto.column)}" if returning else "",
+                fields,
             )
-            if returning:
-                statement += f" RETURNING {quote(auto.column)}"
-            prepared = _inserts[key] = (statement, fields)
-        statement, fields = prepared
+        head, row, typed_row, tail, fields = prepared
         values = [f.get_db_prep_save(f.pre_save(instance, True), connection) for f in fields]
-        if also is not None and returning and connection.vendor == "postgresql":
+        combined = returning and connection.vendor == "postgresql"
+        if only_if is not None:
+            condition, condition_params = only_if
+            if combined:
+                statement = f"{head}SELECT {typed_row} WHERE {condition}{tail}"
+                values += list(condition_params)
+            else:
+                if not self.one(f"SELECT {condition}", condition_params)[0]:
+                    return None
+                statement = f"{head}VALUES {row}{tail}"
+        else:
+            statement = f"{head}VALUES {row}{tail}"
+        if also is not None and combined:
             also_statement, also_params = also
-            quote = connection.ops.quote_name
+            if only_if is not None:
+                also_statement += " AND EXISTS (SELECT 1 FROM inserted)"
             statement = (
-                f"WITH inserted AS ({statement}), also AS ({also_statement}) SELECT {quote(auto.column)} FROM inserted"
+                f"WITH inserted AS ({statement}), also AS ({also_statement}) "
+                f"SELECT {connection.ops.quote_name(auto.column)} FROM inserted"
             )
             values += list(also_params)
             also = None
         self.cursor.execute(statement, values)
         if auto is not None:
-            setattr(instance, auto.attname, self.cursor.fetchone()[0] if returning else self.cursor.lastrowid)
+            if returning:
+                inserted = self.cursor.fetchone()
+                if inserted is None:  # only_if was false
+                    return None
+                setattr(instance, auto.attname, inserted[0])
+            else:
+                setattr(instance, auto.attname, self.cursor.lastrowid)
         if also is not None:
             self.run(*also)
         instance._state.adding = False
@@ -144,10 +186,27 @@ def convert_row(row, steps, connection) -> list:
     return values
 
 
+def _cursor(connection):
+    """A cursor for the fixed statements. On PostgreSQL (with
+    DB_PREPARED_STATEMENTS on) one that binds parameters on the server and
+    prepares each statement there once per connection: parsing and planning
+    were most of the server's work on the open's and the vote's statements
+    (a vote's locking read: about 240 µs of server CPU planned each time,
+    55 µs prepared). Elsewhere, Django's own. Either way wrapped as Django
+    wraps every cursor: errors mapped to django.db's, queries logged in DEBUG
+    and by CaptureQueriesContext."""
+    if connection.vendor != "postgresql" or not settings.DB_PREPARED_STATEMENTS:
+        return connection.cursor()
+    connection.close_if_health_check_failed()
+    connection.ensure_connection()
+    with connection.wrap_database_errors:
+        return connection._prepare_cursor(_PreparingCursor(connection.connection))
+
+
 @contextmanager
 def block(using: str = DEFAULT_DB_ALIAS):
     connection = connections[using]
-    with connection.cursor() as cursor:
+    with _cursor(connection) as cursor:
         yield Block(connection, cursor)
 
 

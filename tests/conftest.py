@@ -34,8 +34,10 @@ def _fresh_open_caches():
     """The open path's per-process caches (answer index, snapshot rows) start
     empty: on SQLite a rolled-back test's ids come back in the next test."""
     from arena import services
+    from votes.services import forget_debounce
 
     services.reset_caches()
+    forget_debounce()
     yield
     services.reset_caches()
 

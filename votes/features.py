@@ -17,6 +17,12 @@ about one token per character.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
+
+# The vote path computes these for answers it has seen before (an answer set
+# is shown again and again): each text's figures are kept, the most recent
+# few thousand (a few MB of text).
+_MEMO_TEXTS = 4096
 
 # Han (the unified ideographs, extension A, compatibility ideographs, the
 # supplementary planes' extensions), Hiragana, Katakana (with the phonetic
@@ -33,6 +39,7 @@ _BOLD = re.compile(r"\*\*[^*\n]+\*\*|__[^_\n]+__")
 _FENCE = re.compile(r"```.*?(?:```|$)", re.DOTALL)
 
 
+@lru_cache(maxsize=_MEMO_TEXTS)
 def style_counts(text: str) -> tuple[int, int, int, int]:
     """(tokens, headers, list_items, bold) of one response; code blocks count
     as tokens but not as markdown structure."""
@@ -101,6 +108,7 @@ _STOPWORDS = {
 _WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
 
 
+@lru_cache(maxsize=_MEMO_TEXTS)
 def language(text: str) -> str:
     """A two-letter guess from the script, then from common words; '' if unsure."""
     text = text or ""
@@ -117,8 +125,14 @@ def language(text: str) -> str:
 
 def has_code(*texts: str) -> bool:
     """Coding category: the prompt or an answer holds code."""
-    return any(_CODE_HINT.search(t or "") for t in texts)
+    return any(_holds_code(t or "") for t in texts)
 
 
+@lru_cache(maxsize=_MEMO_TEXTS)
+def _holds_code(text: str) -> bool:
+    return _CODE_HINT.search(text) is not None
+
+
+@lru_cache(maxsize=_MEMO_TEXTS)
 def token_count(text: str) -> int:
     return len(_TOKEN.findall(text or ""))

@@ -64,7 +64,7 @@ def _vote_statements(db: sql.Block) -> dict:
         f"FROM {voter} v JOIN {battle} b ON b.voter_id = v.id "
         f"JOIN {model} ma ON ma.id = b.model_a_id JOIN {model} mb ON mb.id = b.model_b_id "
         f"WHERE v.id = %s AND b.id = %s{db.for_update('v, b')}",
-        "cap": f"SELECT COUNT(*) FROM {vote} WHERE voter_id = %s AND created_at >= %s",
+        "under_cap": f"(SELECT COUNT(*) FROM {vote} WHERE voter_id = %s AND created_at >= %s) < %s",
         "voted": f"UPDATE {battle} SET status = %s WHERE id = %s",
     }
 
@@ -120,11 +120,14 @@ def vote_record(*, battle_id: uuid.UUID | str, voter: Voter, winner: str) -> Vot
             window = settings.ARENA_VOTE_WINDOW_SECONDS
             if window and now - (ready_at or created_at) > timedelta(seconds=window):
                 raise BattleExpired("this battle is too old to vote on; open a new one")
+            # The daily cap: counted in the insert's own statement where the
+            # database can (PostgreSQL; after the voter's lock, so a vote of
+            # theirs committed meanwhile is counted), just before it elsewhere.
             cap = settings.ARENA_DAILY_VOTE_CAP
+            under_cap = None
             if cap:
                 since = db.param(Vote, "created_at", now - timedelta(days=1))
-                if db.one(statements["cap"], [voter.pk, since])[0] >= cap:
-                    raise DailyCapReached(f"this voter has cast {cap} votes in the last 24 hours, the daily cap")
+                under_cap = (statements["under_cap"], [voter.pk, since, cap])
             conversation = turns or [{"prompt": prompt, "a": response_a, "b": response_b}]
             model_a = ArenaModel.from_db("default", ["id", "name"], [model_a_id, model_a_name])
             model_b = ArenaModel.from_db("default", ["id", "name"], [model_b_id, model_b_name])
@@ -143,7 +146,11 @@ def vote_record(*, battle_id: uuid.UUID | str, voter: Voter, winner: str) -> Vot
                 ),
                 **leak_exclusion(identity_leak, now),
             )
-            db.insert(vote, also=(statements["voted"], [Battle.Status.VOTED, battle_key]))
+            if (
+                db.insert(vote, also=(statements["voted"], [Battle.Status.VOTED, battle_key]), only_if=under_cap)
+                is None
+            ):
+                raise DailyCapReached(f"this voter has cast {cap} votes in the last 24 hours, the daily cap")
             transaction.on_commit(request_recompute)
             if judges_active:  # judges, if any (votes/judging.py)
                 transaction.on_commit(lambda: request_judging(battle_id, checked=True))
@@ -172,6 +179,20 @@ def text_features(prompt: str, turns_a: list[str], turns_b: list[str], n_turns: 
     }
 
 
+# What this process last learned of the debounce flag: when the window of
+# the task it announces ends (the flag's value). Until shortly before then,
+# that task is known to be waiting and will count this process's votes, so
+# they ask Redis nothing (a round trip per vote saved, issue #14). The margin
+# covers clocks of web and worker hosts that disagree by less than it.
+_debounce = {"until": 0.0, "next_read": 0.0}
+DEBOUNCE_MARGIN_SECONDS = 0.25
+
+
+def forget_debounce() -> None:
+    """Forget what this process knows of the debounce flag (tests)."""
+    _debounce.update(until=0.0, next_read=0.0)
+
+
 def request_recompute() -> bool:
     """Ask the worker for a ratings recompute, debounced; never blocks the vote.
 
@@ -181,7 +202,10 @@ def request_recompute() -> bool:
     task itself waits out the debounce window (ratings/tasks.py), so the
     worker never holds an ETA message that a Redis restart would make it
     restore (kombu crashes on that, issue #12). Later votes find the flag and
-    publish nothing: the queued task will count them.
+    publish nothing: the queued task will count them. A process that knows
+    the flag's window (it set the flag, or read it) skips Redis until just
+    before that window ends: the task clears the flag and reads the votes
+    only once it has, so those votes, committed earlier, are counted.
 
     Each Redis call waits at most ARENA_REDIS_TIMEOUT and goes through the
     circuit breaker (arena/redis_guard.py): a sick Redis costs one vote one
@@ -190,16 +214,27 @@ def request_recompute() -> bool:
     """
     from arena import redis_guard
 
+    now = time.time()
+    if now < _debounce["until"] - DEBOUNCE_MARGIN_SECONDS:
+        return False  # the known window's task will count this vote
     debounce = settings.RATINGS_DEBOUNCE_SECONDS
     flagged = redis_guard.call(
         redis_guard.cache_server(),
-        lambda: cache.add(
-            RECOMPUTE_QUEUED_KEY, time.time() + debounce, timeout=debounce + RECOMPUTE_FLAG_GRACE_SECONDS
-        ),
+        lambda: cache.add(RECOMPUTE_QUEUED_KEY, now + debounce, timeout=debounce + RECOMPUTE_FLAG_GRACE_SECONDS),
         lambda: None,
         "recompute debounce flag",
     )
     if flagged is False:
+        if _debounce["until"] <= now and now >= _debounce["next_read"]:
+            # A window another process opened: learn when it ends (at most
+            # once per margin while a window that is over still has its
+            # flag: its task has not cleared it yet, or was lost).
+            _debounce["next_read"] = now + DEBOUNCE_MARGIN_SECONDS
+            due = redis_guard.call(
+                redis_guard.cache_server(), lambda: cache.get(RECOMPUTE_QUEUED_KEY), lambda: None, "flag read"
+            )
+            if isinstance(due, int | float):
+                _debounce["until"] = float(due)
         return False  # a queued (or lost, until the flag expires) task will count this vote
     sent = redis_guard.call(redis_guard.broker_server(), _publish_recompute, lambda: False, "recompute publish")
     if not sent:
@@ -208,6 +243,8 @@ def request_recompute() -> bool:
             redis_guard.call(
                 redis_guard.cache_server(), lambda: cache.delete(RECOMPUTE_QUEUED_KEY), lambda: None, "flag delete"
             )
+    elif flagged:
+        _debounce["until"] = now + debounce
     return sent
 
 

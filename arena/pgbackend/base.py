@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import psycopg
 from django.conf import settings
-from django.db.backends.postgresql import base
+from django.db.backends.postgresql import base, operations
 
 _WaitTimeout = getattr(psycopg.errors, "_WaitTimeout", ())
 
@@ -40,7 +40,18 @@ class BoundedConnection(psycopg.Connection):
             ) from None
 
 
+class DatabaseOperations(operations.DatabaseOperations):
+    def last_executed_query(self, cursor, sql, params):
+        if getattr(cursor, "binds_on_server", False):
+            # arena/sql.py's prepared statements: the statement as written
+            # (what DEBUG's query log and CaptureQueriesContext record).
+            return sql
+        return super().last_executed_query(cursor, sql, params)
+
+
 class DatabaseWrapper(base.DatabaseWrapper):
+    ops_class = DatabaseOperations
+
     def get_new_connection(self, conn_params):
         connection = super().get_new_connection(conn_params)
         if isinstance(connection, psycopg.Connection) and type(connection) is psycopg.Connection:

@@ -158,6 +158,15 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"]["ENGINE"] = "arena.pgbackend"
     DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = env_int("DB_CONNECT_TIMEOUT", 3)
 DB_IO_TIMEOUT = env_float("DB_IO_TIMEOUT", 10.0)
+# The vote path's fixed statements (arena/sql.py) are prepared on the
+# PostgreSQL server, once per connection; the ORM's never are. Off (0) behind
+# a pooler in transaction mode that cannot keep prepared statements
+# (PgBouncer before 1.21, or without max_prepared_statements).
+DB_PREPARED_STATEMENTS = env_bool("DB_PREPARED_STATEMENTS", True)
+if DATABASES["default"]["ENGINE"] == "arena.pgbackend" and DB_PREPARED_STATEMENTS:
+    # psycopg prepares nothing while this is None (Django's default); a
+    # threshold no statement reaches leaves it to arena/sql.py's prepare=True.
+    DATABASES["default"]["OPTIONS"].setdefault("prepare_threshold", 2**31 - 1)
 # Seconds a client is told to wait (Retry-After) when the database is unreachable.
 ARENA_DB_RETRY_AFTER = env_int("ARENA_DB_RETRY_AFTER", 5)
 # (The engine is arena.pgbackend by now: the pool must be keyed on it too, or

@@ -16,6 +16,7 @@ from django.test.utils import CaptureQueriesContext
 
 from arena.models import ArenaModel, Voter
 from ratings.services import recompute_publish
+from tests.services import require_postgres
 from votes.models import Vote
 
 pytestmark = pytest.mark.django_db
@@ -27,10 +28,11 @@ pytestmark = pytest.mark.django_db
 # is the signed cookie (no query).
 OPEN_QUERIES = 7
 # A vote: in one transaction the voter's and the battle's row locks with the
-# battle, its models' names and whether any judge is active; the daily cap's
-# count; the vote's insert with the battle's status update (one statement on
-# PostgreSQL, a data-modifying WITH; two on SQLite).
-VOTE_QUERIES = 5 if connection.vendor == "postgresql" else 6
+# battle, its models' names and whether any judge is active; then on
+# PostgreSQL one statement, a data-modifying WITH: the vote's insert, only if
+# the daily cap's count allows it, with the battle's status update; on SQLite
+# three: the count, the insert, the update.
+VOTE_QUERIES = 4 if connection.vendor == "postgresql" else 6
 
 
 @pytest.fixture
@@ -147,3 +149,53 @@ def test_a_deleted_answer_is_never_shown_and_never_fails_an_open(established_are
         battle = Battle.objects.get(id=open_battle(client, headers))
         assert gone_model.id not in (battle.model_a_id, battle.model_b_id)
         cast(client, headers, str(battle.id))
+
+
+def prepared_statements() -> set[str]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        return {row[0] for row in cursor.fetchall()}
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_on_postgresql_the_vote_paths_statements_are_prepared_unless_turned_off(established_arena, settings, enabled):
+    """The open's and the vote's fixed statements are prepared on the server
+    once per connection (DB_PREPARED_STATEMENTS); with it off (a pooler in
+    transaction mode) none is, and the vote works the same."""
+    require_postgres()
+    settings.DB_PREPARED_STATEMENTS = enabled
+    client, headers = page_session()
+    before = prepared_statements()
+    battle_id = open_battle(client, headers)
+    reveal = cast(client, headers, battle_id).json()
+    new = prepared_statements() - before
+
+    assert reveal["winner"] == "a" and reveal["model_a"] and reveal["model_b"]
+    if enabled:
+        assert any("FOR UPDATE OF v, b" in s for s in new), new  # the vote's locking read
+        assert any(s.startswith('WITH inserted AS (INSERT INTO "votes_vote"') for s in new), new
+        assert any(s.startswith('INSERT INTO "arena_battle"') for s in new), new
+    else:
+        assert new == set()
+
+
+def test_the_daily_cap_is_checked_in_the_votes_own_statement_and_writes_nothing_past_it(established_arena, settings):
+    """The cap's count rides in the insert (PostgreSQL) or just before it
+    (SQLite); at the cap the vote is refused and neither the vote nor the
+    battle's status is written."""
+    from arena.models import Battle
+
+    settings.ARENA_DAILY_VOTE_CAP = 2
+    client, headers = page_session()
+    for _ in range(2):
+        cast(client, headers, open_battle(client, headers))
+    battle_id = open_battle(client, headers)
+    votes = Vote.objects.count()
+
+    response = client.post(
+        f"/api/v1/battles/{battle_id}/vote/", {"winner": "b"}, content_type="application/json", **headers
+    )
+
+    assert response.status_code == 429 and response.json()["error"] == "daily_cap_reached"
+    assert Vote.objects.count() == votes
+    assert Battle.objects.get(id=battle_id).status == Battle.Status.READY

@@ -1,0 +1,90 @@
+"""The recompute's debounce flag as a process learns it (issue #14): while a
+queued task is known to be waiting out its window, votes ask Redis nothing;
+outside a known window every vote asks, as before."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from django.core.cache import cache, caches
+
+from votes import services
+from votes.services import DEBOUNCE_MARGIN_SECONDS, RECOMPUTE_QUEUED_KEY, request_recompute
+
+
+@pytest.fixture
+def cache_calls(monkeypatch):
+    """The cache's add and get, counted (and still done)."""
+    calls: list[str] = []
+    target = caches["default"]  # this test's cache (conftest's _isolated_cache), not the proxy
+    for name in ("add", "get"):
+        real = getattr(target, name)
+
+        def counted(*args, _real=real, _name=name, **kwargs):
+            calls.append(_name)
+            return _real(*args, **kwargs)
+
+        monkeypatch.setattr(target, name, counted)
+    cache.delete(RECOMPUTE_QUEUED_KEY)
+    return calls
+
+
+def test_a_process_that_queued_the_task_skips_redis_until_its_window_nears_its_end(settings, cache_calls):
+    settings.RATINGS_DEBOUNCE_SECONDS = 30
+    assert request_recompute() is True  # sets the flag and queues the task
+    assert cache.get(RECOMPUTE_QUEUED_KEY) is not None
+    cache_calls.clear()
+
+    assert [request_recompute() for _ in range(5)] == [False] * 5
+    assert cache_calls == []
+
+
+def test_a_window_another_process_opened_is_read_once_then_trusted(settings, cache_calls):
+    settings.RATINGS_DEBOUNCE_SECONDS = 30
+    cache.set(RECOMPUTE_QUEUED_KEY, time.time() + 30, timeout=40)  # another web process's flag
+    cache_calls.clear()
+
+    assert request_recompute() is False
+    assert cache_calls == ["add", "get"]
+    assert [request_recompute() for _ in range(5)] == [False] * 5
+    assert cache_calls == ["add", "get"]
+
+
+def test_once_the_window_nears_its_end_every_vote_asks_redis_again(settings, cache_calls):
+    """The task clears the flag and reads the votes only after its window:
+    a vote in the last margin before then (or later) must find out for itself
+    whether a new task is needed."""
+    settings.RATINGS_DEBOUNCE_SECONDS = DEBOUNCE_MARGIN_SECONDS + 0.2
+    assert request_recompute() is True
+    time.sleep(0.25)  # now within the margin before the window's end
+    cache_calls.clear()
+
+    assert request_recompute() is False  # the flag is still there: its task will count this vote
+    assert cache_calls[0] == "add"
+
+    cache.delete(RECOMPUTE_QUEUED_KEY)  # the task woke up and cleared it
+    assert request_recompute() is True  # a new task for the votes after its read
+    assert cache.get(RECOMPUTE_QUEUED_KEY) is not None
+
+
+def test_a_flag_whose_window_is_over_is_never_trusted_and_read_at_most_once_per_margin(settings, cache_calls):
+    """A window that is over but whose flag remains (its task late, or lost
+    until the flag expires): each vote asks with its add, none skips."""
+    settings.RATINGS_DEBOUNCE_SECONDS = 2
+    cache.set(RECOMPUTE_QUEUED_KEY, time.time() - 1, timeout=10)
+    cache_calls.clear()
+
+    assert [request_recompute() for _ in range(4)] == [False] * 4
+    assert cache_calls.count("add") == 4
+    assert cache_calls.count("get") == 1
+
+
+def test_forget_debounce_starts_over(settings, cache_calls):
+    settings.RATINGS_DEBOUNCE_SECONDS = 30
+    request_recompute()
+    services.forget_debounce()
+    cache_calls.clear()
+
+    assert request_recompute() is False  # asks again: the flag is still there
+    assert cache_calls[0] == "add"
