@@ -211,15 +211,18 @@ class Web:
                     pass
         return pids
 
-    def cpu_seconds(self) -> float:
-        total = 0
+    def cpu_by_process(self) -> dict[int, float]:
+        seconds = {}
         for pid in self.worker_pids():
             try:
                 fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-                total += int(fields[11]) + int(fields[12])  # utime + stime
+                seconds[pid] = (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime
             except OSError:
                 pass
-        return total / CLK_TCK
+        return seconds
+
+    def cpu_seconds(self) -> float:
+        return sum(self.cpu_by_process().values())
 
     def stop(self) -> None:
         """SIGTERM to the group, and wait until every process of it is gone (the
@@ -406,9 +409,9 @@ async def load(port: int, n: int, warmup: float, seconds: float, web: Web, seed:
 
     async def cpu_marks():
         await asyncio.sleep(max(0.0, window_start - time.perf_counter()))
-        cpu["start"], cpu["pg_start"] = web.cpu_seconds(), postgres_cpu_seconds(web.env["DATABASE_URL"])
+        cpu["start"], cpu["pg_start"] = web.cpu_by_process(), postgres_cpu_seconds(web.env["DATABASE_URL"])
         await asyncio.sleep(max(0.0, window_end - time.perf_counter()))
-        cpu["end"], cpu["pg_end"] = web.cpu_seconds(), postgres_cpu_seconds(web.env["DATABASE_URL"])
+        cpu["end"], cpu["pg_end"] = web.cpu_by_process(), postgres_cpu_seconds(web.env["DATABASE_URL"])
 
     client_cpu0 = time.process_time()
     pace = n / rate if rate else 0.0
@@ -420,7 +423,10 @@ async def load(port: int, n: int, warmup: float, seconds: float, web: Web, seed:
     opens = [r[1] - r[0] for r in inside]
     votes = [r[2] - r[1] for r in inside]
     pairs = [r[2] - r[0] for r in inside]
-    web_cpu = cpu["end"] - cpu["start"]
+    # Each process's share of one core (the busiest first; the master's is ~0):
+    # a process that took most connections shows as one near 100%.
+    per_process = sorted(((cpu["end"][pid] - cpu["start"].get(pid, 0.0)) / seconds for pid in cpu["end"]), reverse=True)
+    web_cpu = sum(per_process) * seconds
     return {
         "rate": rate,
         "voters": n,
@@ -434,6 +440,7 @@ async def load(port: int, n: int, warmup: float, seconds: float, web: Web, seed:
         "web_cpu_ms_per_vote": 1000 * web_cpu / max(1, len(inside)),
         "pg_cpu_ms_per_vote": 1000 * (cpu["pg_end"] - cpu["pg_start"]) / max(1, len(inside)),
         "web_cpu_share": web_cpu / seconds,
+        "web_split": "+".join(f"{100 * share:.0f}" for share in per_process if share >= 0.005),
         "client_cpu_share": client_cpu / (warmup + seconds),
     }
 
@@ -464,7 +471,8 @@ def run_config(label: str, command: str, args, env: dict[str, str], port: int, c
                 f"{result['votes_per_s']:>8.1f} {ms(result['open']):>13} "
                 f"{ms(result['vote']):>13} {ms(result['pair']):>13} {result['web_cpu_ms_per_vote']:>8.2f} "
                 f"{result['pg_cpu_ms_per_vote']:>7.2f} "
-                f"{100 * result['web_cpu_share']:>6.0f}% {100 * result['client_cpu_share']:>6.0f}%  "
+                f"{100 * result['web_cpu_share']:>6.0f}% {result['web_split']:>9} "
+                f"{100 * result['client_cpu_share']:>6.0f}%  "
                 f"{result['errors'] or ''}",
                 flush=True,
             )
@@ -523,7 +531,7 @@ def main() -> None:
     print(
         f"{'config':<8} {'procs':>5} {'offered':>7} {'voters':>6} {'votes':>6} {'votes/s':>8} {'open p50/p95':>13} "
         f"{'vote p50/p95':>13} "
-        f"{'pair p50/p95':>13} {'cpu ms/v':>8} {'pg ms/v':>7} {'web':>7} {'client':>7}  errors"
+        f"{'pair p50/p95':>13} {'cpu ms/v':>8} {'pg ms/v':>7} {'web':>7} {'by proc':>9} {'client':>7}  errors"
     )
     try:
         for label, command, workers in configs:
@@ -535,7 +543,7 @@ def main() -> None:
     print(f"# load average at the end {os.getloadavg()[0]:.1f}")
     print(
         "# latencies in ms; cpu ms/v: the web processes' CPU per vote pair (open + vote), pg ms/v: PostgreSQL's; "
-        "web/client: share of one core"
+        "web/client: share of one core; by proc: each web process's share, the busiest first"
     )
     print("# target (issue #14): ≥ 200 votes/s with pair p95 < 100 ms at 50 voters")
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import io
 import os
+import random
 import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -66,7 +67,19 @@ def release_connections() -> None:
             connection.close()
 
 
+_recycle = random.Random()  # noqa: S311 - spreads load, guards nothing
+
+
 class ArenaASGIHandler(ASGIHandler):
+    """WEB_KEEPALIVE_REQUESTS = N: a keep-alive
+    connection is closed after a response with probability 1/N, so after N
+    requests on average (nginx's keepalive_requests, without per-connection
+    state). The web processes share one listening socket, and whichever
+    accepts first takes a whole burst of new connections: 50 clients that
+    connect together can all land on one process and hold it at 100% of a
+    core while the other idles. A connection that is closed now and then is
+    made again, and most often accepted by the process with time to spare."""
+
     def load_middleware(self, is_async: bool = False) -> None:
         # The sync chain, as under WSGI: no per-middleware thread hops.
         super().load_middleware(is_async=False)
@@ -85,6 +98,9 @@ class ArenaASGIHandler(ASGIHandler):
                 await self._stream(response, receive, send)
                 await loop.run_in_executor(request_threads(), response.close)  # request_finished
             else:
+                keepalive_requests = settings.WEB_KEEPALIVE_REQUESTS
+                if keepalive_requests and _recycle.random() * keepalive_requests < 1:
+                    response.headers["Connection"] = "close"  # uvicorn closes it after this response
                 await self.send_response(response, send)
         finally:
             body_file.close()

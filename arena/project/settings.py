@@ -189,6 +189,10 @@ if DATABASES["default"]["ENGINE"] == "arena.pgbackend" and env_int("DB_POOL_MAX_
 # middleware, view and queries. A thread waits on the database, so a few more
 # than cores; each holds a pooled connection only while its request runs.
 WEB_THREADS = env_int("WEB_THREADS", 8)
+# A keep-alive connection is closed after this many requests on average
+# (0: never), so connections spread again over the web processes
+# (arena/project/asgi.py). Streams are never cut.
+WEB_KEEPALIVE_REQUESTS = env_int("WEB_KEEPALIVE_REQUESTS", 50)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- cache (rate limits, debounce flags): shared by every process ----------
