@@ -180,17 +180,26 @@ def text_features(prompt: str, turns_a: list[str], turns_b: list[str], n_turns: 
 
 
 # What this process last learned of the debounce flag: when the window of
-# the task it announces ends (the flag's value). Until shortly before then,
-# that task is known to be waiting and will count this process's votes, so
-# they ask Redis nothing (a round trip per vote saved, issue #14). The margin
-# covers clocks of web and worker hosts that disagree by less than it.
-_debounce = {"until": 0.0, "next_read": 0.0}
+# the task it announces ends. Until shortly before then, that task is known
+# to be waiting and will count this process's votes, so they ask Redis
+# nothing (a round trip per vote saved, issue #14). The margin covers clocks
+# of web and worker hosts that disagree by less than it. Kept on the
+# monotonic clock (a wall clock set back must not stretch a window), and
+# never longer than RATINGS_DEBOUNCE_SECONDS.
+_debounce = {"skip_until": 0.0, "window_end": 0.0, "next_read": 0.0}
 DEBOUNCE_MARGIN_SECONDS = 0.25
 
 
 def forget_debounce() -> None:
     """Forget what this process knows of the debounce flag (tests)."""
-    _debounce.update(until=0.0, next_read=0.0)
+    _debounce.update(skip_until=0.0, window_end=0.0, next_read=0.0)
+
+
+def _learn_window(remaining: float, now: float) -> None:
+    remaining = min(remaining, settings.RATINGS_DEBOUNCE_SECONDS)
+    if remaining > 0:
+        _debounce["window_end"] = now + remaining
+        _debounce["skip_until"] = now + remaining - DEBOUNCE_MARGIN_SECONDS
 
 
 def request_recompute() -> bool:
@@ -214,8 +223,8 @@ def request_recompute() -> bool:
     """
     from arena import redis_guard
 
-    now = time.time()
-    if now < _debounce["until"] - DEBOUNCE_MARGIN_SECONDS:
+    now, ticks = time.time(), time.monotonic()
+    if ticks < _debounce["skip_until"]:
         return False  # the known window's task will count this vote
     debounce = settings.RATINGS_DEBOUNCE_SECONDS
     flagged = redis_guard.call(
@@ -225,16 +234,16 @@ def request_recompute() -> bool:
         "recompute debounce flag",
     )
     if flagged is False:
-        if _debounce["until"] <= now and now >= _debounce["next_read"]:
+        if ticks >= _debounce["window_end"] and ticks >= _debounce["next_read"]:
             # A window another process opened: learn when it ends (at most
             # once per margin while a window that is over still has its
             # flag: its task has not cleared it yet, or was lost).
-            _debounce["next_read"] = now + DEBOUNCE_MARGIN_SECONDS
+            _debounce["next_read"] = ticks + DEBOUNCE_MARGIN_SECONDS
             due = redis_guard.call(
                 redis_guard.cache_server(), lambda: cache.get(RECOMPUTE_QUEUED_KEY), lambda: None, "flag read"
             )
             if isinstance(due, int | float):
-                _debounce["until"] = float(due)
+                _learn_window(due - now, ticks)
         return False  # a queued (or lost, until the flag expires) task will count this vote
     sent = redis_guard.call(redis_guard.broker_server(), _publish_recompute, lambda: False, "recompute publish")
     if not sent:
@@ -244,7 +253,7 @@ def request_recompute() -> bool:
                 redis_guard.cache_server(), lambda: cache.delete(RECOMPUTE_QUEUED_KEY), lambda: None, "flag delete"
             )
     elif flagged:
-        _debounce["until"] = now + debounce
+        _learn_window(debounce, ticks)
     return sent
 
 

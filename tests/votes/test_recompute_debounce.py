@@ -88,3 +88,17 @@ def test_forget_debounce_starts_over(settings, cache_calls):
 
     assert request_recompute() is False  # asks again: the flag is still there
     assert cache_calls[0] == "add"
+
+
+def test_a_window_is_never_trusted_for_longer_than_the_debounce(settings, cache_calls):
+    """A flag whose value lies far ahead (another host's clock, or one set
+    back here) is trusted for RATINGS_DEBOUNCE_SECONDS at most."""
+    settings.RATINGS_DEBOUNCE_SECONDS = DEBOUNCE_MARGIN_SECONDS + 0.05
+    cache.set(RECOMPUTE_QUEUED_KEY, time.time() + 3600, timeout=10)
+    cache_calls.clear()
+    assert request_recompute() is False
+    assert cache_calls == ["add", "get"]
+
+    time.sleep(0.1)  # past the (short) debounce less the margin: asks again
+    assert request_recompute() is False
+    assert cache_calls[2] == "add"
