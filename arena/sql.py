@@ -14,6 +14,7 @@ per statement); the module functions are the same for a single statement.
 
 from __future__ import annotations
 
+import re
 from contextlib import contextmanager
 
 import psycopg
@@ -104,8 +105,10 @@ class Block:
                 f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) ",
                 f"({', '.join(['%s'] * len(fields))})",
                 # A SELECT's values have no column to take their type from
-                # (a NULL would be text): each is cast to its column's type.
-                ", ".join(f"%s::{f.db_type(connection)}" for f in fields),
+                # (a NULL would be text): each is cast to its column's type,
+                # without its length (an explicit cast to varchar(8) would cut
+                # a longer text short; the column's own assignment refuses it).
+                ", ".join(f"%s::{_TYPMOD.sub('', f.db_type(connection))}" for f in fields),
                 f" RETURNING {quote(auto.column)}" if returning else "",
                 fields,
             )
@@ -150,6 +153,7 @@ class Block:
 
 
 _inserts: dict = {}
+_TYPMOD = re.compile(r"\s*\([^)]*\)")
 _converters: dict = {}
 
 

@@ -175,6 +175,13 @@ def test_on_postgresql_the_vote_paths_statements_are_prepared_unless_turned_off(
         assert any("FOR UPDATE OF v, b" in s for s in new), new  # the vote's locking read
         assert any(s.startswith('WITH inserted AS (INSERT INTO "votes_vote"') for s in new), new
         assert any(s.startswith('INSERT INTO "arena_battle"') for s in new), new
+        # A refused vote ends its transaction without a ROLLBACK, on which
+        # psycopg would forget (and deallocate) every prepared statement.
+        again = client.post(
+            f"/api/v1/battles/{battle_id}/vote/", {"winner": "a"}, content_type="application/json", **headers
+        )
+        assert again.status_code == 409
+        assert new <= prepared_statements()
     else:
         assert new == set()
 
