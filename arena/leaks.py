@@ -9,6 +9,7 @@ import re
 from functools import lru_cache
 
 from .models import ArenaModel
+from .textmemo import per_text
 
 
 def identity_words(model: ArenaModel) -> list[str]:
@@ -28,7 +29,7 @@ def names_itself(text: str, words: list[str]) -> bool:
     return bool(words) and _names_any(text, tuple(words))
 
 
-@lru_cache(maxsize=4096)
+@per_text()
 def _names_any(text: str, words: tuple[str, ...]) -> bool:
     """Kept per text and words: an answer set's answers are checked on every
     battle that shows them."""

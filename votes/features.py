@@ -17,12 +17,11 @@ about one token per character.
 from __future__ import annotations
 
 import re
-from functools import lru_cache
+
+from arena.textmemo import per_text
 
 # The vote path computes these for answers it has seen before (an answer set
-# is shown again and again): each text's figures are kept, the most recent
-# few thousand (a few MB of text).
-_MEMO_TEXTS = 4096
+# is shown again and again): each text's figures are kept (arena/textmemo.py).
 
 # Han (the unified ideographs, extension A, compatibility ideographs, the
 # supplementary planes' extensions), Hiragana, Katakana (with the phonetic
@@ -39,7 +38,7 @@ _BOLD = re.compile(r"\*\*[^*\n]+\*\*|__[^_\n]+__")
 _FENCE = re.compile(r"```.*?(?:```|$)", re.DOTALL)
 
 
-@lru_cache(maxsize=_MEMO_TEXTS)
+@per_text()
 def style_counts(text: str) -> tuple[int, int, int, int]:
     """(tokens, headers, list_items, bold) of one response; code blocks count
     as tokens but not as markdown structure."""
@@ -108,7 +107,7 @@ _STOPWORDS = {
 _WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
 
 
-@lru_cache(maxsize=_MEMO_TEXTS)
+@per_text()
 def language(text: str) -> str:
     """A two-letter guess from the script, then from common words; '' if unsure."""
     text = text or ""
@@ -128,11 +127,11 @@ def has_code(*texts: str) -> bool:
     return any(_holds_code(t or "") for t in texts)
 
 
-@lru_cache(maxsize=_MEMO_TEXTS)
+@per_text()
 def _holds_code(text: str) -> bool:
     return _CODE_HINT.search(text) is not None
 
 
-@lru_cache(maxsize=_MEMO_TEXTS)
+@per_text()
 def token_count(text: str) -> int:
     return len(_TOKEN.findall(text or ""))
