@@ -16,6 +16,7 @@ import logging
 import time
 
 from celery import shared_task
+from django.conf import settings
 from django.core.cache import cache
 
 from votes.services import RECOMPUTE_QUEUED_KEY
@@ -45,6 +46,7 @@ def _cache_call(what: str, fn, default=None):
 
 
 MAX_DEBOUNCE_WAIT_SECONDS = 60
+_UNREADABLE = object()
 
 
 def wait_out_debounce() -> None:
@@ -52,9 +54,14 @@ def wait_out_debounce() -> None:
     votes committed after this point queue the next task. The flag's value
     is when the window ends, as the voting process's RATINGS_DEBOUNCE_SECONDS
     set it (capped, in case a clock is far off)."""
-    due = _cache_call("debounce flag", lambda: cache.get(RECOMPUTE_QUEUED_KEY))
+    due = _cache_call("debounce flag", lambda: cache.get(RECOMPUTE_QUEUED_KEY), default=_UNREADABLE)
     if isinstance(due, int | float):
         time.sleep(min(MAX_DEBOUNCE_WAIT_SECONDS, max(0.0, due - time.time())))
+    elif due is not None:
+        # The window's end is not written yet (its publisher is a moment
+        # behind), or the cache could not be read: web processes may be
+        # trusting a window this task cannot see, so it waits a whole one.
+        time.sleep(min(MAX_DEBOUNCE_WAIT_SECONDS, settings.RATINGS_DEBOUNCE_SECONDS))
     _cache_call("debounce flag", lambda: cache.delete(RECOMPUTE_QUEUED_KEY))
 
 

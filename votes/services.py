@@ -30,6 +30,11 @@ RECOMPUTE_QUEUED_KEY = "ratings:recompute-queued"
 # The debounce flag outlives its window by this much: if its task is lost
 # (a worker SIGKILLed holding it), the next vote after that queues another.
 RECOMPUTE_FLAG_GRACE_SECONDS = 10
+# The flag's value while its task is being published, before the window's end
+# is written: a process that reads it learns nothing (and keeps asking), and
+# a task that reads it waits a whole window. So no process trusts a window
+# whose task was never queued (a failed publish deletes the flag).
+RECOMPUTE_FLAG_OPENING = "opening"
 
 
 class VoteRejected(ArenaError):
@@ -215,9 +220,9 @@ def _learn_window(remaining: float, now: float) -> None:
 def request_recompute() -> bool:
     """Ask the worker for a ratings recompute, debounced; never blocks the vote.
 
-    The first vote of a burst sets the debounce flag (its value: when the
-    window ends) and
-    publishes a plain ``ratings.recompute`` message, with no countdown: the
+    The first vote of a burst sets the debounce flag, publishes a plain
+    ``ratings.recompute`` message, then writes when the window ends as the
+    flag's value (RECOMPUTE_FLAG_OPENING until then). No countdown: the
     task itself waits out the debounce window (ratings/tasks.py), so the
     worker never holds an ETA message that a Redis restart would make it
     restore (kombu crashes on that, issue #12). Later votes find the flag and
@@ -239,7 +244,9 @@ def request_recompute() -> bool:
     debounce = settings.RATINGS_DEBOUNCE_SECONDS
     flagged = redis_guard.call(
         redis_guard.cache_server(),
-        lambda: cache.add(RECOMPUTE_QUEUED_KEY, now + debounce, timeout=debounce + RECOMPUTE_FLAG_GRACE_SECONDS),
+        lambda: cache.add(
+            RECOMPUTE_QUEUED_KEY, RECOMPUTE_FLAG_OPENING, timeout=debounce + RECOMPUTE_FLAG_GRACE_SECONDS
+        ),
         lambda: None,
         "recompute debounce flag",
     )
@@ -263,6 +270,13 @@ def request_recompute() -> bool:
                 redis_guard.cache_server(), lambda: cache.delete(RECOMPUTE_QUEUED_KEY), lambda: None, "flag delete"
             )
     elif flagged:
+        # The task is queued: the window's end, for the task and the other processes.
+        redis_guard.call(
+            redis_guard.cache_server(),
+            lambda: cache.set(RECOMPUTE_QUEUED_KEY, now + debounce, timeout=debounce + RECOMPUTE_FLAG_GRACE_SECONDS),
+            lambda: None,
+            "flag window",
+        )
         _learn_window(debounce, ticks)
     return sent
 

@@ -10,7 +10,7 @@ import pytest
 from django.core.cache import cache, caches
 
 from votes import services
-from votes.services import DEBOUNCE_MARGIN_SECONDS, RECOMPUTE_QUEUED_KEY, request_recompute
+from votes.services import DEBOUNCE_MARGIN_SECONDS, RECOMPUTE_FLAG_OPENING, RECOMPUTE_QUEUED_KEY, request_recompute
 
 
 @pytest.fixture
@@ -102,3 +102,49 @@ def test_a_window_is_never_trusted_for_longer_than_the_debounce(settings, cache_
     time.sleep(0.1)  # past the (short) debounce less the margin: asks again
     assert request_recompute() is False
     assert cache_calls[2] == "add"
+
+
+def test_the_flag_names_its_window_only_once_the_task_is_queued(settings, cache_calls):
+    """While its task is being published the flag says "opening": another
+    process learns nothing from it and keeps asking; once published, the
+    flag holds when the window ends."""
+    settings.RATINGS_DEBOUNCE_SECONDS = 30
+    cache.set(RECOMPUTE_QUEUED_KEY, RECOMPUTE_FLAG_OPENING, timeout=40)
+    cache_calls.clear()
+    assert request_recompute() is False
+    time.sleep(DEBOUNCE_MARGIN_SECONDS + 0.01)  # past the read throttle
+    assert request_recompute() is False
+    assert cache_calls == ["add", "get", "add", "get"]  # never trusted
+
+    cache.delete(RECOMPUTE_QUEUED_KEY)
+    services.forget_debounce()
+    before = time.time()
+    assert request_recompute() is True
+    assert before + 29 <= cache.get(RECOMPUTE_QUEUED_KEY) <= time.time() + 30
+
+
+@pytest.mark.parametrize(
+    ("flag", "waits"),
+    [("window", "until its end"), (RECOMPUTE_FLAG_OPENING, "a whole window"), (None, "not at all")],
+)
+def test_the_task_waits_out_the_window_it_can_see(settings, monkeypatch, flag, waits):
+    """The worker's side (ratings/tasks.py): it sleeps until the window's
+    end, a whole window while the end is not written yet, not at all without
+    a flag (a recompute asked for otherwise); then it clears the flag."""
+    from ratings import tasks
+
+    settings.RATINGS_DEBOUNCE_SECONDS = 7
+    slept: list[float] = []
+    monkeypatch.setattr(tasks.time, "sleep", slept.append)  # the waits, recorded instead of slept
+    if flag == "window":
+        cache.set(RECOMPUTE_QUEUED_KEY, time.time() + 3, timeout=20)
+    elif flag is not None:
+        cache.set(RECOMPUTE_QUEUED_KEY, flag, timeout=20)
+    else:
+        cache.delete(RECOMPUTE_QUEUED_KEY)
+
+    tasks.wait_out_debounce()
+
+    expected = {"until its end": [pytest.approx(3, abs=0.5)], "a whole window": [7], "not at all": []}[waits]
+    assert slept == expected
+    assert cache.get(RECOMPUTE_QUEUED_KEY) is None
