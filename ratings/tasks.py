@@ -19,7 +19,7 @@ from celery import shared_task
 from django.conf import settings
 from django.core.cache import cache
 
-from votes.services import RECOMPUTE_QUEUED_KEY
+from votes.services import RECOMPUTE_QUEUED_KEY, opening_flag_end
 
 from . import judge_tasks, runs, services
 
@@ -55,13 +55,16 @@ def wait_out_debounce() -> None:
     is when the window ends, as the voting process's RATINGS_DEBOUNCE_SECONDS
     set it (capped, in case a clock is far off)."""
     due = _cache_call("debounce flag", lambda: cache.get(RECOMPUTE_QUEUED_KEY), default=_UNREADABLE)
-    if isinstance(due, int | float):
-        time.sleep(min(MAX_DEBOUNCE_WAIT_SECONDS, max(0.0, due - time.time())))
-    elif due is not None:
-        # The window's end is not written yet (its publisher is a moment
-        # behind), or the cache could not be read: web processes may be
-        # trusting a window this task cannot see, so it waits a whole one.
+    if due is _UNREADABLE:
+        # Web processes may be trusting a window this task cannot see: wait
+        # a whole one (as this process's setting has it).
         time.sleep(min(MAX_DEBOUNCE_WAIT_SECONDS, settings.RATINGS_DEBOUNCE_SECONDS))
+    else:
+        # A window's end, or "opening <end>" while its publisher had not yet
+        # written the end (this task was quicker): either way, until then.
+        end = due if isinstance(due, int | float) else opening_flag_end(due)
+        if end is not None:
+            time.sleep(min(MAX_DEBOUNCE_WAIT_SECONDS, max(0.0, end - time.time())))
     _cache_call("debounce flag", lambda: cache.delete(RECOMPUTE_QUEUED_KEY))
 
 

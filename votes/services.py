@@ -30,11 +30,26 @@ RECOMPUTE_QUEUED_KEY = "ratings:recompute-queued"
 # The debounce flag outlives its window by this much: if its task is lost
 # (a worker SIGKILLed holding it), the next vote after that queues another.
 RECOMPUTE_FLAG_GRACE_SECONDS = 10
-# The flag's value while its task is being published, before the window's end
-# is written: a process that reads it learns nothing (and keeps asking), and
-# a task that reads it waits a whole window. So no process trusts a window
-# whose task was never queued (a failed publish deletes the flag).
+# The flag's value while its task is being published: "opening <window end>".
+# A web process that reads it learns nothing (and keeps asking), so none
+# trusts a window whose task was never queued (a failed publish deletes the
+# flag); the task, which may well read it first, waits until the end it names.
+# Once the task is queued the value becomes the window's end, a number.
 RECOMPUTE_FLAG_OPENING = "opening"
+
+
+def opening_flag(window_end: float) -> str:
+    return f"{RECOMPUTE_FLAG_OPENING} {window_end:.3f}"
+
+
+def opening_flag_end(value) -> float | None:
+    """The window's end named by an opening flag's value, else None."""
+    if isinstance(value, str) and value.startswith(RECOMPUTE_FLAG_OPENING + " "):
+        try:
+            return float(value.split(" ", 1)[1])
+        except ValueError:
+            return None
+    return None
 
 
 class VoteRejected(ArenaError):
@@ -222,7 +237,7 @@ def request_recompute() -> bool:
 
     The first vote of a burst sets the debounce flag, publishes a plain
     ``ratings.recompute`` message, then writes when the window ends as the
-    flag's value (RECOMPUTE_FLAG_OPENING until then). No countdown: the
+    flag's value (``opening <end>`` until then). No countdown: the
     task itself waits out the debounce window (ratings/tasks.py), so the
     worker never holds an ETA message that a Redis restart would make it
     restore (kombu crashes on that, issue #12). Later votes find the flag and
@@ -245,7 +260,7 @@ def request_recompute() -> bool:
     flagged = redis_guard.call(
         redis_guard.cache_server(),
         lambda: cache.add(
-            RECOMPUTE_QUEUED_KEY, RECOMPUTE_FLAG_OPENING, timeout=debounce + RECOMPUTE_FLAG_GRACE_SECONDS
+            RECOMPUTE_QUEUED_KEY, opening_flag(now + debounce), timeout=debounce + RECOMPUTE_FLAG_GRACE_SECONDS
         ),
         lambda: None,
         "recompute debounce flag",
