@@ -367,61 +367,53 @@ def _battle_create(voter: Voter, client_hash: str, rng: random.Random) -> Battle
     if len(models) < 2:
         raise NoBattleAvailable("no two active models share an answered question; load an answer set first")
     inputs = sampling_inputs(models)
-    refused = None
-    with transaction.atomic(), sql.block() as db:
-        try:
-            # One open at a time per voter, so two concurrent opens read each
-            # other's battle and keep the rotation. The ban is read here too.
-            # The voter's row, locked, with their history in the same round trip
-            # (one row per battle; a voter without one still gets their row).
-            rows = db.all(
-                f"SELECT v.banned, b.question_id, b.model_a_id, b.model_b_id, b.status FROM {Voter._meta.db_table} v "
-                f"LEFT JOIN {Battle._meta.db_table} b ON b.voter_id = v.id AND b.question_id IS NOT NULL "
-                f"WHERE v.id = %s{db.for_update('v')}",
-                [voter.pk],
+    with sql.atomic_block(refusing=(ArenaError, _StaleAnswerIndex)) as db:
+        # One open at a time per voter, so two concurrent opens read each
+        # other's battle and keep the rotation. The ban is read here too.
+        # The voter's row, locked, with their history in the same round trip
+        # (one row per battle; a voter without one still gets their row).
+        rows = db.all(
+            f"SELECT v.banned, b.question_id, b.model_a_id, b.model_b_id, b.status FROM {Voter._meta.db_table} v "
+            f"LEFT JOIN {Battle._meta.db_table} b ON b.voter_id = v.id AND b.question_id IS NOT NULL "
+            f"WHERE v.id = %s{db.for_update('v')}",
+            [voter.pk],
+        )
+        if not rows or rows[0][0]:
+            raise VoterBanned("this voter may not open battles")
+        seen, revealed = _history([row[1:] for row in rows if row[1] is not None])
+        question_id, positions = next_question(models, questions, seen, revealed, rng, candidates.shared)
+        model_a, model_b = choose_pair([models[k] for k in positions], rng, _restrict_inputs(inputs, positions))
+        read = db.reader(None, (Answer, "turns"), (Question, "turns"))
+        rows = db.all(
+            f"SELECT a.model_id, a.turns, q.turns FROM {Answer._meta.db_table} a "
+            f"JOIN {Question._meta.db_table} q ON q.id = a.question_id "
+            "WHERE a.question_id = %s AND a.model_id IN (%s, %s)",
+            [question_id, model_a.id, model_b.id],
+        )
+        answers = {
+            model_id: (answer_turns, question_turns) for model_id, answer_turns, question_turns in map(read, rows)
+        }
+        if len(answers) < 2:
+            # An answer deleted since this process indexed them: index afresh, pick again.
+            reset_caches()
+            raise _StaleAnswerIndex
+        question = Question(id=question_id, turns=answers[model_a.id][1])
+        turns = conversation(question, Answer(turns=answers[model_a.id][0]), Answer(turns=answers[model_b.id][0]))
+        return db.insert(
+            Battle(
+                voter=voter,
+                model_a=model_a,
+                model_b=model_b,
+                question=question,
+                prompt=turns[0]["prompt"],
+                response_a=turns[0]["a"],
+                response_b=turns[0]["b"],
+                turns=turns,
+                identity_leak=battle_leaks(turns, model_a, model_b),
+                client_hash=client_hash,
+                ready_at=timezone.now(),
             )
-            if not rows or rows[0][0]:
-                raise VoterBanned("this voter may not open battles")
-            seen, revealed = _history([row[1:] for row in rows if row[1] is not None])
-            question_id, positions = next_question(models, questions, seen, revealed, rng, candidates.shared)
-            model_a, model_b = choose_pair([models[k] for k in positions], rng, _restrict_inputs(inputs, positions))
-            read = db.reader(None, (Answer, "turns"), (Question, "turns"))
-            rows = db.all(
-                f"SELECT a.model_id, a.turns, q.turns FROM {Answer._meta.db_table} a "
-                f"JOIN {Question._meta.db_table} q ON q.id = a.question_id "
-                "WHERE a.question_id = %s AND a.model_id IN (%s, %s)",
-                [question_id, model_a.id, model_b.id],
-            )
-            answers = {
-                model_id: (answer_turns, question_turns) for model_id, answer_turns, question_turns in map(read, rows)
-            }
-            if len(answers) < 2:
-                # An answer deleted since this process indexed them: index afresh, pick again.
-                reset_caches()
-                raise _StaleAnswerIndex
-            question = Question(id=question_id, turns=answers[model_a.id][1])
-            turns = conversation(question, Answer(turns=answers[model_a.id][0]), Answer(turns=answers[model_b.id][0]))
-            return db.insert(
-                Battle(
-                    voter=voter,
-                    model_a=model_a,
-                    model_b=model_b,
-                    question=question,
-                    prompt=turns[0]["prompt"],
-                    response_a=turns[0]["a"],
-                    response_b=turns[0]["b"],
-                    turns=turns,
-                    identity_leak=battle_leaks(turns, model_a, model_b),
-                    client_hash=client_hash,
-                    ready_at=timezone.now(),
-                )
-            )
-        except (ArenaError, _StaleAnswerIndex) as exc:
-            # Refused before anything was written: the transaction ends with
-            # a COMMIT, not a ROLLBACK, on which psycopg would forget every
-            # statement prepared on this connection.
-            refused = exc
-    raise refused
+        )
 
 
 class BattleNotFound(ArenaError):

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 
 import psycopg
 from django.conf import settings
-from django.db import DEFAULT_DB_ALIAS, connections
+from django.db import DEFAULT_DB_ALIAS, connections, transaction
 
 
 class _PreparingCursor(psycopg.Cursor):
@@ -212,6 +212,23 @@ def block(using: str = DEFAULT_DB_ALIAS):
     connection = connections[using]
     with _cursor(connection) as cursor:
         yield Block(connection, cursor)
+
+
+@contextmanager
+def atomic_block(refusing: tuple[type[BaseException], ...] = (), using: str = DEFAULT_DB_ALIAS):
+    """``transaction.atomic()`` with one Block. An exception of ``refusing``
+    raised inside (a refusal, raised before the block wrote anything) ends
+    the transaction with a COMMIT, then goes on to the caller: on a ROLLBACK
+    psycopg deallocates every statement prepared on the connection. Any
+    other exception rolls back as usual."""
+    refused = None
+    with transaction.atomic(using=using), block(using) as db:
+        try:
+            yield db
+        except refusing as exc:
+            refused = exc
+    if refused is not None:
+        raise refused
 
 
 def fetchone(statement: str, params=()) -> tuple | None:

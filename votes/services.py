@@ -109,83 +109,75 @@ def vote_record(*, battle_id: uuid.UUID | str, voter: Voter, winner: str) -> Vot
         raise BattleNotFound("no such battle for this voter") from None
     if winner not in Vote.Winner.values:
         raise VoteRejected(f"winner must be one of {', '.join(Vote.Winner.values)}")
-    refused = None
     try:
-        with transaction.atomic(), sql.block() as db:
-            try:
-                statements = _vote_statements(db)
-                battle_key = db.param(Battle, "id", battle_id)
-                # The voter row is this voter's mutex: every per-voter rule below
-                # (banned, the daily cap) is read-then-insert, and two simultaneous
-                # votes must not both pass a count that each would push over the cap.
-                # The models come with the battle: the reveal is read inside this
-                # transaction, so nothing after the commit touches the database.
-                row = db.one(statements["battle"], [Judge.Status.ACTIVE, voter.pk, battle_key])
-                if row is None:
-                    raise BattleNotFound("no such battle for this voter")
-                (status, prompt, response_a, response_b, turns, identity_leak, ready_at, created_at,
-                 model_a_id, model_a_name, model_b_id, model_b_name, banned, judges_active) = db.reader(
-                    *BATTLE_READER)(row)  # fmt: skip
-                # A vote stored for a battle not marked voted (none is, but the
-                # database is the judge) fails the unique index below: AlreadyVoted.
-                if status == Battle.Status.VOTED:
-                    raise AlreadyVoted("this battle already has a vote")
-                if status == Battle.Status.SKIPPED:
-                    raise BattleSkipped("this battle was skipped; open a new one")
-                if status == Battle.Status.PENDING:
-                    raise VoteRejected("the answers are not complete yet; vote when both have finished")
-                if status != Battle.Status.READY:
-                    raise VoteRejected("this battle cannot be voted on: one of the answers failed")
-                if banned:
-                    raise VoteRejected("this voter may not vote")
-                now = timezone.now()
-                window = settings.ARENA_VOTE_WINDOW_SECONDS
-                if window and now - (ready_at or created_at) > timedelta(seconds=window):
-                    raise BattleExpired("this battle is too old to vote on; open a new one")
-                # The daily cap: counted in the insert's own statement where the
-                # database can (PostgreSQL; after the voter's lock, so a vote of
-                # theirs committed meanwhile is counted), just before it elsewhere.
-                cap = settings.ARENA_DAILY_VOTE_CAP
-                under_cap = None
-                if cap:
-                    since = db.param(Vote, "created_at", now - timedelta(days=1))
-                    under_cap = (statements["under_cap"], [voter.pk, since, cap])
-                conversation = turns or [{"prompt": prompt, "a": response_a, "b": response_b}]
-                model_a = ArenaModel.from_db("default", ["id", "name"], [model_a_id, model_a_name])
-                model_b = ArenaModel.from_db("default", ["id", "name"], [model_b_id, model_b_name])
-                vote = Vote(
-                    battle_id=battle_id,
-                    voter=voter,
-                    model_a=model_a,
-                    model_b=model_b,
-                    winner=winner,
-                    created_at=now,
-                    **text_features(
-                        prompt,
-                        [t["a"] for t in conversation],
-                        [t["b"] for t in conversation],
-                        n_turns=len(conversation),
-                    ),
-                    **leak_exclusion(identity_leak, now),
-                )
-                if (
-                    db.insert(vote, also=(statements["voted"], [Battle.Status.VOTED, battle_key]), only_if=under_cap)
-                    is None
-                ):
-                    raise DailyCapReached(f"this voter has cast {cap} votes in the last 24 hours, the daily cap")
-                transaction.on_commit(request_recompute)
-                if judges_active:  # judges, if any (votes/judging.py)
-                    transaction.on_commit(lambda: request_judging(battle_id, checked=True))
-            except ArenaError as exc:
-                # Refused before anything was written (the cap's refusal is an
-                # insert that wrote nothing): the transaction ends with a COMMIT,
-                # not a ROLLBACK, on which psycopg would forget every statement
-                # prepared on this connection.
-                refused = exc
+        # Refusals (ArenaError) are raised before anything is written (the
+        # cap's is an insert that wrote nothing): they commit (sql.atomic_block).
+        with sql.atomic_block(refusing=(ArenaError,)) as db:
+            statements = _vote_statements(db)
+            battle_key = db.param(Battle, "id", battle_id)
+            # The voter row is this voter's mutex: every per-voter rule below
+            # (banned, the daily cap) is read-then-insert, and two simultaneous
+            # votes must not both pass a count that each would push over the cap.
+            # The models come with the battle: the reveal is read inside this
+            # transaction, so nothing after the commit touches the database.
+            row = db.one(statements["battle"], [Judge.Status.ACTIVE, voter.pk, battle_key])
+            if row is None:
+                raise BattleNotFound("no such battle for this voter")
+            (status, prompt, response_a, response_b, turns, identity_leak, ready_at, created_at,
+             model_a_id, model_a_name, model_b_id, model_b_name, banned, judges_active) = db.reader(
+                *BATTLE_READER)(row)  # fmt: skip
+            # A vote stored for a battle not marked voted (none is, but the
+            # database is the judge) fails the unique index below: AlreadyVoted.
+            if status == Battle.Status.VOTED:
+                raise AlreadyVoted("this battle already has a vote")
+            if status == Battle.Status.SKIPPED:
+                raise BattleSkipped("this battle was skipped; open a new one")
+            if status == Battle.Status.PENDING:
+                raise VoteRejected("the answers are not complete yet; vote when both have finished")
+            if status != Battle.Status.READY:
+                raise VoteRejected("this battle cannot be voted on: one of the answers failed")
+            if banned:
+                raise VoteRejected("this voter may not vote")
+            now = timezone.now()
+            window = settings.ARENA_VOTE_WINDOW_SECONDS
+            if window and now - (ready_at or created_at) > timedelta(seconds=window):
+                raise BattleExpired("this battle is too old to vote on; open a new one")
+            # The daily cap: counted in the insert's own statement where the
+            # database can (PostgreSQL; after the voter's lock, so a vote of
+            # theirs committed meanwhile is counted), just before it elsewhere.
+            cap = settings.ARENA_DAILY_VOTE_CAP
+            under_cap = None
+            if cap:
+                since = db.param(Vote, "created_at", now - timedelta(days=1))
+                under_cap = (statements["under_cap"], [voter.pk, since, cap])
+            conversation = turns or [{"prompt": prompt, "a": response_a, "b": response_b}]
+            model_a = ArenaModel.from_db("default", ["id", "name"], [model_a_id, model_a_name])
+            model_b = ArenaModel.from_db("default", ["id", "name"], [model_b_id, model_b_name])
+            vote = Vote(
+                battle_id=battle_id,
+                voter=voter,
+                model_a=model_a,
+                model_b=model_b,
+                winner=winner,
+                created_at=now,
+                **text_features(
+                    prompt,
+                    [t["a"] for t in conversation],
+                    [t["b"] for t in conversation],
+                    n_turns=len(conversation),
+                ),
+                **leak_exclusion(identity_leak, now),
+            )
+            if (
+                db.insert(vote, also=(statements["voted"], [Battle.Status.VOTED, battle_key]), only_if=under_cap)
+                is None
+            ):
+                raise DailyCapReached(f"this voter has cast {cap} votes in the last 24 hours, the daily cap")
+            transaction.on_commit(request_recompute)
+            if judges_active:  # judges, if any (votes/judging.py)
+                transaction.on_commit(lambda: request_judging(battle_id, checked=True))
     except IntegrityError as exc:  # a concurrent submit won the unique index
         raise AlreadyVoted("this battle already has a vote") from exc
-    if refused is not None:
-        raise refused
     return vote
 
 
@@ -216,20 +208,19 @@ def text_features(prompt: str, turns_a: list[str], turns_b: list[str], n_turns: 
 # of web and worker hosts that disagree by less than it. Kept on the
 # monotonic clock (a wall clock set back must not stretch a window), and
 # never longer than RATINGS_DEBOUNCE_SECONDS.
-_debounce = {"skip_until": 0.0, "window_end": 0.0, "next_read": 0.0}
+_debounce = {"window_end": 0.0, "next_read": 0.0}
 DEBOUNCE_MARGIN_SECONDS = 0.25
 
 
 def forget_debounce() -> None:
     """Forget what this process knows of the debounce flag (tests)."""
-    _debounce.update(skip_until=0.0, window_end=0.0, next_read=0.0)
+    _debounce.update(window_end=0.0, next_read=0.0)
 
 
 def _learn_window(remaining: float, now: float) -> None:
     remaining = min(remaining, settings.RATINGS_DEBOUNCE_SECONDS)
     if remaining > 0:
         _debounce["window_end"] = now + remaining
-        _debounce["skip_until"] = now + remaining - DEBOUNCE_MARGIN_SECONDS
 
 
 def request_recompute() -> bool:
@@ -254,7 +245,7 @@ def request_recompute() -> bool:
     from arena import redis_guard
 
     now, ticks = time.time(), time.monotonic()
-    if ticks < _debounce["skip_until"]:
+    if ticks < _debounce["window_end"] - DEBOUNCE_MARGIN_SECONDS:
         return False  # the known window's task will count this vote
     debounce = settings.RATINGS_DEBOUNCE_SECONDS
     flagged = redis_guard.call(
